@@ -1,0 +1,54 @@
+"""The ``mflow-sbi`` command.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
+subcommand and sets ``func`` to the function that runs it. Errors caused by user input
+(:class:`mflow_sbi.errors.MflowError`) print one line and exit with status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from mflow_sbi import __version__
+from mflow_sbi.errors import MflowError
+
+SUBCOMMAND_MODULES = ("simulate",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mflow-sbi", description="Simulation-based inference with manifold-learning flows."
+    )
+    parser.add_argument("--version", action="version", version=f"mflow-sbi {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"mflow_sbi.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        args.func(args)
+    except MflowError as err:
+        if args.debug:
+            raise
+        print(f"mflow-sbi {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mflow-sbi {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

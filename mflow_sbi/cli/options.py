@@ -1,0 +1,16 @@
+"""Parsers for option values shared by several subcommands."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mflow_sbi.errors import InputError
+
+
+def parse_vector(text: str, what: str = "value") -> np.ndarray:
+    """Parse ``V[,V...]`` into a float64 vector."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not a comma-separated list of numbers") from None
+    return np.array(values, dtype=np.float64)

@@ -1,0 +1,57 @@
+"""Atomic file writing: outputs are written to a temporary file in the same folder, then renamed.
+
+A crash or interrupt therefore never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, else delete it.
+
+    ``suffix`` defaults to the target's suffix, so writers that look at the extension (numpy, matplotlib,
+    uproot) behave as for the final name.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix, dir=target.parent
+    )
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``numpy.savez`` written atomically; returns the final path."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    return Path(path)
+
+
+def save_json(path: str | os.PathLike, obj: object) -> Path:
+    """Pretty-printed JSON written atomically; returns the final path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def save_text(path: str | os.PathLike, text: str) -> Path:
+    """Text written atomically; returns the final path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -1,0 +1,26 @@
+"""Simulators with known data manifolds and (where tractable) exact likelihoods.
+
+``get_simulator(name)`` returns an instance; ``SIMULATORS`` maps names to classes.
+"""
+
+from __future__ import annotations
+
+from mflow_sbi.errors import InputError
+from simulators.base import IntractableLikelihood, Simulator
+from simulators.polynomial_surface import PolynomialSurface
+
+SIMULATORS: dict[str, type] = {
+    PolynomialSurface.name: PolynomialSurface,
+}
+
+
+def get_simulator(name: str, **options) -> Simulator:
+    """Instantiate the simulator called ``name`` with keyword ``options``."""
+    try:
+        cls = SIMULATORS[name]
+    except KeyError:
+        raise InputError(f"unknown simulator {name!r}; available: {', '.join(sorted(SIMULATORS))}") from None
+    return cls(**options)
+
+
+__all__ = ["SIMULATORS", "IntractableLikelihood", "Simulator", "get_simulator"]

@@ -1,0 +1,68 @@
+"""The interface every simulator implements, and shared helpers.
+
+All arrays are float64 numpy arrays; every random draw goes through an explicit ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mflow_sbi.errors import InputError, IntractableLikelihood
+from mflow_sbi.inference.priors import IndependentPrior
+
+__all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "DATA_DIR"]
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "simulators"
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """A simulator with known data manifold (and, where tractable, known likelihood)."""
+
+    name: str
+    data_dim: int
+    manifold_dim: int
+    parameter_names: tuple[str, ...]
+    parameter_labels: tuple[str, ...]
+    prior: IndependentPrior
+
+    def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw x of shape (n, data_dim); theta has shape (p,) (shared) or (n, p) (one per event)."""
+        ...
+
+    def log_likelihood(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """log p(x|theta) per event, shape (n,); raises IntractableLikelihood where unknown."""
+        ...
+
+    def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
+        """A non-negative distance (or constraint-violation summary) per event, shape (n,)."""
+        ...
+
+
+def broadcast_theta(theta: np.ndarray, n: int, parameter_dim: int) -> np.ndarray:
+    """Return theta as an (n, p) array; accepts (p,) (same theta for all events) or (n, p)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim == 1 and theta.shape[0] == parameter_dim:
+        return np.broadcast_to(theta, (n, parameter_dim))
+    if theta.ndim == 2 and theta.shape == (n, parameter_dim):
+        return theta
+    raise InputError(f"theta must have shape ({parameter_dim},) or ({n}, {parameter_dim}), got {theta.shape}")
+
+
+def check_x(x: np.ndarray, data_dim: int, what: str = "x") -> np.ndarray:
+    """Return x as a float64 (n, data_dim) array or raise naming the expected shape."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != data_dim:
+        raise InputError(f"{what} must have shape (n, {data_dim}), got {x.shape}")
+    return x
+
+
+def load_constants(name: str) -> dict:
+    """Load a simulator's published constants from ``data/simulators/NAME.json``."""
+    path = DATA_DIR / f"{name}.json"
+    with path.open() as handle:
+        return json.load(handle)

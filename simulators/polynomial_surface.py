@@ -1,0 +1,139 @@
+"""Mixture on a polynomial surface (Brehmer & Cranmer 2020, arXiv:2003.13913, section 4.2).
+
+3-D data on a 2-D manifold, one parameter theta in [-1, 1] (prior U(-1, 1)).
+
+Latent z in R^2 is a two-component Gaussian mixture:
+
+    p(z|theta) = 0.6 N(z; (1, -1), 2^2 I) + 0.4 N(z; (-1, 1), s(theta)^2 I),   s(theta) = 0.2 + 0.4 (1 + theta)
+
+The surface height is f(z) = [sum_k c_k m_k(z)] exp(-0.1 |z|^2), with m_k the 21 monomials of degree <= 5
+in scikit-learn's PolynomialFeatures order, and the data point is x = R (z1, z2, f(z)) with the published
+rotation R and coefficients c (``data/simulators/polynomial_surface.json``).
+
+The embedding g(z) = R (z, f(z)) has Jacobian J = R [I_2; grad f^T], so det(J^T J) = 1 + |grad f(z)|^2
+(R is orthogonal). The exact density on the surface (w.r.t. its area measure) is therefore
+
+    log p(x|theta) = log p(z|theta) - 1/2 log(1 + |grad f(z)|^2),   z = first two coordinates of R^T x.
+
+The second term does not depend on theta.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from mflow_sbi.inference.priors import IndependentPrior, Uniform1D
+from simulators.base import broadcast_theta, check_x, load_constants
+
+DEGREE = 5
+WEIGHTS = (0.6, 0.4)
+MEAN_BROAD = np.array([1.0, -1.0])
+MEAN_NARROW = np.array([-1.0, 1.0])
+SCALE_BROAD = 2.0
+
+
+def narrow_scale(theta: np.ndarray) -> np.ndarray:
+    """s(theta) = 0.2 + 0.4 (1 + theta), the width of the theta-dependent mixture component."""
+    return 0.2 + 0.4 * (1.0 + np.asarray(theta, dtype=np.float64))
+
+
+def _exponents(degree: int) -> np.ndarray:
+    """(k, 2) exponents of z1, z2 in PolynomialFeatures order: for each total degree d, z1^(d-i) z2^i."""
+    return np.array([(d - i, i) for d in range(degree + 1) for i in range(d + 1)], dtype=np.int64)
+
+
+class PolynomialSurface:
+    """The paper's polynomial-surface mixture; see the module docstring for the math."""
+
+    name = "polynomial_surface"
+    data_dim = 3
+    manifold_dim = 2
+    parameter_names = ("theta",)
+    parameter_labels = (r"$\theta$",)
+
+    def __init__(self) -> None:
+        constants = load_constants(self.name)
+        self.coefficients = np.asarray(constants["coefficients"], dtype=np.float64)
+        self.rotation = np.asarray(constants["rotation"], dtype=np.float64)
+        self.exponents = _exponents(DEGREE)
+        if self.coefficients.shape != (len(self.exponents),):
+            raise ValueError("polynomial_surface.json: expected 21 coefficients")
+        self.prior = IndependentPrior([Uniform1D(-1.0, 1.0)])
+
+    # --- the surface -------------------------------------------------------------------------------
+    def polynomial(self, z: np.ndarray) -> np.ndarray:
+        """P(z) = sum_k c_k z1^a_k z2^b_k."""
+        z = np.asarray(z, dtype=np.float64)
+        monomials = z[:, None, 0] ** self.exponents[:, 0] * z[:, None, 1] ** self.exponents[:, 1]
+        return monomials @ self.coefficients
+
+    def _polynomial_gradient(self, z: np.ndarray) -> np.ndarray:
+        a, b = self.exponents[:, 0], self.exponents[:, 1]
+        z1, z2 = z[:, None, 0], z[:, None, 1]
+        d1 = np.where(a > 0, a * z1 ** np.maximum(a - 1, 0), 0.0) * z2**b
+        d2 = z1**a * np.where(b > 0, b * z2 ** np.maximum(b - 1, 0), 0.0)
+        return np.stack([d1 @ self.coefficients, d2 @ self.coefficients], axis=1)
+
+    def height(self, z: np.ndarray) -> np.ndarray:
+        """f(z) = P(z) exp(-0.1 |z|^2)."""
+        z = np.asarray(z, dtype=np.float64)
+        return self.polynomial(z) * np.exp(-0.1 * np.sum(z**2, axis=1))
+
+    def height_gradient(self, z: np.ndarray) -> np.ndarray:
+        """grad f = (grad P - 0.2 z P) exp(-0.1 |z|^2), shape (n, 2)."""
+        z = np.asarray(z, dtype=np.float64)
+        damping = np.exp(-0.1 * np.sum(z**2, axis=1))[:, None]
+        return (self._polynomial_gradient(z) - 0.2 * z * self.polynomial(z)[:, None]) * damping
+
+    def embed(self, z: np.ndarray) -> np.ndarray:
+        """x = R (z1, z2, f(z)) for z of shape (n, 2)."""
+        z = np.asarray(z, dtype=np.float64)
+        return np.column_stack([z, self.height(z)]) @ self.rotation.T
+
+    def latent(self, x: np.ndarray) -> np.ndarray:
+        """z = first two coordinates of R^T x (exact inverse of ``embed`` on the surface)."""
+        return (check_x(x, self.data_dim) @ self.rotation)[:, :2]
+
+    def log_det_metric(self, z: np.ndarray) -> np.ndarray:
+        """log det(J^T J) = log(1 + |grad f(z)|^2) of the embedding z -> x."""
+        return np.log1p(np.sum(self.height_gradient(z) ** 2, axis=1))
+
+    # --- the simulator interface ---------------------------------------------------------------------
+    def sample_latent(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw z ~ p(z|theta), shape (n, 2)."""
+        theta = broadcast_theta(theta, n, 1)[:, 0]
+        narrow = rng.random(n) >= WEIGHTS[0]
+        noise = rng.standard_normal((n, 2))
+        broad_z = MEAN_BROAD + SCALE_BROAD * noise
+        narrow_z = MEAN_NARROW + narrow_scale(theta)[:, None] * noise
+        return np.where(narrow[:, None], narrow_z, broad_z)
+
+    def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.embed(self.sample_latent(theta, n, rng))
+
+    def latent_log_prob(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """log p(z|theta) of the Gaussian mixture (normalized in R^2)."""
+        z = np.asarray(z, dtype=np.float64)
+        s = narrow_scale(broadcast_theta(theta, len(z), 1)[:, 0])
+
+        def log_gauss(mean: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+            return -0.5 * np.sum((z - mean) ** 2, axis=1) / scale**2 - np.log(2 * np.pi * scale**2)
+
+        terms = np.stack(
+            [np.log(WEIGHTS[0]) + log_gauss(MEAN_BROAD, SCALE_BROAD), np.log(WEIGHTS[1]) + log_gauss(MEAN_NARROW, s)]
+        )
+        return logsumexp(terms, axis=0)
+
+    def log_likelihood(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Exact log density on the surface (area measure) for points on the surface; see module docstring.
+
+        Points off the surface are evaluated at their vertical projection (use ``distance_to_manifold``).
+        """
+        z = self.latent(x)
+        return self.latent_log_prob(z, theta) - 0.5 * self.log_det_metric(z)
+
+    def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
+        """Vertical distance |(R^T x)_3 - f((R^T x)_{1,2})| in the surface frame (>= the Euclidean distance)."""
+        rotated = check_x(x, self.data_dim) @ self.rotation
+        return np.abs(rotated[:, 2] - self.height(rotated[:, :2]))
