@@ -42,7 +42,8 @@ def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int) -> E
         thetas = simulator.prior.sample(n, rng)
     else:
         if theta.shape != (p,):
-            raise InputError(f"{name} has {p} parameters ({', '.join(simulator.parameter_names)}), got {theta.size} values")
+            names = ", ".join(simulator.parameter_names)
+            raise InputError(f"{name} has {p} parameters ({names}), got {theta.size} values")
         thetas = np.tile(theta, (n, 1))
     x = simulator.sample(thetas, n, rng)
     return EventData(x=x, theta=thetas, simulator=name, prior=simulator.prior,
