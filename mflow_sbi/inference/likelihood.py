@@ -57,7 +57,7 @@ def check_observed(x: np.ndarray, data_dim: int) -> np.ndarray:
     bad = ~np.all(np.isfinite(x), axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise InputError(f"observed data has NaN/infinite values in {rows.size} event(s), rows {rows[:5].tolist()}...")
+        raise InputError(f"observed data has NaN or inf in {rows.size} event(s), e.g. rows {rows[:5].tolist()}")
     return x
 
 
