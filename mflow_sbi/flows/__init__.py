@@ -38,4 +38,12 @@ def load_model(path: str | os.PathLike) -> ConditionalDensityModel:
     return MODEL_TYPES[model_type].load(directory)
 
 
-__all__ = ["MODEL_TYPES", "ConditionalDensityModel", "ManifoldFlow", "StackConfig", "UnsupportedMode", "create_model", "load_model"]
+__all__ = [
+    "MODEL_TYPES",
+    "ConditionalDensityModel",
+    "ManifoldFlow",
+    "StackConfig",
+    "UnsupportedMode",
+    "create_model",
+    "load_model",
+]
