@@ -92,12 +92,12 @@ class ManifoldFlow(ConditionalDensityModel):
             "inner": vars(self.inner_config).copy(),
         }
 
-    def outer_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the manifold (outer flow); trained in phase M."""
+    def manifold_parameters(self) -> list[nn.Parameter]:
+        """Parameters that shape the manifold (the outer flow); trained in phase M."""
         return list(self.outer.parameters())
 
-    def inner_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the density on the manifold (inner flow); trained in phase D."""
+    def density_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the density on the manifold (the inner flow); trained in phase D."""
         return list(self.inner.parameters())
 
     # --- standardized-space building blocks ----------------------------------------------------------
@@ -110,6 +110,10 @@ class ManifoldFlow(ConditionalDensityModel):
 
     def _outer_forward(self, x_std: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.outer(x_std, context=context)
+
+    def _encode_std(self, x_std: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """u'(x_std): the first n coordinates of f(x_std)."""
+        return self._outer_forward(x_std, context)[0][:, : self.latent_dim]
 
     def _decode_std(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         padded = torch.cat([u, u.new_zeros(u.shape[0], self.data_dim - self.latent_dim)], dim=1)
@@ -157,7 +161,7 @@ class ManifoldFlow(ConditionalDensityModel):
     def encode(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
         """Latent coordinates u' (N, n) of x on the learned manifold."""
         x = self.check_x(x)
-        return self._outer_forward(self.x_scaler(x), self._context_for(theta, x.shape[0]))[0][:, : self.latent_dim]
+        return self._encode_std(self.x_scaler(x), self._context_for(theta, x.shape[0]))
 
     def decode(self, u: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
         """The point g(u') on the learned manifold, raw units, (N, d)."""
@@ -169,12 +173,6 @@ class ManifoldFlow(ConditionalDensityModel):
     def project(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
         """decode(encode(x)): the projection of x onto the learned manifold."""
         return self.decode(self.encode(x, theta), theta)
-
-    def reconstruction_error(self, x_std: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-event squared reconstruction error ||x_std - g(u'(x_std))||^2 in standardized units."""
-        context = self._outer_context(theta_std, x_std.shape[0])
-        u = self._outer_forward(x_std, context)[0][:, : self.latent_dim]
-        return ((x_std - self._decode_std(u, context)) ** 2).sum(-1)
 
     # --- cached likelihood for inference ---------------------------------------------------------------
     @property

@@ -59,14 +59,14 @@ def build_phases(model: ConditionalDensityModel, config: TrainingConfig) -> list
 
     def encode_frozen(batch):
         context = model._outer_context(batch[1], batch[0].shape[0])
-        return (model._outer_forward(batch[0], context)[0][:, : model.latent_dim], batch[1])
+        return (model._encode_std(batch[0], context), batch[1])
 
     def d_loss(batch):
         return latent_nll_loss(model, batch[0], batch[1])
 
     return [
-        Phase("M", [Step("reconstruction", model.outer_parameters(), m_loss, config.learning_rate)], config.epochs_m),
-        Phase("D", [Step("latent_nll", model.inner_parameters(), d_loss, config.learning_rate)], config.epochs_d,
+        Phase("M", [Step("reconstruction", model.manifold_parameters(), m_loss, config.learning_rate)], config.epochs_m),
+        Phase("D", [Step("latent_nll", model.density_parameters(), d_loss, config.learning_rate)], config.epochs_d,
               prepare=encode_frozen),
     ]
 

@@ -20,8 +20,7 @@ def reconstruction_loss(
     model: ManifoldFlow, x_std: torch.Tensor, theta_std: torch.Tensor, kind: str = "mse", latent_l2: float = 0.0
 ) -> torch.Tensor:
     context = model._outer_context(theta_std, x_std.shape[0])
-    h = model._outer_forward(x_std, context)[0]
-    u = h[:, : model.latent_dim]
+    u = model._encode_std(x_std, context)
     reconstructed = model._decode_std(u, context)
     if kind == "smooth_l1":
         per_event = functional.smooth_l1_loss(reconstructed, x_std, reduction="none").sum(-1)
