@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate",)
+SUBCOMMAND_MODULES = ("simulate", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
