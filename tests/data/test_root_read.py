@@ -1,7 +1,5 @@
 """Selection and features on synthetic trees, checked against a per-event reference written with math."""
 
-import math
-
 import awkward as ak
 import numpy as np
 import pytest
@@ -10,28 +8,6 @@ import uproot
 from mflow_sbi.data.event_format import Collection, EventFormat
 from mflow_sbi.data.root_read import ReadStats, read_root, select_leading
 from mflow_sbi.errors import DataFileError
-
-
-def reference_features(objects_per_collection, pairs):
-    """Features of one event from lists of (E, px, py, pz) tuples, with plain math."""
-    objects = [o for collection in objects_per_collection for o in collection]
-    out = []
-    for e, px, py, pz in objects:
-        pt = math.hypot(px, py)
-        out += [e, px, py, pz, pt, math.asinh(pz / pt)]
-    for i, j in pairs:
-        e, px, py, pz = (objects[i][k] + objects[j][k] for k in range(4))
-        pt = math.hypot(px, py)
-        eta_i = math.asinh(objects[i][3] / math.hypot(objects[i][1], objects[i][2]))
-        eta_j = math.asinh(objects[j][3] / math.hypot(objects[j][1], objects[j][2]))
-        out += [e, px, py, pz, pt, math.sqrt(max(e * e - px * px - py * py - pz * pz, 0.0)), math.asinh(pz / pt),
-                eta_i - eta_j]
-    return out
-
-
-def p4_from_pt_eta_phi_m(pt, eta, phi, m):
-    px, py, pz = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
-    return (math.sqrt(px * px + py * py + pz * pz + m * m), px, py, pz)
 
 
 @pytest.fixture
@@ -68,7 +44,7 @@ def nano_format(**overrides):
     return EventFormat(**table)
 
 
-def test_selection_and_features_match_a_per_event_reference(nano_like):
+def test_selection_and_features_match_a_per_event_reference(nano_like, reference):
     path, raw, w = nano_like
     fmt = nano_format()
     stats = ReadStats()
@@ -83,9 +59,9 @@ def test_selection_and_features_match_a_per_event_reference(nano_like):
                     for k in range(counts[event])]
             objs = [o for o in objs if o[0] > min_pt and abs(o[1]) < max_eta]
             objs.sort(key=lambda o: -o[0])
-            chosen.append(None if len(objs) < need else [p4_from_pt_eta_phi_m(*o) for o in objs[:count]])
+            chosen.append(None if len(objs) < need else [reference.p4(*o) for o in objs[:count]])
         if all(c is not None for c in chosen):
-            expected.append(reference_features(chosen, [(0, 1), (1, 2)]) + [w[event]])
+            expected.append(reference.features(chosen, [(0, 1), (1, 2)]) + [w[event]])
     expected = np.array(expected)
     assert 40 < len(expected) < 300  # the cuts matter, in both directions
     assert data.x.shape == expected.shape == (len(expected), 6 * 3 + 8 * 2 + 1)
