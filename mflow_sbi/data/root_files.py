@@ -41,7 +41,8 @@ def reading(path: str | os.PathLike) -> Iterator[None]:
         raise
     except READ_ERRORS as err:
         detail = " ".join(str(err).split())[:200]
-        raise DataFileError(f"{path}: corrupt or truncated ROOT file ({type(err).__name__}: {detail})") from None
+        kind = type(err).__name__ if type(err).__name__ != "error" else f"{type(err).__module__}.error"
+        raise DataFileError(f"{path}: corrupt or truncated ROOT file ({kind}: {detail})") from None
 
 
 def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:

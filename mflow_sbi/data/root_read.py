@@ -236,9 +236,12 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
         if extra is not None:
             bad |= ~np.isfinite(extra).all(axis=1)
     keep = passed & ~bad
-    with np.errstate(divide="ignore", invalid="ignore"):
-        parts = [kinematics.event_features([o[keep] for o in objects], list(fmt.pairs))] if objects else []
-    x = np.concatenate([*parts, columns[keep]], axis=1)
+    x = np.empty((int(keep.sum()), fmt.n_features))
+    if objects and len(x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x[:, :fmt.n_features - len(fmt.columns)] = kinematics.event_features([o[keep] for o in objects],
+                                                                                 list(fmt.pairs))
+    x[:, fmt.n_features - len(fmt.columns):] = columns[keep]
     bad_features = ~np.isfinite(x).all(axis=1)
     bad[np.flatnonzero(keep)[bad_features]] = True
     if fmt.nonfinite == "error" and bad.any():
@@ -305,8 +308,9 @@ def iterate_root(sources: list[TreeSource], step_size: int | str | None = DEFAUL
                 yield data
     if total.selected == 0:
         cuts = "; ".join(_selection_text(c) for c in sources[0].fmt.collections) or "none"
-        raise DataFileError(f"{', '.join(str(s.path) for s in sources)}: no events pass the selection "
-                            f"({total.summary()}; selection: {cuts})")
+        raise DataFileError(f"{', '.join(str(s.path) for s in sources)}: no events pass the selection ({cuts}): "
+                            f"read {total.read}, {total.failed_selection} failed it, "
+                            f"{total.nonfinite} dropped for NaN/inf values")
 
 
 def _selection_text(coll: Collection) -> str:
