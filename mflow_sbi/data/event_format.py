@@ -35,19 +35,14 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mflow_sbi.data.kinematics import OBJECT_FEATURES, PAIR_FEATURES
-from mflow_sbi.errors import ConfigError, DataFileError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from mflow_sbi.errors import ConfigError
+from mflow_sbi.tomlio import read_toml
 
 #: Component names of each kinematics convention, in the argument order of the kinematics helpers.
 CONVENTIONS: dict[str, tuple[str, ...]] = {
@@ -266,18 +261,6 @@ def _preset_dir():
 def preset_names() -> list[str]:
     """Names of the shipped format presets."""
     return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
-
-
-def read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax errors into DataFileError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such format file")
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
-        raise DataFileError(f"{path}: not valid TOML ({err})") from None
 
 
 def load_format(spec: str | os.PathLike | EventFormat | dict) -> EventFormat:

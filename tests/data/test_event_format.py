@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mflow_sbi.data.event_format import Collection, EventFormat, load_format, preset_names
-from mflow_sbi.errors import ConfigError, DataFileError
+from mflow_sbi.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -89,11 +89,11 @@ def test_invalid_collections():
 def test_format_specs(tmp_path):
     with pytest.raises(ConfigError, match="neither a preset"):
         load_format("delphez")
-    with pytest.raises(DataFileError, match="no such format file"):
+    with pytest.raises(ConfigError, match="missing.toml: no such file"):
         load_format(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("tree = \n")
-    with pytest.raises(DataFileError, match="not valid TOML"):
+    with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
         load_format(bad)
     good = tmp_path / "good.toml"
     good.write_text('tree = "events"\ncolumns = ["a", "b"]\nparameters = ["p"]\n')
