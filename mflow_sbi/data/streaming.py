@@ -147,13 +147,14 @@ class EventStream(IterableDataset):
             if pending:
                 rows = np.concatenate([pending.pop(), rows])
             full = len(rows) - len(rows) % self.batch_size
+            table = torch.from_numpy(rows[:full]).to(self.dtype)  # one conversion per chunk; batches are views
             for start in range(0, full, self.batch_size):
-                yield self._split(rows[start:start + self.batch_size], chunk.x.shape[1])
+                yield self._split(table[start:start + self.batch_size])
             if full < len(rows):
                 pending.append(rows[full:])
         if pending:
-            yield self._split(pending.pop(), self.n_features)
+            yield self._split(torch.from_numpy(pending.pop()).to(self.dtype))
 
-    def _split(self, rows: np.ndarray, d: int) -> tuple[torch.Tensor, ...]:
-        tensor = torch.as_tensor(rows, dtype=self.dtype)
-        return (tensor[:, :d], tensor[:, d:]) if tensor.shape[1] > d else (tensor[:, :d],)
+    def _split(self, table: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        d = self.n_features
+        return (table[:, :d], table[:, d:]) if table.shape[1] > d else (table,)
