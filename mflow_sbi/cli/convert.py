@@ -17,19 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="EVENTS.root", help="ROOT files or glob patterns")
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--require-theta", action="store_true", help="fail unless parameter branches are read")
-    parser.add_argument("--step-size", default=None,
-                        help="read in chunks of this many entries (or a size such as '100 MB'); default: whole files")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def parse_step_size(text: str | None) -> int | str | None:
-    """Entries (a positive integer) or a size string such as '100 MB' (passed to uproot)."""
-    if text is None or not text.strip().isdigit():
-        return text
-    if int(text) <= 0:
-        raise InputError(f"--step-size must be positive, got {text}")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -40,8 +29,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--out must end in .npz, got {args.out}")
     stats = ReadStats()
     fmt = format_from_args(args)
-    data = load_any(args.inputs, fmt, require_theta=args.require_theta, step_size=parse_step_size(args.step_size),
-                    stats=stats)
+    data = load_any(args.inputs, fmt, require_theta=args.require_theta, step_size=args.step_size, stats=stats)
     path = data.save(args.out)
     log.info("%s; wrote %d x %d features%s to %s", stats.summary(), *data.x.shape,
              "" if data.theta is None else f" and {data.theta.shape[1]} parameters", path)

@@ -30,6 +30,18 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--column", action="append", metavar="BRANCH", help="per-event branch used as a feature")
     group.add_argument("--parameters", metavar="B1[,B2...]", help="branches forming theta")
     group.add_argument("--nonfinite", choices=("drop", "error"), help="drop events with NaN/inf values or fail")
+    group.add_argument("--step-size", type=parse_step_size, default=None,
+                       help="read ROOT files in chunks of this many entries (or a size such as '100 MB'); "
+                            "default: whole files")
+
+
+def parse_step_size(text: str) -> int | str:
+    """Entries (a positive integer) or a size string such as '100 MB' (passed to uproot)."""
+    if not text.strip().isdigit():
+        return text
+    if int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return int(text)
 
 
 def parse_collection(spec: str) -> Collection:

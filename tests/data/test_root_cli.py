@@ -88,3 +88,30 @@ def test_lhc_simulator_round_trip(tmp_path):
     data = load_any(out, require_theta=True)
     assert data.x.shape == (300, 40) and data.parameter_names == tuple(simulator.parameter_names)
     np.testing.assert_array_equal(data.theta, 0.0)
+
+
+def test_train_reads_root_files_through_a_format(tmp_path, lhc_like, monkeypatch):
+    """``train --data EVENTS.root --format ...`` hands the selected features to training, no .npz needed."""
+    from mflow_sbi.cli import train as train_cli
+    from mflow_sbi.data.root_write import write_delphes
+    from mflow_sbi.inference.priors import diagonal_normal
+
+    photons, jets, theta = lhc_like
+    prior = diagonal_normal([0.0, 0.0], [1.0, 1.0])
+    for i, part in enumerate((slice(0, 700), slice(700, None))):
+        write_delphes(tmp_path / f"ev{i}.root", photons[part], jets[part], theta[part], ["a", "b"], prior=prior,
+                      dtype=np.float64)
+    received = {}
+
+    def fake_train(data, config, out_dir, resume=False, progress=True):
+        received["data"] = data
+        return out_dir
+
+    monkeypatch.setattr(train_cli, "train_from_data", fake_train)
+    assert main(["train", "--data", str(tmp_path / "ev*.root"), "--format", "delphes", "--step-size", "300",
+                 "--out", str(tmp_path / "model")]) == 0
+    data = received["data"]
+    np.testing.assert_allclose(data.x, kinematics.event_features([photons, jets], [(0, 1), (2, 3)]), rtol=1e-12,
+                               atol=1e-9)
+    np.testing.assert_array_equal(data.theta, theta)
+    assert data.prior.specs == prior.specs and data.parameter_names == ("a", "b")
