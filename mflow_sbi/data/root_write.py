@@ -138,7 +138,9 @@ def write_delphes(path: str | os.PathLike, photons: np.ndarray, jets: np.ndarray
     names = [str(p) for p in parameter_names]
     _check_names(names, ["Photon_size", "Jet_size", WEIGHT_BRANCH], "parameter names")
     theta = _per_event(theta, n, len(names), "theta")
-    weight = np.ones(n) if weight is None else _per_event(np.reshape(weight, (-1, 1)), n, 1, "weight")[:, 0]
+    weight = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if weight.shape != (n,):
+        raise InputError(f"weight must have shape ({n},), got {weight.shape}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
     photon_extra = _extra_objects(photons, rng, massive=False, **EXTRA_PHOTONS) if extra_objects else (None, None)
     jet_extra = _extra_objects(jets, rng, massive=True, **EXTRA_JETS) if extra_objects else (None, None)

@@ -78,7 +78,7 @@ def test_lhc_simulator_round_trip(tmp_path):
     theta = np.array([0.5, -0.5])
     photons, jets = simulator.sample_events(theta, 500, rng)
     expected = simulator.observables(photons, jets)
-    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-5)):
+    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-4)):
         path = write_delphes(tmp_path / "lhc.root", photons, jets, theta, simulator.parameter_names, rng=2, dtype=dtype)
         data = load_any(path, "delphes", require_theta=True)
         assert data.x.shape == expected.shape == (500, 40)

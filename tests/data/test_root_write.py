@@ -33,6 +33,8 @@ def test_delphes_layout_opens_in_plain_uproot(tmp_path, lhc_like):
     assert len(arrays) == n
     np.testing.assert_array_equal(arrays["Photon_size"], ak.num(arrays["Photon.PT"]))
     np.testing.assert_array_equal(arrays["Weight"], np.ones(n))
+    weighted = write_delphes(tmp_path / "w.root", photons, jets, theta, ["a", "b"], weight=np.arange(n) / n)
+    np.testing.assert_array_equal(uproot.open(weighted)["Delphes"]["Weight"].array(library="np"), np.arange(n) / n)
     np.testing.assert_array_equal(arrays["cp_odd"], theta[:, 1])
     # the leading objects come first, in the given order, as (PT, Eta, Phi, E / Mass)
     photon_pt = kinematics.transverse_momentum(photons)
@@ -58,7 +60,15 @@ def test_delphes_is_deterministic_and_extras_optional(tmp_path, lhc_like):
     assert np.all(ak.to_numpy(read[2]["Jet_size"]) == 2) and np.all(ak.to_numpy(read[2]["Photon_size"]) == 2)
 
 
-@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float64, 1e-12), (np.float32, 1e-5)])
+def _stored(p4, fourth, dtype):
+    """Four-momenta rebuilt from (PT, Eta, Phi, E or Mass) rounded to ``dtype``, as a reader sees them."""
+    values = [kinematics.transverse_momentum(p4), kinematics.pseudorapidity(p4), kinematics.azimuth(p4)]
+    if fourth == "E":
+        return kinematics.from_pt_eta_phi_e(*(v.astype(dtype) for v in (*values, p4[..., 0])))
+    return kinematics.from_pt_eta_phi_m(*(v.astype(dtype) for v in (*values, kinematics.invariant_mass(p4))))
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float64, 1e-12), (np.float32, 1e-4)])
 def test_delphes_round_trip_reproduces_the_observables(tmp_path, lhc_like, dtype, tolerance):
     """Read back with the delphes preset: the extra objects are skipped, the 40 features match."""
     photons, jets, theta = lhc_like
@@ -67,11 +77,13 @@ def test_delphes_round_trip_reproduces_the_observables(tmp_path, lhc_like, dtype
                          simulator="lhc", prior=prior, batch_events=400)
     stats = ReadStats()
     data = read_root([path], "delphes", require_theta=True, stats=stats)
+    # exactly the features of the stored (rounded) values ...
+    stored = kinematics.event_features([_stored(photons, "E", dtype), _stored(jets, "Mass", dtype)], PAIRS)
+    np.testing.assert_array_equal(data.x, stored)
+    # ... which are the simulated ones to the precision of the branches, relative to each feature's scale
     expected = kinematics.event_features([photons, jets], PAIRS)
     assert data.x.shape == expected.shape == (len(photons), 40)
-    # float precision of the stored branches, relative to each feature's scale
-    scale = np.abs(expected).max(axis=0)
-    assert np.max(np.abs(data.x - expected) / scale) < tolerance
+    assert np.max(np.abs(data.x - expected) / np.abs(expected).max(axis=0)) < tolerance
     np.testing.assert_array_equal(data.theta, theta)
     assert data.parameter_names == ("a", "b") and data.simulator == "lhc" and data.prior.specs == prior.specs
     assert stats == ReadStats(read=len(photons), nonfinite=0, failed_selection=0, selected=len(photons))
@@ -101,6 +113,8 @@ def test_writers_reject_bad_arrays_and_leave_no_file(tmp_path, lhc_like):
         write_delphes(target, photons, jets[:10], theta, ["a", "b"])
     with pytest.raises(InputError, match=r"theta must have shape \(1500, 3\)"):
         write_delphes(target, photons, jets, theta, ["a", "b", "c"])
+    with pytest.raises(InputError, match=r"weight must have shape \(1500,\)"):
+        write_delphes(target, photons, jets, theta, ["a", "b"], weight=np.ones(3))
     with pytest.raises(InputError, match="clash"):
         write_delphes(target, photons, jets, theta, ["Weight", "b"])
     with pytest.raises(InputError, match="2 feature names for 3 observables"):
