@@ -92,9 +92,14 @@ def _describe(interpretation: Any) -> str:
     return "non-numeric"
 
 
+def branch_names(tree: Any) -> list[str]:
+    """All branch names, nested ones (e.g. ``Jet.PT`` inside a Delphes ``Jet`` TClonesArray) without their parents."""
+    return list(tree.keys(full_paths=False))
+
+
 def _check_branch(tree: Any, where: str, name: str, expected: str, purpose: str) -> None:
     """Raise unless branch ``name`` exists and is numeric with layout ``expected`` (jagged or flat)."""
-    keys = list(tree.keys())
+    keys = branch_names(tree)
     if name not in keys:
         raise DataFileError(f"{where}: missing branch '{name}' ({purpose}){closest(name, keys)}")
     interpretation = tree[name].interpretation
@@ -104,8 +109,8 @@ def _check_branch(tree: Any, where: str, name: str, expected: str, purpose: str)
     if found == "non-numeric":
         raise DataFileError(f"{where}: branch '{name}' ({purpose}) is not numeric ({tree[name].typename})")
     if found != expected:
-        hint = f'; set layout = "{found}" for this collection' if found in ("jagged", "flat") and purpose.startswith(
-            "collection") else ""
+        in_collection = purpose.startswith("collection") and found in ("jagged", "flat")
+        hint = f'; set layout = "{found}" for this collection' if in_collection else ""
         raise DataFileError(f"{where}: branch '{name}' ({purpose}) is {found} but the format expects {expected}{hint}")
 
 
@@ -118,7 +123,7 @@ def _resolve_parameters(tree: Any, where: str, fmt: EventFormat, meta: dict | No
             raise DataFileError(f"{where}: no parameter branches for theta (needed for training): the format lists "
                                 "none and the file has no mflow-sbi metadata; add parameters = [...] to the format")
         return ()
-    keys = list(tree.keys())
+    keys = branch_names(tree)
     missing = [p for p in listed if p not in keys]
     if missing and require_theta:
         hints = "; ".join(f"'{p}'{closest(p, keys)}" for p in missing)
@@ -136,6 +141,21 @@ def open_source(path: str | os.PathLike, fmt: EventFormat | str | os.PathLike | 
     """Open and validate one file against ``fmt`` (None: the format stored in the file's metadata)."""
     path = Path(path)
     file = open_root(path)
+    try:
+        return _validated_source(path, file, fmt, require_theta)
+    except BaseException:
+        file.file.close()
+        raise
+
+
+def close_sources(sources: Iterable[TreeSource]) -> None:
+    """Close the files behind ``sources``."""
+    for source in sources:
+        source.tree.file.close()
+
+
+def _validated_source(path: Path, file: Any, fmt: EventFormat | str | os.PathLike | None,
+                      require_theta: bool) -> TreeSource:
     meta = read_metadata(file, path)
     if fmt is None:
         if meta is None or "format" not in meta:
@@ -156,7 +176,7 @@ def open_source(path: str | os.PathLike, fmt: EventFormat | str | os.PathLike | 
         branches.append(name)
     parameters = _resolve_parameters(tree, where, fmt, meta, require_theta)
     scores = tuple((meta or {}).get("score_branches", ())) if parameters else ()
-    if not all(s in tree.keys() for s in scores):
+    if not set(scores) <= set(branch_names(tree)):
         scores = ()
     branches += [*parameters, *scores]
     return TreeSource(path=path, tree=tree, fmt=fmt, parameters=parameters, scores=scores, metadata=meta,
@@ -257,12 +277,11 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
 
 
 def _chunks(source: TreeSource, step_size: int | str | None) -> Iterator[Any]:
-    names = set(source.branches)
     with reading(source.path):
         if step_size is None:
-            yield source.tree.arrays(filter_name=names.__contains__, library="ak")
+            yield source.tree.arrays(source.branches, library="ak")
             return
-        iterator = source.tree.iterate(filter_name=names.__contains__, step_size=step_size, library="ak")
+        iterator = source.tree.iterate(source.branches, step_size=step_size, library="ak")
     while True:
         with reading(source.path):
             try:
@@ -275,17 +294,27 @@ def _chunks(source: TreeSource, step_size: int | str | None) -> Iterator[Any]:
 def open_sources(paths: Iterable[str | os.PathLike], fmt: EventFormat | str | os.PathLike | None,
                  require_theta: bool = False) -> list[TreeSource]:
     """Validate every file before reading any events; all must give the same features and parameters."""
-    sources = [open_source(path, fmt, require_theta) for path in paths]
+    sources: list[TreeSource] = []
+    try:
+        for path in paths:
+            sources.append(open_source(path, fmt, require_theta))
+        _check_consistent(sources)
+    except BaseException:
+        close_sources(sources)
+        raise
+    return sources
+
+
+def _check_consistent(sources: list[TreeSource]) -> None:
     if not sources:
         raise DataFileError("no input files")
     first = sources[0]
     for other in sources[1:]:
         if other.fmt.feature_names() != first.fmt.feature_names():
             raise DataFileError(f"{other.path}: its format gives different features than {first.path}")
-        if bool(other.parameters) != bool(first.parameters) or len(other.parameters) != len(first.parameters):
+        if len(other.parameters) != len(first.parameters):
             raise DataFileError(f"{other.path}: parameter branches {list(other.parameters)} do not match "
                                 f"{list(first.parameters)} in {first.path}")
-    return sources
 
 
 def iterate_root(sources: list[TreeSource], step_size: int | str | None = DEFAULT_STEP_SIZE,
@@ -296,16 +325,19 @@ def iterate_root(sources: list[TreeSource], step_size: int | str | None = DEFAUL
     ``stats`` (optional) accumulates the counts. Raises DataFileError at the end if no event passed.
     """
     total = ReadStats()
-    for source in sources:
-        entry = 0
-        for arrays in _chunks(source, step_size):
-            data, chunk_stats = select_chunk(arrays, source, entry)
-            entry += chunk_stats.read
-            total.add(chunk_stats)
-            if stats is not None:
-                stats.add(chunk_stats)
-            if len(data.x):
-                yield data
+    try:
+        for source in sources:
+            entry = 0
+            for arrays in _chunks(source, step_size):
+                data, chunk_stats = select_chunk(arrays, source, entry)
+                entry += chunk_stats.read
+                total.add(chunk_stats)
+                if stats is not None:
+                    stats.add(chunk_stats)
+                if len(data.x):
+                    yield data
+    finally:
+        close_sources(sources)
     if total.selected == 0:
         cuts = "; ".join(_selection_text(c) for c in sources[0].fmt.collections) or "none"
         raise DataFileError(f"{', '.join(str(s.path) for s in sources)}: no events pass the selection ({cuts}): "

@@ -27,7 +27,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from mflow_sbi.data.event_format import EventFormat
 from mflow_sbi.data.loading import PathSpec, expand_paths
-from mflow_sbi.data.root_read import DEFAULT_STEP_SIZE, ReadStats, iterate_root, open_sources
+from mflow_sbi.data.root_read import DEFAULT_STEP_SIZE, ReadStats, close_sources, iterate_root, open_sources
 from mflow_sbi.errors import InputError
 
 
@@ -113,7 +113,9 @@ class EventStream(IterableDataset):
             raise InputError(f"batch_size must be positive, got {batch_size}")
         self.files = expand_paths(paths)
         # Validate every file up front; keep no open handles, so the dataset pickles into DataLoader workers.
-        self.n_features = open_sources(self.files, fmt, require_theta)[0].fmt.n_features
+        sources = open_sources(self.files, fmt, require_theta)
+        self.n_features = sources[0].fmt.n_features
+        close_sources(sources)
         self.fmt, self.require_theta = fmt, require_theta
         self.batch_size, self.step_size = batch_size, step_size
         self.shuffle_seed = shuffle_seed

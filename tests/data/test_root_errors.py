@@ -1,6 +1,7 @@
 """Each bad input gives a specific one-line DataFileError / ConfigError (and the CLI exits 2, writing nothing)."""
 
 import re
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -144,3 +145,17 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, delphes_file, capsy
     assert code == 2
     assert err.startswith("mflow-sbi convert: error: ") and err.count("\n") == 1 and message in err
     assert not out.exists()
+
+
+def test_files_are_closed_after_reading_and_after_errors(delphes_file):
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd to count open files")
+    before = len(list(fds.iterdir()))
+    for _ in range(5):
+        read_root([delphes_file], "delphes", step_size=500)
+        with pytest.raises(DataFileError):
+            read_root([delphes_file], "nanoaod")
+        with pytest.raises(DataFileError):
+            read_root([delphes_file, delphes_file], {"tree": "Delphes", "columns": ["Nope"]})
+    assert len(list(fds.iterdir())) <= before
