@@ -257,11 +257,11 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
             bad |= ~np.isfinite(extra).all(axis=1)
     keep = passed & ~bad
     x = np.empty((int(keep.sum()), fmt.n_features))
+    n_kinematic = fmt.n_features - len(fmt.columns)
     if objects and len(x):
         with np.errstate(divide="ignore", invalid="ignore"):
-            x[:, :fmt.n_features - len(fmt.columns)] = kinematics.event_features([o[keep] for o in objects],
-                                                                                 list(fmt.pairs))
-    x[:, fmt.n_features - len(fmt.columns):] = columns[keep]
+            x[:, :n_kinematic] = kinematics.event_features([o[keep] for o in objects], list(fmt.pairs))
+    x[:, n_kinematic:] = columns[keep]
     bad_features = ~np.isfinite(x).all(axis=1)
     bad[np.flatnonzero(keep)[bad_features]] = True
     if fmt.nonfinite == "error" and bad.any():
