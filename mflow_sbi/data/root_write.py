@@ -5,9 +5,10 @@ Two layouts:
 - Delphes (:func:`write_delphes`), for simulators with photons and jets: tree ``Delphes`` with jagged
   branches ``Photon.PT, Photon.Eta, Photon.Phi, Photon.E`` sharing the counter ``Photon_size``,
   ``Jet.PT, Jet.Eta, Jet.Phi, Jet.Mass`` sharing ``Jet_size`` (float32, as Delphes writes them, ordered by
-  decreasing PT), and per-event branches ``Weight`` and one per parameter (float64). As a realistic
-  nuisance some events carry extra, softer photons and jets, so readers must select the leading objects;
-  the ``delphes`` preset recovers the simulator's 40 observables.
+  decreasing PT), and per-event branches ``Weight``, one per parameter and optionally ``t_xz_NAME`` per
+  joint-score component (float64). As a realistic nuisance some events carry extra, softer photons and
+  jets, so readers must select the leading objects; the ``delphes`` preset recovers the simulator's 40
+  observables.
 - Flat (:func:`write_flat`): tree ``events`` with one float64 branch per observable and per parameter
   (and ``t_xz_NAME`` per parameter when the joint score is given).
 
@@ -114,6 +115,18 @@ def _write_tree(path: str | os.PathLike, tree: str, columns: dict, metadata: str
     return Path(path)
 
 
+def _parameter_columns(names: list[str], theta: np.ndarray, t_xz: np.ndarray | None,
+                       n: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """One float64 column per parameter and, when ``t_xz`` is given, per joint-score component (``t_xz_NAME``)."""
+    theta = _per_event(theta, n, len(names), "theta")
+    columns = {name: np.ascontiguousarray(theta[:, i]) for i, name in enumerate(names)}
+    scores = [] if t_xz is None else [f"t_xz_{name}" for name in names]
+    if t_xz is not None:
+        t_xz = _per_event(t_xz, n, len(names), "t_xz")
+        columns |= {name: np.ascontiguousarray(t_xz[:, i]) for i, name in enumerate(scores)}
+    return columns, scores
+
+
 def _check_names(names: Sequence[str], reserved: Sequence[str], what: str) -> None:
     clash = sorted(set(names) & set(reserved))
     if len(set(names)) != len(names) or clash:
@@ -124,20 +137,22 @@ def write_delphes(path: str | os.PathLike, photons: np.ndarray, jets: np.ndarray
                   parameter_names: Sequence[str], weight: np.ndarray | None = None,
                   rng: np.random.Generator | int | None = None, extra_objects: bool = True, *,
                   simulator: str | None = None, prior: IndependentPrior | None = None,
-                  dtype: type = np.float32, batch_events: int = BASKET_EVENTS) -> Path:
+                  t_xz: np.ndarray | None = None, dtype: type = np.float32,
+                  batch_events: int = BASKET_EVENTS) -> Path:
     """Write photons and jets in the Delphes layout (see the module docstring).
 
     ``photons``, ``jets``: (n, k, 4) four-momenta (E, px, py, pz), ordered by decreasing pT.
     ``theta``: (n, p) or (p,). ``weight``: (n,) event weights (default 1). ``rng`` (Generator or seed;
-    None means seed 0) draws the extra softer objects when ``extra_objects``. ``dtype``: float type of the
-    object branches (float32 like Delphes; float64 for bit-exact round trips).
+    None means seed 0) draws the extra softer objects when ``extra_objects``. ``t_xz``: optional (n, p)
+    joint score, stored as ``t_xz_NAME`` and read back into ``EventData.t_xz``. ``dtype``: float type of
+    the object branches (float32 like Delphes; float64 for bit-exact round trips).
     """
     photons = _four_momenta(photons, "photons", None)
     n = len(photons)
     jets = _four_momenta(jets, "jets", n)
     names = [str(p) for p in parameter_names]
-    _check_names(names, ["Photon_size", "Jet_size", WEIGHT_BRANCH], "parameter names")
-    theta = _per_event(theta, n, len(names), "theta")
+    parameter_columns, scores = _parameter_columns(names, theta, t_xz, n)
+    _check_names([*names, *scores], ["Photon_size", "Jet_size", WEIGHT_BRANCH], "parameter names")
     weight = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     if weight.shape != (n,):
         raise InputError(f"weight must have shape ({n},), got {weight.shape}")
@@ -148,11 +163,11 @@ def write_delphes(path: str | os.PathLike, photons: np.ndarray, jets: np.ndarray
         "Photon": _jagged_record(photons, *photon_extra, ("PT", "Eta", "Phi", "E"), dtype),
         "Jet": _jagged_record(jets, *jet_extra, ("PT", "Eta", "Phi", "Mass"), dtype),
         WEIGHT_BRANCH: weight,
-        **{name: np.ascontiguousarray(theta[:, i]) for i, name in enumerate(names)},
+        **parameter_columns,
     }
     metadata = metadata_json(simulator=simulator, parameter_names=names, parameter_branches=names,
-                             prior=None if prior is None else list(prior.specs), weight_branch=WEIGHT_BRANCH,
-                             format="delphes")
+                             score_branches=scores, prior=None if prior is None else list(prior.specs),
+                             weight_branch=WEIGHT_BRANCH, format="delphes")
     return _write_tree(path, DELPHES_TREE, columns, metadata, batch_events,
                        field_name=lambda outer, inner: f"{outer}.{inner}", counter_name=lambda name: f"{name}_size")
 
@@ -173,14 +188,9 @@ def write_flat(path: str | os.PathLike, data: EventData, feature_names: Sequence
     parameters: list[str] = []
     scores: list[str] = []
     if data.theta is not None:
-        p = np.shape(data.theta)[-1]
-        parameters = list(data.parameter_names or [f"theta_{i}" for i in range(p)])
-        theta = _per_event(data.theta, n, len(parameters), "theta")
-        columns |= {name: np.ascontiguousarray(theta[:, i]) for i, name in enumerate(parameters)}
-        if data.t_xz is not None:
-            scores = [f"t_xz_{name}" for name in parameters]
-            t_xz = _per_event(data.t_xz, n, len(parameters), "t_xz")
-            columns |= {name: np.ascontiguousarray(t_xz[:, i]) for i, name in enumerate(scores)}
+        parameters = list(data.parameter_names or [f"theta_{i}" for i in range(np.shape(data.theta)[-1])])
+        parameter_columns, scores = _parameter_columns(parameters, data.theta, data.t_xz, n)
+        columns |= parameter_columns
     _check_names([*features, *parameters, *scores], [], "feature, parameter and score branch names")
     metadata = metadata_json(simulator=data.simulator, parameter_names=parameters, parameter_branches=parameters,
                              score_branches=scores, prior=None if data.prior is None else list(data.prior.specs),

@@ -74,7 +74,7 @@ def test_delphes_round_trip_reproduces_the_observables(tmp_path, lhc_like, dtype
     photons, jets, theta = lhc_like
     prior = diagonal_normal([0.0, 0.0], [1.0, 1.0])
     path = write_delphes(tmp_path / "e.root", photons, jets, theta, ["a", "b"], rng=3, dtype=dtype,
-                         simulator="lhc", prior=prior, batch_events=400)
+                         simulator="lhc", prior=prior, t_xz=-2.0 * theta, batch_events=400)
     stats = ReadStats()
     data = read_root([path], "delphes", require_theta=True, stats=stats)
     # exactly the features of the stored (rounded) values ...
@@ -85,6 +85,7 @@ def test_delphes_round_trip_reproduces_the_observables(tmp_path, lhc_like, dtype
     assert data.x.shape == expected.shape == (len(photons), 40)
     assert np.max(np.abs(data.x - expected) / np.abs(expected).max(axis=0)) < tolerance
     np.testing.assert_array_equal(data.theta, theta)
+    np.testing.assert_array_equal(data.t_xz, -2.0 * theta)
     assert data.parameter_names == ("a", "b") and data.simulator == "lhc" and data.prior.specs == prior.specs
     assert stats == ReadStats(read=len(photons), nonfinite=0, failed_selection=0, selected=len(photons))
 
