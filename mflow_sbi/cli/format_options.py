@@ -16,7 +16,7 @@ import dataclasses
 import math
 
 from mflow_sbi.data.event_format import CONVENTIONS, Collection, EventFormat, load_format
-from mflow_sbi.errors import ConfigError
+from mflow_sbi.errors import ConfigError, InputError
 
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +37,12 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_step_size(text: str) -> int | str:
     """Entries (a positive integer) or a size string such as '100 MB' (passed to uproot)."""
-    if not text.strip().isdigit():
-        return text
-    if int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return int(text)
+    from mflow_sbi.data.root_read import check_step_size
+
+    try:
+        return check_step_size(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_collection(spec: str) -> Collection:

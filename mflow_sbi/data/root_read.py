@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from mflow_sbi.data import kinematics
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.data.event_format import Collection, EventFormat, closest, load_format
 from mflow_sbi.data.root_files import get_tree, open_root, read_metadata, reading
-from mflow_sbi.errors import DataFileError
+from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.inference.priors import IndependentPrior
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,19 @@ BUILDERS = {
     "px_py_pz_e": kinematics.from_px_py_pz_e,
 }
 DEFAULT_STEP_SIZE = "100 MB"
+SIZE_PATTERN = re.compile(r"\s*\d+(\.\d*)?\s*([kmgt]i?)?b\s*", re.IGNORECASE)
+
+
+def check_step_size(step_size: int | str | None) -> int | str | None:
+    """A chunk size: a positive number of entries, a memory size such as ``"100 MB"`` or ``"1 GiB"``, or None."""
+    if step_size is None or (isinstance(step_size, int) and step_size > 0):
+        return step_size
+    if isinstance(step_size, str):
+        if step_size.strip().isdigit() and int(step_size) > 0:
+            return int(step_size)
+        if SIZE_PATTERN.fullmatch(step_size):
+            return step_size
+    raise InputError(f"step size must be a positive number of entries or a size such as '100 MB', got {step_size!r}")
 
 
 @dataclass
@@ -325,6 +339,7 @@ def iterate_root(sources: list[TreeSource], step_size: int | str | None = DEFAUL
     ``stats`` (optional) accumulates the counts. Raises DataFileError at the end if no event passed.
     """
     total = ReadStats()
+    step_size = check_step_size(step_size)
     try:
         for source in sources:
             entry = 0

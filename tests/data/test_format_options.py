@@ -44,3 +44,20 @@ def test_flags_build_or_override_a_format():
         parse("--tree", "t", "--column", "M", "--pair", "0")
     with pytest.raises(ConfigError, match=r"pair \[0, 5\]"):
         parse("--format", "delphes", "--pair", "0,5")
+
+
+@pytest.mark.parametrize("text", ["-3", "0", "ten", "100 parsecs"])
+def test_bad_step_sizes_are_rejected(text):
+    parser = argparse.ArgumentParser()
+    add_format_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--step-size", text])
+
+
+def test_step_sizes():
+    from mflow_sbi.data.root_read import check_step_size
+    from mflow_sbi.errors import InputError
+
+    assert check_step_size("250") == 250 and check_step_size("100 MB") == "100 MB" and check_step_size("1GiB")
+    with pytest.raises(InputError, match="step size must be a positive number"):
+        check_step_size(-1)
