@@ -132,7 +132,7 @@ def run_calibration(
     log-likelihood callable for observed events ``x`` (e.g. ``lambda x: ModelLikelihood(model, x)``);
     ``sampler_options`` go to :func:`mflow_sbi.inference.sampler.sample_posterior`.
     """
-    from mflow_sbi.inference.sampler import LogPosterior, sample_posterior
+    from mflow_sbi.inference.sampler import LogPosterior, prior_dim, sample_posterior
 
     if n_datasets < 1 or n_events < 1 or n_rank_samples < 1:
         raise InputError(f"need positive n_datasets, n_events, n_rank_samples; got {n_datasets}, {n_events}, "
@@ -150,6 +150,6 @@ def run_calibration(
         truths.append(theta_true)
         ranks.append(sbc_ranks(draws, theta_true))
         credibility.append(hpd_credibility(posterior.log_prob, truth_log_prob))
-    names = tuple(parameter_names) if parameter_names else tuple(f"theta_{j}" for j in range(prior.dim))
+    names = tuple(parameter_names) if parameter_names else tuple(f"theta_{j}" for j in range(prior_dim(prior)))
     return CalibrationResult(np.array(truths), np.array(ranks), np.array(credibility), n_rank_samples, names,
                              metadata={"n_events": n_events, "seed": seed, **sampler_options})

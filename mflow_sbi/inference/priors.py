@@ -159,6 +159,7 @@ def resolve_prior(stored, override, parameter_dim: int, what: str = "the model")
     prior = override if override is not None else stored
     if prior is None:
         raise InputError(f"{what} stores no prior; give one (e.g. --prior 'uniform(-1,1)' per parameter)")
-    if int(prior.dim) != int(parameter_dim):
-        raise InputError(f"the prior has {prior.dim} parameter(s) but {what} has {parameter_dim}")
+    dim = getattr(prior, "dim", None)
+    if dim is not None and int(dim) != int(parameter_dim):
+        raise InputError(f"the prior has {dim} parameter(s) but {what} has {parameter_dim}")
     return prior

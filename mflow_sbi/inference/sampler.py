@@ -77,8 +77,14 @@ def make_moves(name: str) -> list:
     raise InputError(f"moves must be one of {MOVES}, got {name!r}")
 
 
+def prior_dim(prior) -> int:
+    """Number of parameters of ``prior``: its ``dim``, or the width of one draw for priors without it."""
+    dim = getattr(prior, "dim", None)
+    return int(dim) if dim is not None else int(np.atleast_2d(prior.sample(1, np.random.default_rng(0))).shape[1])
+
+
 def _check_settings(prior, log_likelihood, n_walkers: int, n_steps: int, burn_in: int, thin: int, init: str) -> None:
-    p = int(prior.dim)
+    p = prior_dim(prior)
     expected = getattr(log_likelihood, "parameter_dim", None)
     if expected is not None and expected != p:
         raise InputError(f"the prior has {p} parameter(s) but the likelihood (model) has {expected}")
@@ -164,7 +170,8 @@ def sample_posterior(
 ) -> Posterior:
     """Sample p(theta | x_obs) with emcee; ``log_likelihood`` maps theta (K, p) to (K,) summed log-likelihoods.
 
-    ``prior`` is any object with ``dim``, ``sample(n, rng)`` and ``log_prob(theta)``; ``moves`` is "de" or
+    ``prior`` is any object with ``sample(n, rng)`` -> (n, p) and ``log_prob(theta)`` (theta (K, p) -> (K,),
+    -inf outside its support), e.g. an ``IndependentPrior``; ``moves`` is "de" or
     "stretch" (see the module docstring). With ``until_converged``,
     ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned post-burn-in samples,
     the full chain, diagnostics (see diagnostics.py) and metadata (sampler settings, observed-data fingerprint).
@@ -174,7 +181,8 @@ def sample_posterior(
     log_post = LogPosterior(log_likelihood, prior)
     rng = np.random.default_rng(seed)
     start = initial_walkers(log_post, prior, n_walkers, init, rng)
-    sampler = emcee.EnsembleSampler(n_walkers, prior.dim, log_post, vectorize=True, moves=proposal)
+    p = prior_dim(prior)
+    sampler = emcee.EnsembleSampler(n_walkers, p, log_post, vectorize=True, moves=proposal)
     sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
     converged = _run(sampler, start, n_steps, burn_in, until_converged, progress)
@@ -196,7 +204,6 @@ def sample_posterior(
     if hasattr(prior, "specs"):
         info["prior"] = list(prior.specs)
     info.update(metadata or {})
-    p = prior.dim
     return Posterior(
         samples=chain[burn_in::thin].reshape(-1, p),
         log_prob=chain_log_prob[burn_in::thin].reshape(-1),

@@ -160,3 +160,20 @@ def test_run_inference_uses_stored_prior_or_override(conjugate_problem):
     problem.model.prior = None
     with pytest.raises(InputError, match="stores no prior"):
         run_inference(problem.model, problem.x, **settings)
+
+
+def test_any_prior_object_with_sample_and_log_prob(conjugate_problem):
+    """A prior without ``dim``: a 1-D standard normal written by hand."""
+
+    class HandPrior:
+        def sample(self, n, rng):
+            return rng.normal(size=(n, 1))
+
+        def log_prob(self, theta):
+            theta = np.atleast_2d(theta)
+            return -0.5 * theta[:, 0] ** 2 - 0.5 * np.log(2 * np.pi)
+
+    problem = conjugate_problem(p=1, n=1, d=2, seed=7)
+    posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), HandPrior(), seed=0,
+                                 **{**FAST, "n_steps": 600, "burn_in": 100})
+    assert posterior.samples.shape[1] == 1 and "prior" not in posterior.metadata
