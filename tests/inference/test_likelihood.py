@@ -151,7 +151,7 @@ def random_mflows():
 def test_mflow_cached_and_reencoded_agree(random_mflows, mode):
     model = random_mflows[False]
     x = np.random.default_rng(5).normal(size=(20, 3))
-    theta = np.linspace(-1, 1, 9)[:, None]
+    theta = np.linspace(-1, 1, 5)[:, None]
     cached = ModelLikelihood(model, x, cache="auto", mode=mode)
     assert cached.cached
     plain = ModelLikelihood(model, x, cache=False, mode=mode)
