@@ -21,6 +21,17 @@ from mflow_sbi.inference.credible import DEFAULT_LEVELS, HPDRegion2D, central_in
 from mflow_sbi.io import save_json, save_npz
 
 
+def _plain(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists (JSON-serializable)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return value
+
+
 def _level_key(kind: str, level: float) -> str:
     return f"{kind}_{round(100 * level)}"
 
@@ -58,8 +69,8 @@ class Posterior:
         self.log_prob = log_prob
         self.parameter_names = names
         self.labels = labels
-        self.diagnostics = dict(diagnostics or {})
-        self.metadata = dict(metadata or {})
+        self.diagnostics = _plain(dict(diagnostics or {}))
+        self.metadata = _plain(dict(metadata or {}))
         self.chain = chain
         self.chain_log_prob = None if chain_log_prob is None else np.asarray(chain_log_prob, dtype=np.float64)
 

@@ -57,7 +57,7 @@ class LogPosterior:
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
-        result = np.asarray(self.prior.log_prob(theta), dtype=np.float64).copy()
+        result = np.broadcast_to(np.asarray(self.prior.log_prob(theta), dtype=np.float64), (len(theta),)).copy()
         inside = np.isfinite(result)
         if inside.any():
             result[inside] += np.asarray(self.log_likelihood(theta[inside]), dtype=np.float64)
@@ -139,8 +139,7 @@ def _run(sampler: emcee.EnsembleSampler, start: np.ndarray, n_steps: int, burn_i
          progress: bool) -> bool:
     """Run the chain; returns whether the tau-based stopping rule fired (always False without it)."""
     previous_tau = None
-    for state in sampler.sample(start, iterations=n_steps, progress=progress):
-        del state
+    for _ in sampler.sample(start, iterations=n_steps, progress=progress):
         done = sampler.iteration
         if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_in < CONVERGENCE_CHECK_EVERY:
             continue

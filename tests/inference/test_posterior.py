@@ -64,6 +64,14 @@ def test_save_load_round_trip(tmp_path):
         "parameters"]["beta"]["hpd_95"]
 
 
+def test_numpy_metadata_is_stored_as_plain_json(tmp_path):
+    posterior = Posterior(np.zeros((3, 1)), np.zeros(3), metadata={"truth": np.array([0.5]), "n": np.int64(3)},
+                          diagnostics={"tau": (np.float32(2.0),)})
+    loaded = Posterior.load(posterior.save(tmp_path / "p.npz"))
+    assert loaded.metadata == {"truth": [0.5], "n": 3} and loaded.diagnostics == {"tau": [2.0]}
+    assert json.loads(posterior.save_summary(tmp_path / "s.json").read_text())["metadata"]["truth"] == [0.5]
+
+
 def test_minimal_file_from_elsewhere_loads(tmp_path):
     np.savez(tmp_path / "bare.npz", samples=np.zeros((5, 1)) + np.arange(5)[:, None], log_prob=np.zeros(5))
     loaded = Posterior.load(tmp_path / "bare.npz")
