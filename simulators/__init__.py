@@ -8,9 +8,11 @@ from __future__ import annotations
 from mflow_sbi.errors import InputError
 from simulators.base import IntractableLikelihood, Simulator
 from simulators.polynomial_surface import PolynomialSurface
+from simulators.spherical_gaussian import SphericalGaussian
 
 SIMULATORS: dict[str, type] = {
     PolynomialSurface.name: PolynomialSurface,
+    SphericalGaussian.name: SphericalGaussian,
 }
 
 

@@ -16,6 +16,12 @@ The embedding g(z) = R (z, f(z)) has Jacobian J = R [I_2; grad f^T], so det(J^T 
     log p(x|theta) = log p(z|theta) - 1/2 log(1 + |grad f(z)|^2),   z = first two coordinates of R^T x.
 
 The second term does not depend on theta.
+
+Joint score: theta enters only through s(theta), so with the posterior probability rho(z) of the narrow component,
+
+    d/dtheta log p(x|theta) = rho(z) (|z - (-1, 1)|^2 / s^3 - 2 / s) ds/dtheta,   ds/dtheta = 0.4.
+
+Out-of-distribution samples (for OOD-detection benchmarks): theta = 0 samples plus N(0, 0.1^2 I_3) noise.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from simulators.base import broadcast_theta, check_x, load_constants
 
 DEGREE = 5
 WEIGHTS = (0.6, 0.4)
+DSCALE_DTHETA = 0.4
+OOD_NOISE = 0.1
 MEAN_BROAD = np.array([1.0, -1.0])
 MEAN_NARROW = np.array([-1.0, 1.0])
 SCALE_BROAD = 2.0
@@ -112,8 +120,8 @@ class PolynomialSurface:
     def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.embed(self.sample_latent(theta, n, rng))
 
-    def latent_log_prob(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """log p(z|theta) of the Gaussian mixture (normalized in R^2)."""
+    def _component_log_probs(self, z: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(2, n) log of weight x component density, and s(theta) (n,)."""
         z = np.asarray(z, dtype=np.float64)
         s = narrow_scale(broadcast_theta(theta, len(z), 1)[:, 0])
 
@@ -123,7 +131,11 @@ class PolynomialSurface:
         terms = np.stack(
             [np.log(WEIGHTS[0]) + log_gauss(MEAN_BROAD, SCALE_BROAD), np.log(WEIGHTS[1]) + log_gauss(MEAN_NARROW, s)]
         )
-        return logsumexp(terms, axis=0)
+        return terms, s
+
+    def latent_log_prob(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """log p(z|theta) of the Gaussian mixture (normalized in R^2)."""
+        return logsumexp(self._component_log_probs(z, theta)[0], axis=0)
 
     def log_likelihood(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Exact log density on the surface (area measure) for points on the surface; see module docstring.
@@ -132,6 +144,18 @@ class PolynomialSurface:
         """
         z = self.latent(x)
         return self.latent_log_prob(z, theta) - 0.5 * self.log_det_metric(z)
+
+    def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Exact grad_theta log p(x|theta), shape (n, 1); see the module docstring."""
+        z = self.latent(x)
+        terms, s = self._component_log_probs(z, theta)
+        narrow = np.exp(terms[1] - logsumexp(terms, axis=0))
+        d_scale = np.sum((z - MEAN_NARROW) ** 2, axis=1) / s**3 - 2.0 / s
+        return (narrow * d_scale * DSCALE_DTHETA)[:, None]
+
+    def sample_ood(self, n: int, rng: np.random.Generator, noise: float = OOD_NOISE) -> np.ndarray:
+        """Out-of-distribution points: theta = 0 samples displaced by N(0, noise^2 I_3)."""
+        return self.sample(np.zeros(1), n, rng) + noise * rng.standard_normal((n, self.data_dim))
 
     def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
         """Vertical distance |(R^T x)_3 - f((R^T x)_{1,2})| in the surface frame (>= the Euclidean distance)."""
