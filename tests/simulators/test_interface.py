@@ -73,7 +73,7 @@ def test_importance_weights_between_parameter_points(case):
     error = np.sqrt(reweighted.var(axis=0) / n + f_b.var(axis=0) / n)
     assert np.all(np.abs(difference) < 5 * error), difference / error
     # the test has power: the two parameter points do give different distributions
-    assert np.any(np.abs(f_a.mean(axis=0) - f_b.mean(axis=0)) > 10 * error)
+    assert np.any(np.abs(f_a.mean(axis=0) - f_b.mean(axis=0)) > 6 * error)
 
 
 def test_joint_score_matches_finite_differences(case):
