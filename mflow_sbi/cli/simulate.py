@@ -25,12 +25,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--theta", help="fixed parameter point V[,V...]")
     source.add_argument("--from-prior", action="store_true", help="draw a parameter point per event from the prior")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--joint-score", action="store_true",
+                        help="also store the exact joint score t_xz = grad_theta log p(x|theta) per event")
     parser.add_argument("--out", required=True, help="output file (.npz)")
     parser.set_defaults(func=run)
 
 
-def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int) -> EventData:
-    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior."""
+def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int, joint_score: bool = False) -> EventData:
+    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior.
+
+    With ``joint_score`` the exact score grad_theta log p(x|theta) of every event is stored as ``t_xz`` (for
+    score-augmented training); simulators without a tractable likelihood raise ``IntractableLikelihood``.
+    """
     from simulators import get_simulator
 
     if n <= 0:
@@ -46,12 +52,13 @@ def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int) -> E
             raise InputError(f"{name} has {p} parameters ({names}), got {theta.size} values")
         thetas = np.tile(theta, (n, 1))
     x = simulator.sample(thetas, n, rng)
-    return EventData(x=x, theta=thetas, simulator=name, prior=simulator.prior,
+    t_xz = simulator.joint_score(x, thetas) if joint_score else None
+    return EventData(x=x, theta=thetas, t_xz=t_xz, simulator=name, prior=simulator.prior,
                      parameter_names=tuple(simulator.parameter_names))
 
 
 def run(args: argparse.Namespace) -> None:
     theta = None if args.from_prior else parse_vector(args.theta, "--theta")
-    data = simulate_events(args.simulator, args.n, theta, args.seed)
+    data = simulate_events(args.simulator, args.n, theta, args.seed, joint_score=args.joint_score)
     path = data.save(args.out)
     log.info("wrote %d %s events to %s", len(data.x), args.simulator, path)

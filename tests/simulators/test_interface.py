@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from simulators import SIMULATORS, Simulator
-from tests.simulators.conftest import tractable_simulators
+from simulators.spherical_gaussian import SphericalGaussian
 
-INSTANCES = tractable_simulators()
+# every registered simulator with its defaults, plus non-default configurations worth covering
+INSTANCES = {name: cls() for name, cls in SIMULATORS.items()}
+INSTANCES["spherical_gaussian_3_in_5"] = SphericalGaussian(latent_dim=3, data_dim=5, epsilon=0.05)
 THETA_PAIRS = {  # (theta_a, theta_b) close enough for a usable effective sample size
     "polynomial_surface": ([0.3], [-0.2]),
     "spherical_gaussian": ([0.1, -0.2], [-0.2, 0.1]),
