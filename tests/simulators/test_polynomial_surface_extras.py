@@ -1,0 +1,38 @@
+"""Polynomial surface additions: Euclidean distance to the surface, OOD samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.polynomial_surface import PolynomialSurface
+
+
+def unit_normals(sim: PolynomialSurface, z: np.ndarray) -> np.ndarray:
+    """Unit normals R (-grad f, 1) / sqrt(1 + |grad f|^2) of the surface at z."""
+    normal = np.column_stack([-sim.height_gradient(z), np.ones(len(z))])
+    return (normal / np.linalg.norm(normal, axis=1, keepdims=True)) @ sim.rotation.T
+
+
+def test_distance_of_points_offset_along_the_normal():
+    sim = PolynomialSurface()
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-3, 3, size=(500, 2))
+    offset = rng.uniform(-0.05, 0.05, size=500)
+    x = sim.embed(z) + offset[:, None] * unit_normals(sim, z)
+    np.testing.assert_allclose(sim.distance_to_manifold(x), np.abs(offset), atol=1e-10)
+    np.testing.assert_allclose(sim.closest_latent(x), z, atol=1e-8)
+    assert np.all(sim.vertical_distance(x) >= np.abs(offset) - 1e-12)
+    # the vertical distance really differs where the surface is steep, so the Euclidean one is not trivial
+    assert np.max(sim.vertical_distance(x) - np.abs(offset)) > 1e-3
+
+
+def test_samples_on_surface_and_ood_samples_off_it():
+    sim = PolynomialSurface()
+    x = sim.sample(np.array([0.3]), 1000, np.random.default_rng(1))
+    assert np.max(sim.distance_to_manifold(x)) < 1e-9
+    ood = sim.sample_ood(20_000, np.random.default_rng(2))
+    assert ood.shape == (20_000, 3)
+    # noise N(0, 0.1^2 I_3): the component along the surface normal is N(0, 0.1^2) for nearby surface points
+    distance = sim.distance_to_manifold(ood)
+    assert 0.06 < np.median(distance) < 0.075  # median of |N(0, 0.1^2)| is 0.0674
+    np.testing.assert_array_equal(ood, sim.sample_ood(20_000, np.random.default_rng(2)))
