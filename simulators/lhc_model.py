@@ -207,6 +207,14 @@ class LatentModel:
         z[:, 13] = np.arctan2(rest[:, 2], rest[:, 1])
         return z
 
+    def jets_may_pass(self, z: np.ndarray) -> np.ndarray:
+        """Jet pT, |eta| and Delta-eta cuts evaluated on the latent directly (a superset filter for ``accepted``)."""
+        c = self.cuts
+        margin = 1e-9  # rounding between latent and momenta must never drop an accepted event
+        return ((np.minimum(z[:, 0], z[:, 4]) > c.jet_pt_min - margin)
+                & (np.maximum(np.abs(z[:, 1]), np.abs(z[:, 5])) < c.jet_eta_max + margin)
+                & (np.abs(z[:, 1] - z[:, 5]) > c.deta_jj_min - margin))
+
     def accepted(self, photons: np.ndarray, jets: np.ndarray) -> np.ndarray:
         """Boolean acceptance of events (objects in any order)."""
         c = self.cuts

@@ -36,3 +36,18 @@ def test_samples_on_surface_and_ood_samples_off_it():
     distance = sim.distance_to_manifold(ood)
     assert 0.06 < np.median(distance) < 0.075  # median of |N(0, 0.1^2)| is 0.0674
     np.testing.assert_array_equal(ood, sim.sample_ood(20_000, np.random.default_rng(2)))
+
+
+def test_surface_density_is_normalized_with_numerical_area_element():
+    """Integral over the surface of p(x|theta) dA = 1, with dA from a finite-difference Jacobian of embed."""
+    sim = PolynomialSurface()
+    h = 0.1
+    axis = np.arange(-9.0, 9.0, h) + h / 2
+    z = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
+    step = 1e-6
+    columns = [(sim.embed(z + step * e) - sim.embed(z - step * e)) / (2 * step) for e in np.eye(2)]
+    jacobian = np.stack(columns, axis=2)  # (n, 3, 2)
+    area = np.sqrt(np.linalg.det(np.einsum("nik,nil->nkl", jacobian, jacobian)))
+    for theta in (-0.8, 0.0, 0.9):
+        density = np.exp(sim.log_likelihood(sim.embed(z), np.array([theta])))
+        assert abs(np.sum(density * area) * h**2 - 1.0) < 1e-4
