@@ -178,7 +178,7 @@ class LHC:
             value = self.model.log_density(z) + np.log(self.weight(z, theta)) - np.log(self.cross_section(theta))
         return np.where(accepted, value, -np.inf)
 
-    def _support(self, x: np.ndarray) -> np.ndarray:
+    def in_support(self, x: np.ndarray) -> np.ndarray:
         """Inside the acceptance and pT-ordered as the latent parametrization requires."""
         photons, jets = self.momenta(x)
         return (self.model.accepted(photons, jets) & (x[:, 4] >= x[:, 10]) & (x[:, 16] >= x[:, 22]))
@@ -187,7 +187,7 @@ class LHC:
         """log p(z(x)|theta): exact up to the theta-independent embedding term (module docstring)."""
         self._require_tractable()
         x = check_x(x, self.data_dim)
-        return self.latent_log_prob(self.latent(x), theta, self._support(x))
+        return self.latent_log_prob(self.latent(x), theta, self.in_support(x))
 
     def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """grad_theta log p(z(x)|theta) = grad w / w - grad sigma / sigma, shape (n, 2)."""

@@ -19,7 +19,7 @@ def sim():
 def log_posterior_function(sim: LHC, x: np.ndarray):
     """theta (m, 2) -> log prior + sum_i log p(x_i|theta), with the observed events inverted once."""
     z = sim.latent(x)
-    support = sim._support(x)
+    support = sim.in_support(x)
 
     def log_posterior(theta: np.ndarray) -> np.ndarray:
         theta = np.atleast_2d(theta)
