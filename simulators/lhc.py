@@ -58,7 +58,7 @@ def load_lhc_constants(check: bool = True) -> dict:
         if stored != fingerprint(constants):
             raise ConfigError(f"{path}: cross-section acceptances are missing or stale for these constants "
                               f"(fingerprint {stored} != {fingerprint(constants)}); "
-                              "run `python -m simulators.lhc_cross_section`")
+                              "run `python -m simulators.calibrate_lhc`")
     return constants
 
 

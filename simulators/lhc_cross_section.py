@@ -16,19 +16,16 @@ p0 q^m / E[q^m]. Only the three acceptances eps_m are estimated by Monte Carlo (
 sqrt(eps (1 - eps) / N)); they are stored in ``data/simulators/lhc.json`` with a fingerprint of the SM density
 and cuts they belong to, and are independent of the coupling constants.
 
-Regenerate with ``python -m simulators.lhc_cross_section --events-per-tilt N [--seed S]``.
+Regenerate with ``python -m simulators.calibrate_lhc --events-per-tilt N [--seed S]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 
 import numpy as np
 
-from mflow_sbi.io import save_json
-from simulators.base import DATA_DIR
 from simulators.lhc_model import LatentModel
 
 TILTS = (0, 1, 2)
@@ -55,30 +52,3 @@ def estimate_acceptances(model: LatentModel, n: int, rng: np.random.Generator,
         estimates.append(eps)
         errors.append(np.sqrt(eps * (1 - eps) / n))
     return np.array(estimates), np.array(errors)
-
-
-def main(argv: list[str] | None = None) -> None:
-    from simulators.lhc import load_lhc_constants, make_latent_model
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events-per-tilt", type=int, default=100_000_000)
-    parser.add_argument("--seed", type=int, default=20200613)
-    args = parser.parse_args(argv)
-    path = DATA_DIR / "lhc.json"
-    constants = load_lhc_constants(check=False)
-    eps, err = estimate_acceptances(make_latent_model(constants), args.events_per_tilt,
-                                    np.random.default_rng(args.seed))
-    constants["cross_section"] = {
-        "fingerprint": fingerprint(constants),
-        "method": "Monte Carlo acceptance of the pT-tilted SM density (simulators/lhc_cross_section.py)",
-        "events_per_tilt": args.events_per_tilt,
-        "seed": args.seed,
-        "acceptance": eps.tolist(),
-        "acceptance_std": err.tolist(),
-    }
-    save_json(path, constants)
-    print(f"acceptances {eps} +- {err} written to {path}")
-
-
-if __name__ == "__main__":
-    main()

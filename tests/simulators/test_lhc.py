@@ -206,3 +206,22 @@ def test_stale_constants_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(simulators.lhc, "DATA_DIR", tmp_path)
     with pytest.raises(ConfigError, match="stale"):
         LHC()
+
+
+def test_calibration_script_reproduces_stored_acceptances(tmp_path, monkeypatch):
+    import shutil
+
+    import simulators.base
+    import simulators.calibrate_lhc
+    import simulators.lhc
+
+    shutil.copy(simulators.base.DATA_DIR / "lhc.json", tmp_path / "lhc.json")
+    monkeypatch.setattr(simulators.lhc, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(simulators.calibrate_lhc, "DATA_DIR", tmp_path)
+    stored = json.loads((tmp_path / "lhc.json").read_text())["cross_section"]
+    simulators.calibrate_lhc.main(["--events-per-tilt", "40000", "--seed", "5"])
+    fresh = json.loads((tmp_path / "lhc.json").read_text())["cross_section"]
+    assert fresh["fingerprint"] == stored["fingerprint"] and fresh["events_per_tilt"] == 40000
+    difference = np.array(fresh["acceptance"]) - np.array(stored["acceptance"])
+    assert np.all(np.abs(difference) < 5 * np.array(fresh["acceptance_std"]))
+    LHC()  # the rewritten file is accepted
