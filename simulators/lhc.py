@@ -16,9 +16,11 @@ CP-odd one produces a sin(2 dphi_jj) asymmetry whose sign follows theta_1. With 
 
     p(z|theta) = p0(z) w(z, theta) 1_acc(z) / sigma(theta),
 
-and sigma(theta) is the quadratic of ``simulators/lhc_cross_section.py``. Sampling is exact: rejection from
-the envelope p0(z) (1 + gamma q)^2 >= p0(z) w(z, theta), gamma = c_even |theta_0| + c_odd |theta_1|, which is
-a three-component mixture of pT-tilted SM densities (``_envelope_coefficients`` gives a slightly tighter one).
+and sigma(theta) is the quadratic of ``simulators/lhc_cross_section.py``. Sampling is exact rejection
+sampling: with w = |1 + q u|^2, u = theta_0 c_even + i theta_1 c_odd exp(2 i dphi_jj), the bounds
+Re u <= beta = theta_0 c_even + |theta_1| c_odd and |u| <= gamma = |theta_0| c_even + |theta_1| c_odd give the
+envelope p0(z) (1 + 2 max(beta, 0) q + gamma^2 q^2) >= p0(z) w(z, theta), a three-component mixture of the
+pT-tilted SM densities p0 q^m / E[q^m] (m = 0, 1, 2); candidates outside the cuts are rejected too.
 
 Observables x (40, objects ordered by pT) are computed from the four-momenta only via
 ``mflow_sbi.data.kinematics.event_features``; they lie on a 14-dimensional manifold given by the 26 constraints
