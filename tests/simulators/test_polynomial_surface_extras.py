@@ -51,3 +51,21 @@ def test_surface_density_is_normalized_with_numerical_area_element():
     for theta in (-0.8, 0.0, 0.9):
         density = np.exp(sim.log_likelihood(sim.embed(z), np.array([theta])))
         assert abs(np.sum(density * area) * h**2 - 1.0) < 1e-4
+
+
+def test_latent_histograms_match_mixture_marginals():
+    """Chi-square of z1 and z2 (read back from x) against 0.6 N(+-1, 2^2) + 0.4 N(-+1, s(theta)^2) marginals."""
+    from scipy import stats
+
+    sim = PolynomialSurface()
+    theta = -0.5
+    s = 0.2 + 0.4 * (1 + theta)
+    n = 100_000
+    z = sim.latent(sim.sample(np.array([theta]), n, np.random.default_rng(3)))
+    for k, (broad_mean, narrow_mean) in enumerate([(1.0, -1.0), (-1.0, 1.0)]):
+        edges = np.concatenate([[-np.inf], np.linspace(-4, 4, 41), [np.inf]])
+        cdf = 0.6 * stats.norm.cdf(edges, broad_mean, 2.0) + 0.4 * stats.norm.cdf(edges, narrow_mean, s)
+        expected = n * np.diff(cdf)
+        counts, _ = np.histogram(z[:, k], edges)
+        chi2 = np.sum((counts - expected) ** 2 / expected)
+        assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
