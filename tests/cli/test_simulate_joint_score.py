@@ -28,3 +28,9 @@ def test_no_joint_score_by_default(tmp_path):
     out = tmp_path / "events.npz"
     assert main(["--quiet", "simulate", "lhc", "--n", "10", "--theta", "0,0", "--out", str(out)]) == 0
     assert load_events(out).t_xz is None
+
+
+def test_joint_score_refused_for_root_output(tmp_path, capsys):
+    out = tmp_path / "events.root"
+    assert main(["simulate", "lhc", "--n", "10", "--theta", "0,0", "--joint-score", "--out", str(out)]) == 2
+    assert "--joint-score" in capsys.readouterr().err and not out.exists()

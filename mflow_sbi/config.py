@@ -1,0 +1,90 @@
+"""TOML configuration: schema, defaults and validation.
+
+A configuration file has up to four tables; every key is optional and unknown keys are errors:
+
+    [simulation]   simulator, n_train, n_observed, true_theta, seed      (used by `mflow-sbi run`)
+    [model]        type ("mflow"), latent_dim, conditional_outer, [model.outer], [model.inner]
+    [training]     the fields of TrainingConfig (algorithm, epochs_m, epochs_d, learning_rate, ...)
+    [inference]    walkers, steps, burn_in, thin, seed
+
+The embedded default (``mflow_sbi/default_run.toml``) is what `mflow-sbi run` uses without a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from mflow_sbi.errors import ConfigError
+from mflow_sbi.tomlio import read_toml
+from mflow_sbi.training.algorithms import TrainingConfig
+
+
+@dataclass
+class SimulationConfig:
+    simulator: str = "polynomial_surface"
+    n_train: int = 20000
+    n_observed: int = 20
+    true_theta: list[float] = field(default_factory=lambda: [0.0])
+    seed: int = 1
+
+
+@dataclass
+class ModelConfig:
+    type: str = "mflow"
+    latent_dim: int | None = None
+    conditional_outer: bool = False
+    outer: dict[str, Any] = field(default_factory=dict)
+    inner: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InferenceConfig:
+    walkers: int = 32
+    steps: int = 2500
+    burn_in: int = 500
+    thin: int = 1
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+def _section(cls: type, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def parse_config(data: dict, source: str = "config") -> RunConfig:
+    """Validate a parsed TOML document into a RunConfig (missing tables and keys take defaults)."""
+    sections = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{source}: unknown table(s) {unknown}; known tables: {sorted(sections)}")
+    classes = {"simulation": SimulationConfig, "model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig}
+    return RunConfig(**{name: _section(cls, data.get(name, {}), f"{source} [{name}]") for name, cls in classes.items()})
+
+
+def load_config(path: str | os.PathLike | None = None) -> RunConfig:
+    """Load a configuration file, or the embedded default when ``path`` is None."""
+    if path is None:
+        text = resources.files("mflow_sbi").joinpath("default_run.toml").read_text()
+        return parse_config(tomllib.loads(text), "embedded default_run.toml")
+    return parse_config(read_toml(path), str(path))

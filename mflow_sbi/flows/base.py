@@ -1,0 +1,191 @@
+"""What every conditional density model shares: input checks, standardization, modes, save/load.
+
+A model estimates p(x|theta) for x in R^d and theta in R^p. Inputs are standardized inside the model
+(x_std = (x - mean)/scale, likewise theta); densities are always reported in the user's raw units:
+
+    log p(x|theta) = log p_std(x_std|theta) - sum_j log scale_j       (full-dimensional densities)
+
+Subclasses set ``model_type``, ``modes`` and ``default_mode`` and implement ``_log_prob_std`` and
+``_sample_std``. Models whose theta enters only an inner flow on latent coordinates also implement the
+cached-likelihood pair ``cache_observed`` / ``latent_log_prob``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any, ClassVar
+
+import nflows
+import numpy as np
+import torch
+from torch import nn
+
+from mflow_sbi import __version__
+from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.flows.standardize import Standardizer
+from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.io import atomic_path, save_json
+from mflow_sbi.tomlio import read_toml, write_toml
+
+CONFIG_FILE = "config.toml"
+WEIGHTS_FILE = "weights.pt"
+VERSIONS_FILE = "versions.json"
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+class UnsupportedMode(InputError):
+    """A density mode that this model does not provide."""
+
+
+def as_tensor(values: ArrayLike) -> torch.Tensor:
+    """A float32 tensor view/copy of an array or tensor (networks run in float32)."""
+    return torch.as_tensor(values).to(torch.float32)
+
+
+class ConditionalDensityModel(nn.Module):
+    """Base class of AF, PIE, M-flow and Me-flow."""
+
+    model_type: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]]
+    default_mode: ClassVar[str]
+    needs_latent_dim: ClassVar[bool] = False
+    latent_dim: int | None = None
+    conditional_outer: bool = False
+
+    def __init__(
+        self,
+        data_dim: int,
+        parameter_dim: int,
+        parameter_names: tuple[str, ...] | list[str] | None = None,
+        prior: IndependentPrior | None = None,
+    ) -> None:
+        super().__init__()
+        if data_dim < 1 or parameter_dim < 1:
+            raise InputError(f"data_dim and parameter_dim must be >= 1, got {data_dim} and {parameter_dim}")
+        self.data_dim = int(data_dim)
+        self.parameter_dim = int(parameter_dim)
+        names = tuple(parameter_names) if parameter_names is not None else tuple(f"theta_{i}" for i in range(parameter_dim))
+        if len(names) != parameter_dim:
+            raise InputError(f"{len(names)} parameter names given for {parameter_dim} parameters")
+        self.parameter_names = names
+        self.prior = prior
+        if prior is not None and prior.dim != parameter_dim:
+            raise InputError(f"prior has {prior.dim} parameters but the model has parameter_dim={parameter_dim}")
+        self.x_scaler = Standardizer(data_dim)
+        self.theta_scaler = Standardizer(parameter_dim)
+
+    # --- configuration -----------------------------------------------------------------------------
+    def architecture(self) -> dict[str, Any]:
+        """Constructor keywords (besides names and prior) that rebuild this architecture."""
+        return {"data_dim": self.data_dim, "parameter_dim": self.parameter_dim}
+
+    def fit_scalers(self, x: ArrayLike, theta: ArrayLike) -> None:
+        """Fit the x and theta standardizations on training data."""
+        x, theta = self.check_inputs(x, theta)
+        self.x_scaler.fit(x)
+        self.theta_scaler.fit(theta)
+
+    # --- input validation ------------------------------------------------------------------------------
+    def check_x(self, x: ArrayLike, what: str = "x") -> torch.Tensor:
+        x = as_tensor(x)
+        if x.ndim != 2 or x.shape[1] != self.data_dim:
+            raise InputError(f"{what} must have shape (N, {self.data_dim}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise InputError(f"{what} contains NaN or inf values")
+        return x
+
+    def check_theta(self, theta: ArrayLike, rows: int) -> torch.Tensor:
+        theta = as_tensor(theta)
+        if theta.ndim == 1 and theta.shape[0] == self.parameter_dim:
+            theta = theta.expand(rows, -1)
+        if theta.ndim != 2 or theta.shape != (rows, self.parameter_dim):
+            expected = f"({self.parameter_dim},) or ({rows}, {self.parameter_dim})"
+            raise InputError(f"theta must have shape {expected}, got {tuple(theta.shape)}")
+        if not bool(torch.isfinite(theta).all()):
+            raise InputError("theta contains NaN or inf values")
+        return theta
+
+    def check_inputs(self, x: ArrayLike, theta: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_x(x)
+        return x, self.check_theta(theta, x.shape[0])
+
+    def check_mode(self, mode: str | None) -> str:
+        mode = self.default_mode if mode is None else mode
+        if mode not in self.modes:
+            raise UnsupportedMode(f"{type(self).__name__} has no density mode {mode!r}; available: {', '.join(self.modes)}")
+        return mode
+
+    # --- densities and sampling --------------------------------------------------------------------
+    def log_prob(self, x: ArrayLike, theta: ArrayLike, mode: str | None = None) -> torch.Tensor:
+        """log p(x|theta) per event in raw units, shape (N,); ``mode`` defaults to ``default_mode``."""
+        mode = self.check_mode(mode)
+        x, theta = self.check_inputs(x, theta)
+        return self._log_prob_std(self.x_scaler(x), self.theta_scaler(theta), mode)
+
+    def sample(self, theta: ArrayLike, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw n events x ~ p(x|theta) for one parameter point theta (p,), shape (n, d), raw units."""
+        if n < 1:
+            raise InputError(f"number of samples must be >= 1, got {n}")
+        theta = self.check_theta(theta, n)
+        return self.x_scaler.inverse(self._sample_std(self.theta_scaler(theta), generator))
+
+    @property
+    def supports_cached_likelihood(self) -> bool:
+        """True when theta enters only an inner flow on latent coordinates (see ``cache_observed``)."""
+        return False
+
+    def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- persistence -------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write config.toml (type, architecture, parameter names, prior), weights.pt and versions.json."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model": {"type": self.model_type, "parameter_names": list(self.parameter_names), **self.architecture()},
+        }
+        if self.prior is not None:
+            config["prior"] = {"specs": self.prior.specs}
+        write_toml(directory / CONFIG_FILE, config)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            torch.save(self.state_dict(), tmp)
+        save_json(directory / VERSIONS_FILE, software_versions())
+        return directory
+
+    @classmethod
+    def from_config(cls, config: dict) -> ConditionalDensityModel:
+        model_section = dict(config["model"])
+        model_section.pop("type")
+        prior = IndependentPrior.from_specs(config["prior"]["specs"]) if "prior" in config else None
+        return cls(prior=prior, **model_section)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ConditionalDensityModel:
+        directory = Path(directory)
+        config = read_toml(directory / CONFIG_FILE)
+        found = config.get("model", {}).get("type")
+        if found != cls.model_type:
+            raise DataFileError(f"{directory / CONFIG_FILE}: model type {found!r}, expected {cls.model_type!r}")
+        model = cls.from_config(config)
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise DataFileError(f"{weights}: no such file (incomplete model directory)")
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model.eval()
+
+
+def software_versions() -> dict[str, str]:
+    return {
+        "mflow_sbi": __version__,
+        "torch": torch.__version__,
+        "nflows": getattr(nflows, "__version__", "unknown"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

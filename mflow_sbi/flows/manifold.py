@@ -1,0 +1,196 @@
+"""M-flow (manifold-learning flow) and PIE, Brehmer & Cranmer 2020 (arXiv:2003.13913).
+
+Coordinates are standardized inside the model (see ``base``). In standardized units:
+
+- outer flow f: R^d -> R^d, a bijection; f(x) = (u', v) with u' in R^n, v in R^(d-n);
+- decoder g(u') = f^{-1}(u', 0): injective R^n -> R^d, its image is the learned manifold;
+- encoder u'(x) = first n coordinates of f(x); projection x -> g(u'(x));
+- inner flow h(.|theta): R^n -> R^n with base N(0, I_n): u = h(u'|theta) (nflows "forward" direction).
+
+Densities per event (raw units; ``scale`` is the x standardization):
+
+    latent:          log p(u'|theta)  = log N(h(u'|theta); 0, I) + log|det dh/du'|
+    "manifold":      log p(x|theta)   = log p(u'|theta) - 1/2 log det(J^T J),  J = d x_raw / d u' (d x n)
+                     (exact density on the learned manifold w.r.t. its area measure, evaluated at the
+                     projection of x)
+    "fixed_manifold": log p(u'|theta) + log|det df/dx_std| - sum log scale
+                     (differs from "manifold" by a theta-independent term when theta conditions only h,
+                     so it has the same gradients w.r.t. theta and the inner flow's parameters)
+    "pie" (PIE only): "fixed_manifold" + sum_j log N(v_j; 0, eps^2)  (a full-dimensional density)
+
+With ``conditional_outer=True`` theta also conditions f; then the encoding depends on theta and the
+cached likelihood is unavailable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from mflow_sbi.errors import InputError
+from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel
+from mflow_sbi.flows.builders import StackConfig, build_stack
+from mflow_sbi.flows.jacobian import decoder_jacobian, log_det_metric
+from mflow_sbi.inference.priors import IndependentPrior
+
+DEFAULT_OUTER = StackConfig(n_layers=6, hidden_features=64)
+DEFAULT_INNER = StackConfig(n_layers=4, hidden_features=64)
+
+
+def _stack_config(value: StackConfig | dict | None, default: StackConfig) -> StackConfig:
+    if value is None:
+        return default
+    return value if isinstance(value, StackConfig) else StackConfig.from_dict(dict(value))
+
+
+def standard_normal_log_prob(values: torch.Tensor) -> torch.Tensor:
+    """sum_j log N(values_j; 0, 1) over the last axis."""
+    return -0.5 * (values**2).sum(-1) - 0.5 * values.shape[-1] * math.log(2 * math.pi)
+
+
+class ManifoldFlow(ConditionalDensityModel):
+    """Conditional M-flow: outer flow, projection to n latent coordinates, conditional inner flow."""
+
+    model_type = "mflow"
+    modes = ("manifold", "fixed_manifold")
+    default_mode = "manifold"
+    needs_latent_dim = True
+
+    def __init__(
+        self,
+        data_dim: int,
+        latent_dim: int,
+        parameter_dim: int,
+        outer: StackConfig | dict | None = None,
+        inner: StackConfig | dict | None = None,
+        conditional_outer: bool = False,
+        jacobian_method: str = "forward",
+        parameter_names: tuple[str, ...] | list[str] | None = None,
+        prior: IndependentPrior | None = None,
+    ) -> None:
+        super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior)
+        if not 1 <= latent_dim < data_dim:
+            raise InputError(f"latent_dim must satisfy 1 <= latent_dim < data_dim={data_dim}, got {latent_dim}")
+        self.latent_dim = int(latent_dim)
+        self.conditional_outer = bool(conditional_outer)
+        self.jacobian_method = jacobian_method
+        self.outer_config = _stack_config(outer, DEFAULT_OUTER)
+        self.inner_config = _stack_config(inner, DEFAULT_INNER)
+        self.outer = build_stack(data_dim, parameter_dim if conditional_outer else None, self.outer_config)
+        self.inner = build_stack(latent_dim, parameter_dim, self.inner_config)
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            **super().architecture(),
+            "latent_dim": self.latent_dim,
+            "conditional_outer": self.conditional_outer,
+            "jacobian_method": self.jacobian_method,
+            "outer": vars(self.outer_config).copy(),
+            "inner": vars(self.inner_config).copy(),
+        }
+
+    def manifold_parameters(self) -> list[nn.Parameter]:
+        """Parameters that shape the manifold (the outer flow); trained in phase M."""
+        return list(self.outer.parameters())
+
+    def density_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the density on the manifold (the inner flow); trained in phase D."""
+        return list(self.inner.parameters())
+
+    # --- standardized-space building blocks ----------------------------------------------------------
+    def _outer_context(self, theta_std: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+        if not self.conditional_outer:
+            return None
+        if theta_std is None:
+            raise InputError("this model has conditional_outer=True: encode/decode/project need theta")
+        return theta_std.expand(rows, -1) if theta_std.ndim == 1 else theta_std
+
+    def _outer_forward(self, x_std: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.outer(x_std, context=context)
+
+    def _encode_std(self, x_std: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """u'(x_std): the first n coordinates of f(x_std)."""
+        return self._outer_forward(x_std, context)[0][:, : self.latent_dim]
+
+    def _decode_std(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        padded = torch.cat([u, u.new_zeros(u.shape[0], self.data_dim - self.latent_dim)], dim=1)
+        return self.outer.inverse(padded, context=context)[0]
+
+    def _decode_raw(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        return self.x_scaler.inverse(self._decode_std(u, context))
+
+    def _latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
+        noise, log_det = self.inner(u, context=theta_std)
+        return standard_normal_log_prob(noise) + log_det
+
+    def _split(self, x_std: torch.Tensor, context: torch.Tensor | None, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u', c) with log p(x|theta) = latent_log_prob(u'|theta) + c; c depends on theta only via the context."""
+        h, outer_log_det = self._outer_forward(x_std, context)
+        u = h[:, : self.latent_dim]
+        if mode == "manifold":
+            jacobian = decoder_jacobian(self._decode_raw, u, context, method=self.jacobian_method)
+            return u, (-0.5 * log_det_metric(jacobian)).to(u.dtype)
+        const = outer_log_det + self.x_scaler.log_abs_det()
+        if mode == "pie":
+            const = const + self._off_manifold_log_prob(h[:, self.latent_dim :])
+        return u, const
+
+    def _off_manifold_log_prob(self, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
+        u, const = self._split(x_std, self._outer_context(theta_std, x_std.shape[0]), mode)
+        return self._latent_log_prob_std(u, theta_std) + const
+
+    def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        noise = torch.randn(theta_std.shape[0], self.latent_dim, generator=generator)
+        u = self.inner.inverse(noise, context=theta_std)[0]
+        return self._decode_std(u, self._outer_context(theta_std, noise.shape[0]))
+
+    # --- public latent-space API (raw units in and out) --------------------------------------------------
+    def _context_for(self, theta: ArrayLike | None, rows: int) -> torch.Tensor | None:
+        if not self.conditional_outer:
+            return None
+        if theta is None:
+            raise InputError("this model has conditional_outer=True: encode/decode/project need theta")
+        return self.theta_scaler(self.check_theta(theta, rows))
+
+    def encode(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
+        """Latent coordinates u' (N, n) of x on the learned manifold."""
+        x = self.check_x(x)
+        return self._encode_std(self.x_scaler(x), self._context_for(theta, x.shape[0]))
+
+    def decode(self, u: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
+        """The point g(u') on the learned manifold, raw units, (N, d)."""
+        u = torch.as_tensor(u).to(torch.float32)
+        if u.ndim != 2 or u.shape[1] != self.latent_dim:
+            raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        return self._decode_raw(u, self._context_for(theta, u.shape[0]))
+
+    def project(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
+        """decode(encode(x)): the projection of x onto the learned manifold."""
+        return self.decode(self.encode(x, theta), theta)
+
+    # --- cached likelihood for inference ---------------------------------------------------------------
+    @property
+    def supports_cached_likelihood(self) -> bool:
+        return not self.conditional_outer
+
+    def cache_observed(self, x: ArrayLike, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u', c) such that log_prob(x, theta, mode) == latent_log_prob(u', theta) + c for every theta."""
+        if not self.supports_cached_likelihood:
+            raise InputError("cached likelihood needs a model whose outer flow does not depend on theta")
+        mode = self.check_mode(mode)
+        x = self.check_x(x)
+        return self._split(self.x_scaler(x), None, mode)
+
+    def latent_log_prob(self, u: ArrayLike, theta: ArrayLike) -> torch.Tensor:
+        """log p(u'|theta) of the inner flow, shape (N,)."""
+        u = torch.as_tensor(u).to(torch.float32)
+        if u.ndim != 2 or u.shape[1] != self.latent_dim:
+            raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        theta = self.check_theta(theta, u.shape[0])
+        return self._latent_log_prob_std(u, self.theta_scaler(theta))

@@ -1,0 +1,182 @@
+"""Log-likelihood of N iid observed events as a function of theta, batched over many theta at once.
+
+    log L(theta) = sum_{i=1}^N log p(x_i | theta)
+
+``ModelLikelihood`` evaluates a trained flow. When theta conditions only the inner flow of an M-flow
+(``model.supports_cached_likelihood``), the outer flow's encoding u'_i = f(x_i)_{1..n} and every
+theta-independent term c_i are computed once ("cached"), and each call only runs the inner flow:
+
+    log L(theta) = sum_i latent_log_prob(u'_i, theta) + sum_i c_i.
+
+Otherwise every call re-encodes the events through ``model.log_prob``. For K parameter points all K x N
+(theta, event) rows go through the network in batched calls of at most ``chunk_size`` rows, so memory stays
+bounded. Sums are accumulated in float64.
+
+``SimulatorLikelihood`` does the same with a simulator's exact likelihood, for reference posteriors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from mflow_sbi.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 65536
+
+
+class LikelihoodModel(Protocol):
+    """What ``ModelLikelihood`` needs from a trained conditional density model (see mflow_sbi.flows)."""
+
+    data_dim: int
+    parameter_dim: int
+    supports_cached_likelihood: bool
+
+    def log_prob(self, x: torch.Tensor, theta: torch.Tensor, mode: str | None = None) -> torch.Tensor: ...
+
+    def cache_observed(self, x: torch.Tensor, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def latent_log_prob(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor: ...
+
+
+def check_observed(x: np.ndarray, data_dim: int) -> np.ndarray:
+    """Validate observed events: a finite float64 array of shape (N >= 1, data_dim)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise InputError(f"observed data must have shape (N, {data_dim}), got {x.shape}")
+    if x.shape[0] == 0:
+        raise InputError("observed data holds zero events")
+    if x.shape[1] != data_dim:
+        raise InputError(f"observed events have dimension {x.shape[1]}, the model expects {data_dim}")
+    bad = ~np.all(np.isfinite(x), axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise InputError(f"observed data has NaN or inf in {rows.size} event(s), e.g. rows {rows[:5].tolist()}")
+    return x
+
+
+def observed_fingerprint(x: np.ndarray) -> str:
+    """SHA-256 of the observed events (float64, C order) with their shape, to tie a posterior to its data."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    digest = hashlib.sha256(repr(x.shape).encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def _check_theta(theta: np.ndarray, parameter_dim: int) -> np.ndarray:
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim != 2 or theta.shape[1] != parameter_dim:
+        raise InputError(f"theta must have shape (K, {parameter_dim}), got {theta.shape}")
+    return theta
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+class ModelLikelihood:
+    """Callable theta (K, p) float64 -> (K,) float64 summed log-likelihood of the observed events.
+
+    ``cache``: "auto" (use the cached encoding when the model supports it), True (require it) or False
+    (always re-encode). ``mode`` is passed to the model's density (None: its default).
+    """
+
+    def __init__(
+        self,
+        model: LikelihoodModel,
+        x_observed: np.ndarray,
+        cache: bool | str = "auto",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        mode: str | None = None,
+    ):
+        if cache not in ("auto", True, False):
+            raise InputError(f"cache must be 'auto', True or False, got {cache!r}")
+        if int(chunk_size) < 1:
+            raise InputError(f"chunk_size must be positive, got {chunk_size}")
+        supported = bool(getattr(model, "supports_cached_likelihood", False))
+        if cache is True and not supported:
+            raise InputError("this model cannot cache the observed encoding (theta conditions its outer flow)")
+        self.model = model
+        self.model.eval()
+        self.parameter_dim = int(model.parameter_dim)
+        self.x_observed = check_observed(x_observed, int(model.data_dim))
+        self.n_events = self.x_observed.shape[0]
+        self.chunk_size = int(chunk_size)
+        self.mode = mode
+        self.cached = supported if cache == "auto" else bool(cache)
+        self.fingerprint = observed_fingerprint(self.x_observed)
+        self.device = _model_device(model)
+        self._x = torch.as_tensor(self.x_observed, dtype=torch.float32, device=self.device)
+        self.n_nonfinite = 0
+        if self.cached:
+            with torch.no_grad():
+                u, const = model.cache_observed(self._x, mode=mode)
+            self._u = u.detach()
+            self._const = float(const.detach().double().sum())
+
+    def _rows(self, x_rows: torch.Tensor, theta_rows: torch.Tensor) -> torch.Tensor:
+        if self.cached:
+            return self.model.latent_log_prob(x_rows, theta_rows)
+        return self.model.log_prob(x_rows, theta_rows, mode=self.mode)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = _check_theta(theta, self.parameter_dim)
+        k = theta.shape[0]
+        events = self._u if self.cached else self._x
+        theta_t = torch.as_tensor(theta, dtype=torch.float32, device=self.device)
+        total = torch.zeros(k, dtype=torch.float64, device=self.device)
+        n_rows = k * self.n_events
+        with torch.no_grad():
+            for start in range(0, n_rows, self.chunk_size):
+                rows = torch.arange(start, min(start + self.chunk_size, n_rows), device=self.device)
+                theta_index = rows // self.n_events
+                values = self._rows(events[rows % self.n_events], theta_t[theta_index]).double()
+                total.index_add_(0, theta_index, values)
+        result = total.cpu().numpy()
+        if self.cached:
+            result = result + self._const
+        nonfinite = np.isnan(result) | (result == np.inf)
+        if nonfinite.any():
+            self.n_nonfinite += int(nonfinite.sum())
+            log.warning("model log-likelihood is NaN/+inf at %d parameter point(s); treated as -inf",
+                        int(nonfinite.sum()))
+            result = np.where(nonfinite, -np.inf, result)
+        return result
+
+
+class SimulatorLikelihood:
+    """Exact summed log-likelihood from ``simulator.log_likelihood(x, theta)``, for reference posteriors.
+
+    All K x N (theta, event) rows go to the simulator in calls of at most ``chunk_size`` rows, with theta
+    given per row (shape (rows, p), as ``simulators.base.broadcast_theta`` accepts). The simulator's
+    likelihood may omit a theta-independent constant; posteriors are unaffected.
+    """
+
+    def __init__(self, simulator, x_observed: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE):
+        self.simulator = simulator
+        self.parameter_dim = len(simulator.parameter_names)
+        self.x_observed = check_observed(x_observed, int(simulator.data_dim))
+        self.n_events = self.x_observed.shape[0]
+        self.chunk_size = int(chunk_size)
+        self.fingerprint = observed_fingerprint(self.x_observed)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = _check_theta(theta, self.parameter_dim)
+        total = np.zeros(theta.shape[0])
+        n_rows = theta.shape[0] * self.n_events
+        for start in range(0, n_rows, self.chunk_size):
+            rows = np.arange(start, min(start + self.chunk_size, n_rows))
+            theta_index = rows // self.n_events
+            values = self.simulator.log_likelihood(self.x_observed[rows % self.n_events], theta[theta_index])
+            np.add.at(total, theta_index, values)
+        return np.where(np.isnan(total), -np.inf, total)

@@ -1,0 +1,181 @@
+"""The result of an MCMC run: posterior samples with their provenance, summaries and credible regions.
+
+File layout (``.npz``, written atomically): ``samples`` (M, p), ``log_prob`` (M,) (unnormalized log
+posterior of each sample), ``param_names`` (p,), ``labels`` (p,), ``diagnostics`` and ``metadata``
+(JSON strings), and optionally the full ensemble ``chain`` (steps, walkers, p) with ``chain_log_prob``
+(steps, walkers), burn-in included, for trace plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.inference.credible import DEFAULT_LEVELS, HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
+from mflow_sbi.io import save_json, save_npz
+
+
+def _level_key(kind: str, level: float) -> str:
+    return f"{kind}_{round(100 * level)}"
+
+
+class Posterior:
+    """Posterior samples over parameters named ``parameter_names``."""
+
+    def __init__(
+        self,
+        samples: np.ndarray,
+        log_prob: np.ndarray,
+        parameter_names: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        diagnostics: dict | None = None,
+        metadata: dict | None = None,
+        chain: np.ndarray | None = None,
+        chain_log_prob: np.ndarray | None = None,
+    ):
+        samples = np.asarray(samples, dtype=np.float64)
+        if samples.ndim != 2 or samples.shape[0] < 2:
+            raise InputError(f"posterior samples must have shape (M >= 2, p), got {samples.shape}")
+        log_prob = np.asarray(log_prob, dtype=np.float64)
+        if log_prob.shape != (samples.shape[0],):
+            raise InputError(f"log_prob must have shape ({samples.shape[0]},), got {log_prob.shape}")
+        p = samples.shape[1]
+        names = tuple(parameter_names) if parameter_names is not None else tuple(f"theta_{k}" for k in range(p))
+        labels = tuple(labels) if labels is not None else names
+        if len(names) != p or len(labels) != p:
+            raise InputError(f"need {p} parameter names and labels, got {len(names)} names and {len(labels)} labels")
+        if chain is not None:
+            chain = np.asarray(chain, dtype=np.float64)
+            if chain.ndim != 3 or chain.shape[2] != p:
+                raise InputError(f"chain must have shape (steps, walkers, {p}), got {chain.shape}")
+        self.samples = samples
+        self.log_prob = log_prob
+        self.parameter_names = names
+        self.labels = labels
+        self.diagnostics = dict(diagnostics or {})
+        self.metadata = dict(metadata or {})
+        self.chain = chain
+        self.chain_log_prob = None if chain_log_prob is None else np.asarray(chain_log_prob, dtype=np.float64)
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def map_estimate(self) -> np.ndarray:
+        """The sample with the highest log posterior."""
+        return self.samples[int(np.argmax(self.log_prob))]
+
+    # --- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {
+            "samples": self.samples,
+            "log_prob": self.log_prob,
+            "param_names": np.array(self.parameter_names),
+            "labels": np.array(self.labels),
+            "diagnostics": np.array(json.dumps(self.diagnostics)),
+            "metadata": np.array(json.dumps(self.metadata)),
+        }
+        if self.chain is not None:
+            arrays["chain"] = self.chain
+        if self.chain_log_prob is not None:
+            arrays["chain_log_prob"] = self.chain_log_prob
+        return save_npz(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Posterior:
+        path = Path(path)
+        if not path.is_file():
+            raise DataFileError(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                fields = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise DataFileError(f"{path}: not a readable .npz file ({err})") from None
+        missing = [key for key in ("samples", "log_prob") if key not in fields]
+        if missing:
+            raise DataFileError(f"{path}: not a posterior file, missing {missing}; found {sorted(fields)}")
+
+        def strings(key: str) -> tuple[str, ...] | None:
+            return tuple(str(s) for s in fields[key]) if key in fields else None
+
+        def mapping(key: str) -> dict:
+            return json.loads(str(fields[key])) if key in fields else {}
+
+        try:
+            return cls(
+                fields["samples"], fields["log_prob"], strings("param_names"), strings("labels"),
+                mapping("diagnostics"), mapping("metadata"), fields.get("chain"), fields.get("chain_log_prob"),
+            )
+        except InputError as err:
+            raise DataFileError(f"{path}: {err}") from None
+
+    # --- summaries --------------------------------------------------------------------------------
+    def parameter_summary(self, k: int, levels: Sequence[float] = DEFAULT_LEVELS) -> dict:
+        column = self.samples[:, k]
+        entry = {
+            "mean": float(column.mean()),
+            "median": float(np.median(column)),
+            "std": float(column.std(ddof=1)),
+            "map": float(self.map_estimate[k]),
+        }
+        for level in levels:
+            entry[_level_key("central", level)] = list(central_interval(column, level))
+        for level in levels:
+            entry[_level_key("hpd", level)] = list(hpd_interval(column, level))
+        return entry
+
+    def summary(self, levels: Sequence[float] = DEFAULT_LEVELS) -> dict:
+        """JSON-serializable summary: per-parameter statistics and intervals, sampler diagnostics."""
+        result: dict = {
+            "n_samples": self.n_samples,
+            "parameters": {name: self.parameter_summary(k, levels) for k, name in enumerate(self.parameter_names)},
+        }
+        per_parameter = ("autocorrelation_time", "effective_sample_size", "split_rhat")
+        for key in ("acceptance_fraction", *per_parameter, "stuck_walkers", "warnings"):
+            if key in self.diagnostics:
+                value = self.diagnostics[key]
+                result[key] = dict(zip(self.parameter_names, value, strict=True)) if key in per_parameter else value
+        if self.metadata:
+            result["metadata"] = self.metadata
+        return result
+
+    def save_summary(self, path: str | os.PathLike, levels: Sequence[float] = DEFAULT_LEVELS) -> Path:
+        return save_json(path, self.summary(levels))
+
+    def format_summary(self, levels: Sequence[float] = DEFAULT_LEVELS) -> str:
+        """A human-readable table of the summary."""
+        summary = self.summary(levels)
+        interval_keys = [_level_key(kind, lv) for kind in ("central", "hpd") for lv in levels]
+        header = f"{'parameter':<14}{'mean':>11}{'std':>11}{'MAP':>11}" + "".join(f"{k:>24}" for k in interval_keys)
+        lines = [f"posterior: {summary['n_samples']} samples", header]
+        for name, entry in summary["parameters"].items():
+            row = f"{name:<14}{entry['mean']:>11.4g}{entry['std']:>11.4g}{entry['map']:>11.4g}"
+            row += "".join(f"{'[' + f'{lo:.4g}, {hi:.4g}' + ']':>24}" for lo, hi in (entry[k] for k in interval_keys))
+            lines.append(row)
+        if "acceptance_fraction" in summary:
+            lines.append(f"acceptance fraction: {summary['acceptance_fraction']:.3f}")
+        for key, title in (("autocorrelation_time", "autocorrelation time"), ("effective_sample_size", "ESS"),
+                           ("split_rhat", "split-R-hat")):
+            if key in summary:
+                lines.append(f"{title}: " + ", ".join(f"{n}={v:.4g}" for n, v in summary[key].items()))
+        lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format_summary()
+
+    # --- regions ----------------------------------------------------------------------------------
+    def hpd_region(self, i: int, j: int, level: float, rng: np.random.Generator | None = None) -> HPDRegion2D:
+        """2-D HPD region of parameters (i, j) at credibility ``level`` (KDE based, see credible.py)."""
+        return hpd_region_2d(self.samples, level, (i, j), rng=rng)

@@ -1,0 +1,207 @@
+"""Posterior sampling with emcee's affine-invariant ensemble sampler.
+
+    log p(theta | x_1..x_N) = log p(theta) + sum_i log p(x_i | theta) + const,
+
+with log p(theta) = -inf outside the prior support (the likelihood is then not evaluated). emcee's stretch
+move updates half of the ensemble at a time, so with ``vectorize=True`` each likelihood call receives
+n_walkers / 2 parameter points and evaluates all of them against all events at once.
+
+Proposals (``moves``): "de" (default) mixes differential-evolution moves (80%, ter Braak 2006) with emcee's
+affine-invariant stretch move (20%, Goodman & Weare 2010); "stretch" uses the stretch move only (emcee's
+default). On the low-dimensional posteriors here DE moves have autocorrelation times 3-4x shorter than the
+stretch move (tau ~ 5 vs ~ 23 steps in 1-D, ~ 12 vs ~ 35 in 4-D, with 32 walkers), hence 3-4x more effective
+samples for the same cost; the stretch share keeps the ensemble from being confined to the span of its
+differences. emcee's DE snooker move is deliberately not used: in our checks on a 4-D Gaussian posterior it
+gave marginal standard deviations about 30% too small.
+
+Walkers start inside the support: drawn from the prior (``init="prior"``), or in a small ball around the
+maximum a posteriori point found by a short optimization (``init="map"``: best of a batch of prior draws,
+refined by Nelder-Mead). With ``until_converged=True`` the run stops once the post-burn-in chain is longer
+than 50 autocorrelation times and the estimate of tau has changed by less than 1% since the last check,
+or after ``n_steps`` steps at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import emcee
+import numpy as np
+from scipy.optimize import minimize
+
+from mflow_sbi.errors import InputError
+from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, autocorrelation_time, chain_diagnostics
+from mflow_sbi.inference.posterior import Posterior
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WALKERS = 32
+DEFAULT_STEPS = 2500
+DEFAULT_BURN_IN = 500
+CONVERGENCE_CHECK_EVERY = 100
+TAU_RTOL = 0.01
+INIT_ATTEMPTS = 100
+BALL_SCALE = 1e-3
+
+
+class LogPosterior:
+    """Vectorized unnormalized log posterior: theta (K, p) -> (K,); -inf outside the prior support."""
+
+    def __init__(self, log_likelihood: Callable[[np.ndarray], np.ndarray], prior):
+        self.log_likelihood = log_likelihood
+        self.prior = prior
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        result = np.asarray(self.prior.log_prob(theta), dtype=np.float64).copy()
+        inside = np.isfinite(result)
+        if inside.any():
+            result[inside] += np.asarray(self.log_likelihood(theta[inside]), dtype=np.float64)
+        result[~inside] = -np.inf
+        return np.where(np.isnan(result), -np.inf, result)
+
+
+MOVES = ("de", "stretch")
+
+
+def make_moves(name: str) -> list:
+    """emcee moves for ``name`` in MOVES (see module docstring)."""
+    if name == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.StretchMove(), 0.2)]
+    if name == "stretch":
+        return [(emcee.moves.StretchMove(), 1.0)]
+    raise InputError(f"moves must be one of {MOVES}, got {name!r}")
+
+
+def _check_settings(prior, log_likelihood, n_walkers: int, n_steps: int, burn_in: int, thin: int, init: str) -> None:
+    p = int(prior.dim)
+    expected = getattr(log_likelihood, "parameter_dim", None)
+    if expected is not None and expected != p:
+        raise InputError(f"the prior has {p} parameter(s) but the likelihood (model) has {expected}")
+    if n_walkers < 2 * p:
+        raise InputError(f"need at least 2 x {p} = {2 * p} walkers for {p} parameter(s), got {n_walkers}")
+    if burn_in < 0 or thin < 1:
+        raise InputError(f"burn-in must be >= 0 and thin >= 1, got burn-in {burn_in}, thin {thin}")
+    if n_steps - burn_in < 4:
+        raise InputError(f"need at least 4 steps after burn-in, got {n_steps} steps with burn-in {burn_in}")
+    if init not in ("prior", "map"):
+        raise InputError(f"init must be 'prior' or 'map', got {init!r}")
+
+
+def _draw_valid(draw: Callable[[int], np.ndarray], log_post: LogPosterior, n: int, what: str) -> np.ndarray:
+    """``n`` points from ``draw`` with a finite log posterior, redrawing the others."""
+    points = draw(n)
+    for _ in range(INIT_ATTEMPTS):
+        bad = ~np.isfinite(log_post(points))
+        if not bad.any():
+            return points
+        points[bad] = draw(int(bad.sum()))
+    raise InputError(f"could not place walkers {what} with a finite posterior after {INIT_ATTEMPTS} attempts")
+
+
+def find_map(log_post: LogPosterior, prior, rng: np.random.Generator, n_candidates: int = 256) -> np.ndarray:
+    """Approximate MAP: the best of ``n_candidates`` prior draws, refined by Nelder-Mead."""
+    candidates = prior.sample(n_candidates, rng)
+    values = log_post(candidates)
+    if not np.isfinite(values).any():
+        raise InputError(f"the posterior is -inf at all {n_candidates} prior draws used to look for its maximum")
+    start = candidates[int(np.argmax(values))]
+
+    def objective(theta: np.ndarray) -> float:
+        value = log_post(theta[None, :])[0]
+        return -value if np.isfinite(value) else np.inf
+
+    result = minimize(objective, start, method="Nelder-Mead", options={"maxiter": 200 * len(start)})
+    return result.x if np.isfinite(result.fun) and result.fun <= objective(start) else start
+
+
+def initial_walkers(log_post: LogPosterior, prior, n_walkers: int, init: str, rng: np.random.Generator) -> np.ndarray:
+    """Starting points (n_walkers, p), all with a finite log posterior."""
+    if init == "prior":
+        return _draw_valid(lambda n: prior.sample(n, rng), log_post, n_walkers, "from the prior")
+    centre = find_map(log_post, prior, rng)
+    scale = BALL_SCALE * prior.sample(1000, rng).std(axis=0)
+    return _draw_valid(lambda n: centre + scale * rng.standard_normal((n, centre.size)), log_post, n_walkers,
+                       "around the MAP")
+
+
+def _run(sampler: emcee.EnsembleSampler, start: np.ndarray, n_steps: int, burn_in: int, until_converged: bool,
+         progress: bool) -> bool:
+    """Run the chain; returns whether the tau-based stopping rule fired (always False without it)."""
+    previous_tau = None
+    for state in sampler.sample(start, iterations=n_steps, progress=progress):
+        del state
+        done = sampler.iteration
+        if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_in < CONVERGENCE_CHECK_EVERY:
+            continue
+        tau = autocorrelation_time(sampler.get_chain(discard=burn_in))
+        stable = previous_tau is not None and np.all(np.abs(previous_tau - tau) < TAU_RTOL * tau)
+        if stable and done - burn_in >= MIN_TAU_MULTIPLE * tau.max():
+            return True
+        previous_tau = tau
+    return False
+
+
+def sample_posterior(
+    log_likelihood: Callable[[np.ndarray], np.ndarray],
+    prior,
+    n_walkers: int = DEFAULT_WALKERS,
+    n_steps: int = DEFAULT_STEPS,
+    burn_in: int = DEFAULT_BURN_IN,
+    thin: int = 1,
+    seed: int = 0,
+    init: str = "prior",
+    progress: bool = True,
+    parameter_names: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    metadata: dict | None = None,
+    until_converged: bool = False,
+    moves: str = "de",
+) -> Posterior:
+    """Sample p(theta | x_obs) with emcee; ``log_likelihood`` maps theta (K, p) to (K,) summed log-likelihoods.
+
+    ``prior`` is any object with ``dim``, ``sample(n, rng)`` and ``log_prob(theta)``; ``moves`` is "de" or
+    "stretch" (see the module docstring). With ``until_converged``,
+    ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned post-burn-in samples,
+    the full chain, diagnostics (see diagnostics.py) and metadata (sampler settings, observed-data fingerprint).
+    """
+    _check_settings(prior, log_likelihood, n_walkers, n_steps, burn_in, thin, init)
+    proposal = make_moves(moves)
+    log_post = LogPosterior(log_likelihood, prior)
+    rng = np.random.default_rng(seed)
+    start = initial_walkers(log_post, prior, n_walkers, init, rng)
+    sampler = emcee.EnsembleSampler(n_walkers, prior.dim, log_post, vectorize=True, moves=proposal)
+    sampler.random_state = np.random.RandomState(seed).get_state()
+    began = time.perf_counter()
+    converged = _run(sampler, start, n_steps, burn_in, until_converged, progress)
+    elapsed = time.perf_counter() - began
+    steps_run = sampler.iteration
+    if steps_run - burn_in < 4:
+        raise InputError(f"the chain stopped after {steps_run} steps, fewer than burn-in {burn_in} + 4")
+    chain, chain_log_prob = sampler.get_chain(), sampler.get_log_prob()
+    diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction)
+    diagnostics.update(sampling_seconds=elapsed, converged_by_tau=converged)
+    for message in diagnostics["warnings"]:
+        log.warning("MCMC: %s", message)
+    settings = {"n_walkers": n_walkers, "n_steps": n_steps, "steps_run": steps_run, "burn_in": burn_in,
+                "thin": thin, "seed": seed, "init": init, "until_converged": until_converged, "moves": moves}
+    info = {"sampler": settings}
+    for key in ("fingerprint", "n_events", "cached"):
+        if hasattr(log_likelihood, key):
+            info["observed_fingerprint" if key == "fingerprint" else key] = getattr(log_likelihood, key)
+    if hasattr(prior, "specs"):
+        info["prior"] = list(prior.specs)
+    info.update(metadata or {})
+    p = prior.dim
+    return Posterior(
+        samples=chain[burn_in::thin].reshape(-1, p),
+        log_prob=chain_log_prob[burn_in::thin].reshape(-1),
+        parameter_names=parameter_names,
+        labels=labels,
+        diagnostics=diagnostics,
+        metadata=info,
+        chain=chain,
+        chain_log_prob=chain_log_prob,
+    )

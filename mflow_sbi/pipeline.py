@@ -1,0 +1,112 @@
+"""The end-to-end workflow: simulate -> train -> infer -> plot, as used by the CLI's `train` and `run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mflow_sbi.config import ModelConfig, RunConfig
+from mflow_sbi.data.datasets import EventData
+from mflow_sbi.errors import InputError
+from mflow_sbi.flows import ConditionalDensityModel, create_model
+from mflow_sbi.io import save_json
+from mflow_sbi.tomlio import write_toml
+from mflow_sbi.training.algorithms import train_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+HISTORY_FILE = "history.json"
+TRAINING_CONFIG_FILE = "training.toml"
+
+
+def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityModel:
+    """Build an untrained model sized for ``data``; latent_dim defaults to the simulator's manifold dimension."""
+    if data.theta is None:
+        raise InputError("training data need theta")
+    latent_dim = config.latent_dim
+    if latent_dim is None and data.simulator is not None:
+        from simulators import get_simulator
+
+        latent_dim = get_simulator(data.simulator).manifold_dim
+    if data.prior is not None and data.prior.dim != data.theta.shape[1]:
+        raise InputError(f"prior has {data.prior.dim} parameters but theta has {data.theta.shape[1]} columns")
+    return create_model(
+        config.type,
+        data_dim=data.x.shape[1],
+        parameter_dim=data.theta.shape[1],
+        latent_dim=latent_dim,
+        conditional_outer=config.conditional_outer,
+        outer=config.outer or None,
+        inner=config.inner or None,
+        parameter_names=data.parameter_names,
+        prior=data.prior,
+    )
+
+
+def train_from_data(
+    data: EventData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True
+) -> Path:
+    """Train a model on ``data`` and write the model directory (weights, config, history, checkpoint)."""
+    model = model_for_data(data, config.model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_toml(out_dir / TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(config.training)})
+    history = train_model(
+        model, data.x, data.theta, config.training, checkpoint=out_dir / CHECKPOINT_FILE, resume=resume, progress=progress
+    )
+    model.save(out_dir)
+    save_json(out_dir / HISTORY_FILE, history.to_list())
+    log.info("trained %s on %d events", type(model).__name__, len(data.x))
+    return out_dir
+
+
+@dataclass
+class RunOutputs:
+    """Where `mflow-sbi run` wrote its results."""
+
+    directory: Path
+    training_data: Path
+    observed_data: Path
+    model: Path
+    posterior: Path
+    summary: Path
+    corner: Path
+
+
+def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tuple[RunOutputs, object]:
+    """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior)."""
+    from mflow_sbi.cli.simulate import simulate_events
+    from mflow_sbi.flows import load_model
+    from mflow_sbi.inference.pipeline import run_inference
+    from mflow_sbi.plotting import corner_plot
+    from simulators import get_simulator
+
+    sim = config.simulation
+    simulator = get_simulator(sim.simulator)
+    true_theta = np.asarray(sim.true_theta, dtype=np.float64)
+    outputs = RunOutputs(
+        directory=out_dir, training_data=out_dir / "train.npz", observed_data=out_dir / "observed.npz",
+        model=out_dir / "model", posterior=out_dir / "posterior.npz", summary=out_dir / "summary.json",
+        corner=out_dir / "corner.png",
+    )
+    log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
+    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed)
+    observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1)
+    training.save(outputs.training_data)
+    observed.save(outputs.observed_data)
+    log.info("training %s", config.model.type)
+    train_from_data(training, config, outputs.model, progress=progress)
+    model = load_model(outputs.model)
+    log.info("sampling the posterior")
+    inference = config.inference
+    posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
+                              burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress)
+    posterior.metadata["true_theta"] = true_theta.tolist()
+    posterior.save(outputs.posterior)
+    posterior.save_summary(outputs.summary)
+    corner_plot(posterior, outputs.corner, truth=true_theta, labels=list(simulator.parameter_labels))
+    return outputs, posterior

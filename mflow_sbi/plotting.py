@@ -1,0 +1,205 @@
+"""Plots of posteriors, MCMC diagnostics and calibration, written atomically as image files.
+
+Figures are built on ``matplotlib.figure.Figure`` objects directly (no pyplot state, no GUI backend), so
+plotting works headless and leaves the caller's matplotlib configuration alone.
+
+- ``corner_plot``: 1-D and 2-D marginals of one or several posteriors (overlaid, with a legend), 2-D HPD
+  contours at the given credibility levels (corner's histogram-based HPD levels; the levels are passed
+  explicitly because corner's defaults are 2-D sigmas), 1-D HPD intervals shaded, true values marked.
+- ``trace_plot`` / ``autocorrelation_plot``: MCMC diagnostics from the stored ensemble chain.
+- ``sbc_plot``: histograms of SBC ranks with the 99% band expected for uniform ranks (binomial counts).
+- ``coverage_plot``: expected coverage of the HPD regions versus credibility level, with the diagonal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import corner
+import numpy as np
+from emcee.autocorr import function_1d
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy.stats import binom
+
+from mflow_sbi.errors import InputError
+from mflow_sbi.inference.calibration import RANK_BINS, CalibrationResult
+from mflow_sbi.inference.credible import DEFAULT_LEVELS, hpd_interval
+from mflow_sbi.inference.posterior import Posterior
+from mflow_sbi.io import atomic_path
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+SHADE_ALPHA = {0: 0.25, 1: 0.12}
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    return Path(path)
+
+
+def _as_posteriors(posteriors) -> list[Posterior]:
+    items = [posteriors] if isinstance(posteriors, Posterior | np.ndarray) else list(posteriors)
+    if not items:
+        raise InputError("corner_plot needs at least one posterior")
+    result = [p if isinstance(p, Posterior) else Posterior(p, np.zeros(len(p))) for p in items]
+    dims = {p.dim for p in result}
+    if len(dims) != 1:
+        raise InputError(f"posteriors to overlay must have the same number of parameters, got {sorted(dims)}")
+    return result
+
+
+def _common_range(posteriors: list[Posterior], truth: np.ndarray | None) -> list[tuple[float, float]]:
+    stacked = np.concatenate([p.samples for p in posteriors])
+    low, high = np.quantile(stacked, 0.0005, axis=0), np.quantile(stacked, 0.9995, axis=0)
+    if truth is not None:
+        low, high = np.minimum(low, truth), np.maximum(high, truth)
+    pad = 0.05 * np.maximum(high - low, 1e-12)
+    return [(float(a), float(b)) for a, b in zip(low - pad, high + pad, strict=True)]
+
+
+def _mark_truth(grid: np.ndarray, truth: np.ndarray) -> None:
+    """Lines at the true values on every panel of the lower triangle, and a marker on the 2-D panels."""
+    for i in range(len(truth)):
+        for j in range(i + 1):
+            grid[i, j].axvline(truth[j], color="black", lw=1)
+            if i != j:
+                grid[i, j].axhline(truth[i], color="black", lw=1)
+                grid[i, j].plot(truth[j], truth[i], "s", color="black", ms=4)
+
+
+def corner_plot(
+    posteriors,
+    path: str | os.PathLike,
+    truth: Sequence[float] | None = None,
+    labels: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+) -> Path:
+    """Corner plot of one posterior or several overlaid (``names`` label them in a legend).
+
+    ``posteriors``: a Posterior, an (M, p) array, or a sequence of them. ``truth``: p true values to mark.
+    """
+    items = _as_posteriors(posteriors)
+    p = items[0].dim
+    truth_arr = None if truth is None else np.asarray(truth, dtype=np.float64)
+    if truth_arr is not None and truth_arr.shape != (p,):
+        raise InputError(f"truth must have {p} value(s), got {truth_arr.size}")
+    labels = list(labels) if labels is not None else list(items[0].labels)
+    if len(labels) != p:
+        raise InputError(f"need {p} labels, got {len(labels)}")
+    if names is not None and len(names) != len(items):
+        raise InputError(f"need one name per posterior ({len(items)}), got {len(names)}")
+    side = 2.0 * p + 0.1 * (p - 1) + 1.4
+    fig = Figure(figsize=(side, side))
+    ranges = _common_range(items, truth_arr)
+    grid = np.array(fig.subplots(p, p, squeeze=False))
+    for k, posterior in enumerate(items):
+        color = COLORS[k % len(COLORS)]
+        corner.corner(
+            posterior.samples, fig=fig, range=ranges, labels=labels, levels=tuple(levels), color=color,
+            plot_datapoints=False, plot_density=False, fill_contours=False, smooth=1.0, bins=40,
+            hist_kwargs={"density": True, "color": color},
+        )
+        for j in range(p):
+            for rank, level in enumerate(sorted(levels)):
+                low, high = hpd_interval(posterior.samples[:, j], level)
+                grid[j, j].axvspan(low, high, color=color, alpha=SHADE_ALPHA.get(rank, 0.08), lw=0)
+    if truth_arr is not None:
+        _mark_truth(grid, truth_arr)
+    if names is not None:
+        handles = [Line2D([], [], color=COLORS[k % len(COLORS)], label=n) for k, n in enumerate(names)]
+        if truth_arr is not None:
+            handles.append(Line2D([], [], color="black", label="truth"))
+        fig.legend(handles=handles, loc="upper right", frameon=False)
+    return _save(fig, path)
+
+
+def _require_chain(posterior: Posterior) -> np.ndarray:
+    if posterior.chain is None:
+        raise InputError("this posterior has no stored chain (needed for trace/autocorrelation plots)")
+    return posterior.chain
+
+
+def trace_plot(posterior: Posterior, path: str | os.PathLike) -> Path:
+    """Every walker's trajectory per parameter (and log posterior), burn-in marked."""
+    chain = _require_chain(posterior)
+    rows = chain.shape[2] + (posterior.chain_log_prob is not None)
+    fig = Figure(figsize=(8, 1.8 * rows))
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    series = [chain[:, :, j] for j in range(chain.shape[2])]
+    titles = list(posterior.labels)
+    if posterior.chain_log_prob is not None:
+        series.append(posterior.chain_log_prob)
+        titles.append("log posterior")
+    burn_in = posterior.metadata.get("sampler", {}).get("burn_in")
+    alpha = float(np.clip(4.0 / chain.shape[1], 0.05, 0.6))
+    for ax, values, title in zip(axes, series, titles, strict=True):
+        ax.plot(values, color="k", alpha=alpha, lw=0.6)
+        ax.set_ylabel(title)
+        if burn_in:
+            ax.axvline(burn_in, color="C3", ls="--", lw=1)
+        settled = values[burn_in or 0 :]
+        low, high = np.quantile(settled[np.isfinite(settled)], [0.001, 1.0])
+        pad = 0.1 * max(high - low, 1e-12)
+        ax.set_ylim(low - pad, high + pad)  # the post-burn-in range: early excursions would flatten the view
+    axes[-1].set_xlabel("step")
+    return _save(fig, path)
+
+
+def autocorrelation_plot(posterior: Posterior, path: str | os.PathLike, max_lag: int | None = None) -> Path:
+    """Walker-averaged normalized autocorrelation function per parameter, with the estimated tau marked."""
+    chain = _require_chain(posterior)
+    burn_in = int(posterior.metadata.get("sampler", {}).get("burn_in", 0))
+    chain = chain[burn_in:]
+    max_lag = min(chain.shape[0] - 1, max_lag or chain.shape[0] // 4)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    taus = posterior.diagnostics.get("autocorrelation_time")
+    for j, label in enumerate(posterior.labels):
+        acf = np.mean([function_1d(chain[:, w, j]) for w in range(chain.shape[1])], axis=0)
+        ax.plot(np.arange(max_lag + 1), acf[: max_lag + 1], color=COLORS[j % len(COLORS)], label=label)
+        if taus is not None:
+            ax.axvline(taus[j], color=COLORS[j % len(COLORS)], ls=":", lw=1)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("lag (steps)")
+    ax.set_ylabel("autocorrelation")
+    ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def sbc_plot(result: CalibrationResult, path: str | os.PathLike, bins: int = RANK_BINS) -> Path:
+    """Rank histograms (one panel per parameter) with the 99% band of uniform binomial bin counts."""
+    p = len(result.parameter_names)
+    bins = min(bins, result.n_rank_samples + 1)
+    fig = Figure(figsize=(3.5 * p, 3.0))
+    axes = np.atleast_1d(fig.subplots(1, p))
+    edges = np.linspace(0, result.n_rank_samples + 1, bins + 1)
+    band = binom.ppf([0.005, 0.995], result.n_datasets, 1.0 / bins)
+    for j, ax in enumerate(axes):
+        ax.axhspan(band[0], band[1], color="grey", alpha=0.3, lw=0, label="99% band (uniform)")
+        ax.axhline(result.n_datasets / bins, color="grey", lw=1)
+        ax.hist(result.ranks[:, j], bins=edges, histtype="step", color=COLORS[0], lw=1.5)
+        ax.set_xlabel(f"rank of {result.parameter_names[j]}")
+    axes[0].set_ylabel("data sets")
+    axes[0].legend(frameon=False, fontsize="small")
+    return _save(fig, path)
+
+
+def coverage_plot(result: CalibrationResult, path: str | os.PathLike) -> Path:
+    """Expected coverage of the HPD regions versus credibility level; calibrated posteriors follow the diagonal."""
+    levels, coverage = result.coverage(np.linspace(0.0, 1.0, 51))
+    low, high = binom.ppf([0.005, 0.995], result.n_datasets, levels[:, None]).T / result.n_datasets
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
+    ax.fill_between(levels, low, high, color="grey", alpha=0.3, lw=0, label="99% band (calibrated)")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.plot(levels, coverage, color=COLORS[0], lw=1.5, label="expected coverage")
+    ax.set_xlabel("credibility level")
+    ax.set_ylabel("expected coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, loc="upper left")
+    return _save(fig, path)
