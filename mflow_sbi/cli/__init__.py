@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate", "train", "run")
+SUBCOMMAND_MODULES = ("simulate", "train", "plot_training", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
