@@ -65,7 +65,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {}
     if args.epochs is not None:
         overrides |= dict.fromkeys(EPOCH_FIELDS, args.epochs)
-    overrides |= {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items() if getattr(args, flag) is not None}
+    flags = {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items()}
+    overrides |= {field: value for field, value in flags.items() if value is not None}
     config.training = dataclasses.replace(config.training, **overrides)
     return config
 
@@ -76,7 +77,9 @@ def run(args: argparse.Namespace) -> None:
     if args.prior:
         data.prior = IndependentPrior.from_specs(args.prior)
     if data.prior is None:
-        raise InputError(f"{args.data} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) per parameter")
+        raise InputError(
+            f"{args.data} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) per parameter"
+        )
     if config.training.scandal > 0 and data.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {args.data} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=not args.quiet)

@@ -129,9 +129,10 @@ def build_phases(model, config: TrainingConfig) -> list[Phase]:
                                   weights)], config.epochs)]
     m_step = Step("M", model.manifold_parameters(), losses.reconstruction, config.lr_m, weights)
     if model.conditional_outer:
-        d_step, prepare = Step("D", model.density_parameters(), losses.fixed_manifold_nll, config.lr_d, weights), None
+        d_loss, prepare = losses.fixed_manifold_nll, None
     else:
-        d_step, prepare = Step("D", model.density_parameters(), losses.latent_nll, config.lr_d, weights), _encode_frozen(model)
+        d_loss, prepare = losses.latent_nll, _encode_frozen(model)
+    d_step = Step("D", model.density_parameters(), d_loss, config.lr_d, weights)
     if algorithm == "sequential":
         phases = [Phase("M", [m_step], config.epochs_m), Phase("D", [d_step], config.epochs_d, prepare)]
     elif algorithm == "alternating":

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mflow_sbi.errors import InputError
 from mflow_sbi.io import atomic_path
@@ -33,9 +34,10 @@ def plot_learning_curves(history_records: Sequence[dict], path: str | os.PathLik
     if not history.records or not names:
         raise InputError("no learning-curve records to plot (the history is empty)")
     steps = range(1, len(history.records) + 1)
-    fig = Figure(figsize=(5.0 * min(len(names), 3), 3.4 * math.ceil(len(names) / 3)))
+    fig = Figure(figsize=(5.0 * min(len(names), 3), 3.4 * math.ceil(len(names) / 3)), layout="constrained")
     axes = fig.subplots(math.ceil(len(names) / 3), min(len(names), 3), squeeze=False).flatten()
-    boundaries = [i for i in range(1, len(history.records)) if history.records[i]["phase"] != history.records[i - 1]["phase"]]
+    phases = [record["phase"] for record in history.records]
+    boundaries = [i for i in range(1, len(phases)) if phases[i] != phases[i - 1]]
     for ax, name in zip(axes, names, strict=False):
         values = []
         for split in SPLITS:
@@ -48,14 +50,15 @@ def plot_learning_curves(history_records: Sequence[dict], path: str | os.PathLik
         for index in boundaries:
             ax.axvline(index + 0.5, color="0.6", linestyle=":")
         for start in [0, *boundaries]:
-            ax.annotate(history.records[start]["phase"], xy=(start + 1, 0.98), xycoords=("data", "axes fraction"),
+            ax.annotate(phases[start], xy=(start + 1, 0.98), xycoords=("data", "axes fraction"),
                         fontsize="x-small", color="0.4", va="top")
+        ax.set_xlim(0.5, len(history.records) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.set_xlabel("epoch (whole run)")
         ax.legend(fontsize="small")
     for ax in axes[len(names):]:
         ax.set_visible(False)
-    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     return Path(path)

@@ -33,7 +33,8 @@ def finite_rows(named: dict[str, torch.Tensor]) -> torch.Tensor:
     keep = torch.ones(rows, dtype=torch.bool)
     for name, values in named.items():
         if values.ndim != 2 or values.shape[0] != rows:
-            raise InputError(f"{name} must have shape ({rows}, k) like the other training arrays, got {tuple(values.shape)}")
+            raise InputError(f"{name} must have shape ({rows}, k) like the other training arrays, "
+                             f"got {tuple(values.shape)}")
         keep &= torch.isfinite(values).all(dim=1)
     if not bool(keep.any()):
         raise InputError(
@@ -61,7 +62,8 @@ def torch_threads(threads: int) -> Iterator[None]:
 def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | None, config: TrainingConfig):
     """Drop non-finite events, fit the model's scalers, and return the standardized training tensors."""
     if config.scandal > 0 and t_xz is None:
-        raise ConfigError("SCANDAL (training.scandal > 0) needs the joint score: the training data have no 't_xz' field")
+        raise ConfigError("SCANDAL (training.scandal > 0) needs the joint score: "
+                          "the training data have no 't_xz' field")
     named = {"x": torch.as_tensor(x).to(torch.float32), "theta": torch.as_tensor(theta).to(torch.float32)}
     if config.scandal > 0:
         named["t_xz"] = torch.as_tensor(t_xz).to(torch.float32)

@@ -58,7 +58,9 @@ class TrainingConfig:
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"training.algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         if self.reconstruction not in RECONSTRUCTION_KINDS:
-            raise ConfigError(f"training.reconstruction must be one of {RECONSTRUCTION_KINDS}, got {self.reconstruction!r}")
+            raise ConfigError(
+                f"training.reconstruction must be one of {RECONSTRUCTION_KINDS}, got {self.reconstruction!r}"
+            )
         for name in ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_posttrain", "patience", "threads",
                      "max_nonfinite"):
             self._require(name, int, lambda v: v >= 0, ">= 0")
@@ -75,7 +77,8 @@ class TrainingConfig:
         value = getattr(self, name)
         allowed = (int,) if kind is int else (int, float)
         if isinstance(value, bool) or not isinstance(value, allowed) or not ok(value):
-            raise ConfigError(f"training.{name} must be {'an integer' if kind is int else 'a number'} {what}, got {value!r}")
+            kind_name = "an integer" if kind is int else "a number"
+            raise ConfigError(f"training.{name} must be {kind_name} {what}, got {value!r}")
 
     @property
     def lr_m(self) -> float:

@@ -241,7 +241,8 @@ class Trainer:
         for phase_index, phase in enumerate(phases):
             if state is not None and phase_index < state["phase"]:
                 continue
-            self._run_phase(plan, phase_index, phase, state if state is not None and state["phase"] == phase_index else None)
+            phase_state = state if state is not None and state["phase"] == phase_index else None
+            self._run_phase(plan, phase_index, phase, phase_state)
             state = None
         return self.history
 

@@ -11,7 +11,7 @@ from simulators import get_simulator
 TINY = {"n_layers": 2, "hidden_features": 16, "num_blocks": 1, "transform": "affine_coupling"}
 
 
-def tiny_mflow(data_dim: int = 3, latent_dim: int = 2, parameter_dim: int = 1, seed: int = 0, **options) -> ManifoldFlow:
+def tiny_mflow(data_dim: int = 3, latent_dim: int = 2, parameter_dim: int = 1, seed: int = 0, **options):
     torch.manual_seed(seed)
     return ManifoldFlow(data_dim, latent_dim, parameter_dim, outer=TINY, inner=TINY, **options)
 

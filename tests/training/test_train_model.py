@@ -28,7 +28,9 @@ def interrupt_at(phase: str, epoch: int):
     return callback
 
 
-@pytest.mark.parametrize(("algorithm", "stop"), [("sequential", ("M", 0)), ("sequential", ("D", 1)), ("alternating", ("A", 1))])
+@pytest.mark.parametrize(
+    ("algorithm", "stop"), [("sequential", ("M", 0)), ("sequential", ("D", 1)), ("alternating", ("A", 1))]
+)
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, algorithm, stop):
     x, theta = polynomial_data(200)
     config = TrainingConfig(algorithm=algorithm, epochs=3, epochs_m=2, epochs_d=3, seed=7, weight_decay=1e-3, **FAST)
@@ -97,7 +99,7 @@ def test_threads_apply_during_training_and_are_restored():
     seen = []
     torch.set_num_threads(1)
     config = TrainingConfig(algorithm="sequential", epochs_m=1, epochs_d=0, batch_size=50, threads=2)
-    train_model(tiny_mflow(), x, theta, config, progress=False, callback=lambda record: seen.append(torch.get_num_threads()))
+    train_model(tiny_mflow(), x, theta, config, progress=False, callback=lambda _: seen.append(torch.get_num_threads()))
     assert seen == [2]
     assert torch.get_num_threads() == 1
 

@@ -110,7 +110,8 @@ def test_early_stopping_restores_the_best_weights():
 def test_resume_refuses_a_checkpoint_of_another_plan(tmp_path):
     model = nn.Linear(1, 1)
     checkpoint = tmp_path / "checkpoint.pt"
-    Trainer(model, regression_data(), settings(), checkpoint=checkpoint).fit([Phase("fit", [mse_step(model)], epochs=1)])
+    trainer = Trainer(model, regression_data(), settings(), checkpoint=checkpoint)
+    trainer.fit([Phase("fit", [mse_step(model)], epochs=1)])
     with pytest.raises(TrainingError, match="checkpoint was written for phases"):
         Trainer(model, regression_data(), settings(), checkpoint=checkpoint).fit(
             [Phase("fit", [mse_step(model)], epochs=2)], resume=True
