@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mflow_sbi.config import InferenceConfig, ModelConfig, RunConfig
+from mflow_sbi.config import ModelConfig, RunConfig
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows import ConditionalDensityModel, create_model
@@ -71,29 +71,6 @@ def train_from_data(
     return out_dir
 
 
-def infer_posterior(model: ConditionalDensityModel, x_observed, config: InferenceConfig, prior=None, progress: bool = True):
-    """emcee posterior of the model's likelihood of the iid events ``x_observed`` under ``prior``
-    (default: the prior stored with the model)."""
-    from mflow_sbi.inference.likelihood import ModelLikelihood
-    from mflow_sbi.inference.sampler import sample_posterior
-
-    prior = prior if prior is not None else model.prior
-    if prior is None:
-        raise InputError("the model stores no prior; give one explicitly")
-    return sample_posterior(
-        ModelLikelihood(model, x_observed),
-        prior,
-        n_walkers=config.walkers,
-        n_steps=config.steps,
-        burn_in=config.burn_in,
-        thin=config.thin,
-        seed=config.seed,
-        progress=progress,
-        parameter_names=model.parameter_names,
-        metadata={"model_type": model.model_type},
-    )
-
-
 @dataclass
 class RunOutputs:
     """Where `mflow-sbi run` wrote its results."""
@@ -111,6 +88,7 @@ def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tup
     """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior)."""
     from mflow_sbi.cli.simulate import simulate_events
     from mflow_sbi.flows import load_model
+    from mflow_sbi.inference.pipeline import run_inference
     from mflow_sbi.plotting import corner_plot
     from simulators import get_simulator
 
@@ -131,7 +109,9 @@ def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tup
     train_from_data(training, config, outputs.model, progress=progress)
     model = load_model(outputs.model)
     log.info("sampling the posterior")
-    posterior = infer_posterior(model, observed.x, config.inference, progress=progress)
+    inference = config.inference
+    posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
+                              burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress)
     posterior.metadata["true_theta"] = true_theta.tolist()
     posterior.save(outputs.posterior)
     posterior.save_summary(outputs.summary)

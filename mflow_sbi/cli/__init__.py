@@ -12,12 +12,18 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate", "train", "plot_training", "run")
+SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "infer", "plot", "calibrate", "run")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show full tracebacks on errors")
+    parser.add_argument("--quiet", "-q", action="store_true", default=default, help="no progress bars, warnings only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mflow-sbi", description="Simulation-based inference with manifold-learning flows."
     )
     parser.add_argument("--version", action="version", version=f"mflow-sbi {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    _add_global_options(parser, False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"mflow_sbi.cli.{name}").add_parser(subparsers)
+    # --debug / --quiet are accepted after the subcommand too; SUPPRESS keeps the top-level value otherwise.
+    for subparser in subparsers.choices.values():
+        _add_global_options(subparser, argparse.SUPPRESS)
     return parser
 
 
@@ -37,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
     try:
         args.func(args)
     except MflowError as err:

@@ -1,9 +1,14 @@
-"""``mflow-sbi simulate``: draw events from a simulator into an ``.npz`` file."""
+"""``mflow-sbi simulate``: draw events from a simulator into an ``.npz`` or a ROOT file.
+
+ROOT output (``--out`` ending in ``.root``): simulators with ``sample_events`` (photons and jets) write the
+Delphes layout, the others a flat ``events`` tree; see :mod:`mflow_sbi.data.root_write`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -25,33 +30,60 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--theta", help="fixed parameter point V[,V...]")
     source.add_argument("--from-prior", action="store_true", help="draw a parameter point per event from the prior")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="output file (.npz)")
+    parser.add_argument("--out", required=True, help="output file (.npz, or .root for a ROOT TTree)")
     parser.set_defaults(func=run)
+
+
+def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """(n, p) parameters: ``theta`` (shape (p,)) repeated, or drawn from the prior when None."""
+    if n <= 0:
+        raise InputError(f"--n must be positive, got {n}")
+    p = len(simulator.parameter_names)
+    if theta is None:
+        return simulator.prior.sample(n, rng)
+    if theta.shape != (p,):
+        names = ", ".join(simulator.parameter_names)
+        raise InputError(f"{simulator.name} has {p} parameters ({names}), got {theta.size} values")
+    return np.tile(theta, (n, 1))
 
 
 def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int) -> EventData:
     """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior."""
     from simulators import get_simulator
 
-    if n <= 0:
-        raise InputError(f"--n must be positive, got {n}")
     simulator = get_simulator(name)
     rng = np.random.default_rng(seed)
-    p = len(simulator.parameter_names)
-    if theta is None:
-        thetas = simulator.prior.sample(n, rng)
-    else:
-        if theta.shape != (p,):
-            names = ", ".join(simulator.parameter_names)
-            raise InputError(f"{name} has {p} parameters ({names}), got {theta.size} values")
-        thetas = np.tile(theta, (n, 1))
+    thetas = draw_thetas(simulator, n, theta, rng)
     x = simulator.sample(thetas, n, rng)
     return EventData(x=x, theta=thetas, simulator=name, prior=simulator.prior,
                      parameter_names=tuple(simulator.parameter_names))
 
 
+def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: str) -> Path:
+    """Simulate into a ROOT file: Delphes layout when the simulator has ``sample_events``, else flat.
+
+    The flat tree holds exactly the events ``simulate_events`` gives for the same seed.
+    """
+    from mflow_sbi.data.root_write import write_delphes, write_flat
+    from simulators import get_simulator
+
+    simulator = get_simulator(name)
+    if not hasattr(simulator, "sample_events"):
+        data = simulate_events(name, n, theta, seed)
+        return write_flat(out, data, feature_names=getattr(simulator, "observable_names", None))
+    rng = np.random.default_rng(seed)
+    thetas = draw_thetas(simulator, n, theta, rng)
+    photons, jets = simulator.sample_events(thetas, n, rng)
+    return write_delphes(out, photons, jets, thetas, simulator.parameter_names, rng=rng, simulator=name,
+                         prior=simulator.prior)
+
+
 def run(args: argparse.Namespace) -> None:
     theta = None if args.from_prior else parse_vector(args.theta, "--theta")
+    if Path(args.out).suffix == ".root":
+        path = simulate_root(args.simulator, args.n, theta, args.seed, args.out)
+        log.info("wrote %d %s events to %s", args.n, args.simulator, path)
+        return
     data = simulate_events(args.simulator, args.n, theta, args.seed)
     path = data.save(args.out)
     log.info("wrote %d %s events to %s", len(data.x), args.simulator, path)

@@ -10,8 +10,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
 from mflow_sbi.config import RunConfig, load_config
-from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.pipeline import train_from_data
@@ -30,7 +30,9 @@ EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_pos
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train p(x|theta) on simulated events")
-    parser.add_argument("--data", required=True, help="training events (.npz with x and theta; t_xz for --scandal)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="training events: .npz files with x and theta (t_xz for --scandal), or ROOT files "
+                             "(with --format); globs allowed")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--config", help="TOML file with [model] and [training] options (flags override it)")
     parser.add_argument("--model", choices=MODEL_CHOICES, help="model type (default: the config's, else mflow)")
@@ -52,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    add_format_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,14 +76,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> None:
     config = config_from_args(args)
-    data = load_events(args.data, require_theta=True)
+    from mflow_sbi.data.loading import load_any
+
+    data = load_any(args.data, format_from_args(args), require_theta=True, step_size=args.step_size)
     if args.prior:
         data.prior = IndependentPrior.from_specs(args.prior)
     if data.prior is None:
         raise InputError(
-            f"{args.data} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) per parameter"
+            f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
+            "per parameter"
         )
     if config.training.scandal > 0 and data.t_xz is None:
-        raise InputError(f"--scandal needs the joint score: {args.data} has no field 't_xz' (shape (N, p))")
+        raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"model written to {out}")

@@ -24,7 +24,7 @@ from mflow_sbi.errors import InputError
 
 DEFAULT_LEVELS = (0.68, 0.95)
 MAX_FIT_POINTS = 2000
-MAX_THRESHOLD_POINTS = 20000
+MAX_THRESHOLD_POINTS = 10000
 
 
 def _check_level(level: float) -> float:
@@ -96,7 +96,7 @@ class HPDRegion2D:
         values = self.kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(n, n)
         return xs, ys, values
 
-    def area(self, n: int = 200) -> float:
+    def area(self, n: int = 160) -> float:
         """Area of the region: the fraction of grid points inside, times the area of the box ``bounds``."""
         _, _, values = self.grid(n, self.bounds)
         (x_lo, x_hi), (y_lo, y_hi) = self.bounds

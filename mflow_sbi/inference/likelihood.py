@@ -155,19 +155,28 @@ class ModelLikelihood:
 
 
 class SimulatorLikelihood:
-    """Exact summed log-likelihood from ``simulator.log_likelihood(x, theta)`` (theta of shape (p,)).
+    """Exact summed log-likelihood from ``simulator.log_likelihood(x, theta)``, for reference posteriors.
 
-    The simulator's likelihood may omit a theta-independent constant; posteriors are unaffected.
+    All K x N (theta, event) rows go to the simulator in calls of at most ``chunk_size`` rows, with theta
+    given per row (shape (rows, p), as ``simulators.base.broadcast_theta`` accepts). The simulator's
+    likelihood may omit a theta-independent constant; posteriors are unaffected.
     """
 
-    def __init__(self, simulator, x_observed: np.ndarray):
+    def __init__(self, simulator, x_observed: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE):
         self.simulator = simulator
         self.parameter_dim = len(simulator.parameter_names)
         self.x_observed = check_observed(x_observed, int(simulator.data_dim))
         self.n_events = self.x_observed.shape[0]
+        self.chunk_size = int(chunk_size)
         self.fingerprint = observed_fingerprint(self.x_observed)
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         theta = _check_theta(theta, self.parameter_dim)
-        values = np.array([np.sum(self.simulator.log_likelihood(self.x_observed, point)) for point in theta])
-        return np.where(np.isnan(values), -np.inf, values)
+        total = np.zeros(theta.shape[0])
+        n_rows = theta.shape[0] * self.n_events
+        for start in range(0, n_rows, self.chunk_size):
+            rows = np.arange(start, min(start + self.chunk_size, n_rows))
+            theta_index = rows // self.n_events
+            values = self.simulator.log_likelihood(self.x_observed[rows % self.n_events], theta[theta_index])
+            np.add.at(total, theta_index, values)
+        return np.where(np.isnan(total), -np.inf, total)

@@ -151,3 +151,14 @@ def box_uniform(low: Sequence[float], high: Sequence[float]) -> IndependentPrior
 def diagonal_normal(loc: Sequence[float], scale: Sequence[float]) -> IndependentPrior:
     """Independent normal prior."""
     return IndependentPrior([Normal1D(float(a), float(b)) for a, b in zip(loc, scale, strict=True)])
+
+
+def resolve_prior(stored, override, parameter_dim: int, what: str = "the model"):
+    """The prior to use for inference: ``override`` when given, else the ``stored`` one (e.g. saved with a
+    model); either must have ``parameter_dim`` parameters."""
+    prior = override if override is not None else stored
+    if prior is None:
+        raise InputError(f"{what} stores no prior; give one (e.g. --prior 'uniform(-1,1)' per parameter)")
+    if int(prior.dim) != int(parameter_dim):
+        raise InputError(f"the prior has {prior.dim} parameter(s) but {what} has {parameter_dim}")
+    return prior

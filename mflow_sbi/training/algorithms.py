@@ -1,4 +1,5 @@
-"""Training algorithms expressed as trainer phases (see ``settings`` for the options of each).
+"""Training algorithms expressed as trainer phases (see ``settings`` for the options of each), and the
+``train_model`` entry point.
 
 Batches are (x_std, theta_std) or, with SCANDAL, (x_std, theta_std, t_xz). Parameter groups:
 
@@ -23,9 +24,14 @@ Algorithms:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
 from mflow_sbi.errors import ConfigError
+from mflow_sbi.training.history import History
 from mflow_sbi.training.losses import (
     encode_decode,
     log_prob_and_score,
@@ -34,7 +40,8 @@ from mflow_sbi.training.losses import (
     score_error,
 )
 from mflow_sbi.training.settings import TrainingConfig
-from mflow_sbi.training.trainer import Batch, LossTerms, Phase, Step
+from mflow_sbi.training.tensors import prepare_tensors, torch_threads
+from mflow_sbi.training.trainer import Batch, LossTerms, Phase, Step, Trainer, TrainerSettings
 
 ML_MODES = ("ambient", "pie")
 
@@ -144,3 +151,34 @@ def build_phases(model, config: TrainingConfig) -> list[Phase]:
         phases = [Phase("M", [m_step], config.epochs_pretrain), Phase("S", [s_step], config.epochs),
                   Phase("D", [d_step], config.epochs_posttrain, prepare)]
     return [phase for phase in phases if phase.epochs > 0]
+
+
+def train_model(
+    model,
+    x: np.ndarray | torch.Tensor,
+    theta: np.ndarray | torch.Tensor,
+    config: TrainingConfig,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    t_xz: np.ndarray | torch.Tensor | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> History:
+    """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
+
+    ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
+    score, needed when ``config.scandal`` > 0. ``callback`` receives every epoch's history record.
+    """
+    with torch_threads(config.threads):
+        torch.manual_seed(config.seed)
+        data = prepare_tensors(model, x, theta, t_xz, config)
+        phases = build_phases(model, config)
+        settings = TrainerSettings(
+            batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
+            validation_fraction=config.validation_fraction, patience=config.patience,
+            max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
+        )
+        trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback)
+        history = trainer.fit(phases, resume=resume)
+    model.eval()
+    return history

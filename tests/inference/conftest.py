@@ -114,7 +114,7 @@ def make_problem(p: int = 2, n: int = 2, d: int = 3, n_events: int = 20, seed: i
     return ConjugateProblem(model, prior, x, theta_true, mean, cov)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def conjugate_problem():
     return make_problem
 

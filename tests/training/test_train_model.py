@@ -75,7 +75,7 @@ def test_non_finite_events_are_dropped_and_reported(caplog):
     theta[17, 0] = np.inf
     model = tiny_mflow()
     config = TrainingConfig(algorithm="sequential", epochs_m=1, epochs_d=1, **FAST)
-    with caplog.at_level(logging.WARNING, logger="mflow_sbi.training.fit"):
+    with caplog.at_level(logging.WARNING, logger="mflow_sbi.training.tensors"):
         history = train_model(model, x, theta, config, progress=False)
     assert "dropping 2 of 200 training events with NaN or inf values (rows [3, 17])" in caplog.text
     finite = np.ones(200, dtype=bool)

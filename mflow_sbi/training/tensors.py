@@ -1,26 +1,21 @@
-"""``train_model``: prepare in-memory training tensors and run an algorithm's phases on a model.
+"""In-memory training tensors for ``train_model``.
 
-Data preparation: events with NaN/inf in x, theta or t_xz are dropped with a logged warning naming
-their rows; a data set without a single finite event is an error. The model's
-scalers are fitted on the remaining events, the data are standardized once, and all batches are slices of
-these tensors (no per-item dataset objects).
+Events with NaN/inf in x, theta or t_xz are dropped with a logged warning naming their rows; a data set
+without a single finite event is an error. The model's scalers are fitted on the remaining events, the data
+are standardized once, and all batches are slices of these tensors (no per-item dataset objects).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from mflow_sbi.errors import ConfigError, InputError
-from mflow_sbi.training.algorithms import build_phases
-from mflow_sbi.training.history import History
 from mflow_sbi.training.settings import TrainingConfig
-from mflow_sbi.training.trainer import Trainer, TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,34 +77,3 @@ def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | Non
             raise InputError(f"t_xz must have shape (N, {model.parameter_dim}) like theta, got {tuple(score.shape)}")
         data = (*data, score)
     return data
-
-
-def train_model(
-    model,
-    x: ArrayLike,
-    theta: ArrayLike,
-    config: TrainingConfig,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    t_xz: ArrayLike | None = None,
-    callback: Callable[[dict], None] | None = None,
-) -> History:
-    """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
-
-    ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
-    score, needed when ``config.scandal`` > 0. ``callback`` receives every epoch's history record.
-    """
-    with torch_threads(config.threads):
-        torch.manual_seed(config.seed)
-        data = prepare_tensors(model, x, theta, t_xz, config)
-        phases = build_phases(model, config)
-        settings = TrainerSettings(
-            batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-            validation_fraction=config.validation_fraction, patience=config.patience,
-            max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
-        )
-        trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback)
-        history = trainer.fit(phases, resume=resume)
-    model.eval()
-    return history

@@ -1,0 +1,65 @@
+"""Convergence diagnostics on chains with known autocorrelation and on deliberately broken ensembles."""
+
+import numpy as np
+import pytest
+
+from mflow_sbi.errors import InputError
+from mflow_sbi.inference.diagnostics import (
+    autocorrelation_time,
+    chain_diagnostics,
+    effective_sample_size,
+    split_rhat,
+    stuck_walkers,
+)
+
+
+def ar1_chain(rho: float, steps: int, walkers: int, p: int, seed: int = 0) -> np.ndarray:
+    """x_t = rho x_{t-1} + sqrt(1 - rho^2) e_t: stationary N(0, 1) with tau = (1 + rho) / (1 - rho)."""
+    rng = np.random.default_rng(seed)
+    chain = np.empty((steps, walkers, p))
+    chain[0] = rng.standard_normal((walkers, p))
+    noise = np.sqrt(1 - rho**2) * rng.standard_normal((steps, walkers, p))
+    for t in range(1, steps):
+        chain[t] = rho * chain[t - 1] + noise[t]
+    return chain
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.8])
+def test_autocorrelation_time_of_ar1(rho):
+    chain = ar1_chain(rho, 4000, 16, 2)
+    expected = (1 + rho) / (1 - rho)
+    np.testing.assert_allclose(autocorrelation_time(chain), expected, rtol=0.1)
+    np.testing.assert_allclose(effective_sample_size(chain), 4000 * 16 / expected, rtol=0.1)
+
+
+def test_split_rhat_near_one_when_mixed_and_large_when_not():
+    chain = ar1_chain(0.5, 2000, 16, 1)
+    assert split_rhat(chain)[0] < 1.01
+    separated = chain.copy()
+    separated[:, :8] += 3.0  # half of the walkers explore a different place
+    assert split_rhat(separated)[0] > 1.5
+    drifting = chain + np.linspace(0, 3, 2000)[:, None, None]  # a trend shows up between the halves
+    assert split_rhat(drifting)[0] > 1.1
+
+
+def test_stuck_walkers_are_found():
+    acceptance = np.array([0.4, 0.35, 0.0, 0.45, 0.02, 0.38])
+    assert stuck_walkers(acceptance).tolist() == [2, 4]
+    assert stuck_walkers(np.full(8, 0.3)).size == 0
+
+
+def test_chain_diagnostics_warnings():
+    good = chain_diagnostics(ar1_chain(0.5, 1000, 16, 2), np.full(16, 0.4))
+    assert good["warnings"] == [] and good["n_steps"] == 1000 and good["n_walkers"] == 16
+    short = chain_diagnostics(ar1_chain(0.9, 200, 16, 2), np.full(16, 0.4))
+    assert any("shorter than 50" in w for w in short["warnings"])
+    acceptance = np.full(16, 0.05)
+    acceptance[3] = 0.0
+    bad = chain_diagnostics(ar1_chain(0.5, 1000, 16, 2), acceptance)
+    assert any("acceptance fraction 0.047" in w for w in bad["warnings"])
+    assert any("stuck walker" in w for w in bad["warnings"]) and bad["stuck_walkers"] == [3]
+
+
+def test_chain_shape_is_checked():
+    with pytest.raises(InputError, match="steps >= 4, walkers, p"):
+        autocorrelation_time(np.zeros((100, 4)))

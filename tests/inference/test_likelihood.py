@@ -1,0 +1,129 @@
+"""Summed iid log-likelihoods: cached vs re-encoding, chunking, validation, exact simulator likelihood."""
+
+import numpy as np
+import pytest
+import torch
+
+from mflow_sbi.errors import InputError
+from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood, observed_fingerprint
+from simulators import get_simulator
+
+
+def per_event_sum(model, x, theta):
+    """Reference: one model call per parameter point, summed in float64."""
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    out = []
+    for point in theta:
+        rows = torch.as_tensor(np.tile(point, (len(x), 1)), dtype=torch.float32)
+        out.append(model.log_prob(xt, rows).double().sum().item())
+    return np.array(out)
+
+
+def test_cached_and_reencoded_agree_to_float_precision(conjugate_problem):
+    problem = conjugate_problem(p=2, n=2, d=4, n_events=30)
+    theta = problem.prior.sample(17, np.random.default_rng(3))
+    cached = ModelLikelihood(problem.model, problem.x, cache=True)
+    plain = ModelLikelihood(problem.model, problem.x, cache=False)
+    assert cached.cached and not plain.cached
+    a, b = cached(theta), plain(theta)
+    assert a.dtype == np.float64 and a.shape == (17,)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(a, per_event_sum(problem.model, problem.x, theta), rtol=1e-6, atol=1e-4)
+
+
+def test_cache_auto_follows_model_and_skips_encoding(conjugate_problem):
+    problem = conjugate_problem(cached=True)
+    likelihood = ModelLikelihood(problem.model, problem.x)
+    assert likelihood.cached
+    calls_before = dict(problem.model.calls)
+    likelihood(problem.prior.sample(8, np.random.default_rng(0)))
+    assert problem.model.calls["log_prob"] == calls_before["log_prob"]  # no re-encoding per evaluation
+    assert problem.model.calls["latent_log_prob"] > calls_before["latent_log_prob"]
+    assert problem.model.calls["cache_observed"] == 1
+
+    uncachable = conjugate_problem(cached=False)
+    assert not ModelLikelihood(uncachable.model, uncachable.x).cached
+    with pytest.raises(InputError, match="cannot cache"):
+        ModelLikelihood(uncachable.model, uncachable.x, cache=True)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 20, 10_000])
+def test_chunking_does_not_change_the_result(conjugate_problem, chunk_size):
+    problem = conjugate_problem(n_events=20)
+    theta = problem.prior.sample(5, np.random.default_rng(1))
+    reference = ModelLikelihood(problem.model, problem.x, cache=False)(theta)
+    for cache in (True, False):
+        chunked = ModelLikelihood(problem.model, problem.x, cache=cache, chunk_size=chunk_size)
+        np.testing.assert_allclose(chunked(theta), reference, rtol=1e-6, atol=1e-4)
+
+
+def test_rows_per_call_bounded_by_chunk_size(conjugate_problem):
+    problem = conjugate_problem(n_events=20)
+    seen = []
+    original = problem.model.latent_log_prob
+
+    def spy(u, theta):
+        seen.append(len(u))
+        return original(u, theta)
+
+    problem.model.latent_log_prob = spy
+    ModelLikelihood(problem.model, problem.x, chunk_size=50)(problem.prior.sample(16, np.random.default_rng(0)))
+    assert max(seen) <= 50 and sum(seen) == 16 * 20
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((5, 4)), "dimension 4, the model expects 3"),
+        (np.zeros((0, 3)), "zero events"),
+        (np.zeros(3), r"shape \(N, 3\)"),
+        (np.array([[0.0, np.nan, 1.0], [0.0, 0.0, 0.0]]), "NaN"),
+        (np.array([[0.0, 0.0, 0.0], [np.inf, 0.0, 0.0]]), r"rows \[1\]"),
+    ],
+)
+def test_bad_observed_data(conjugate_problem, x, message):
+    problem = conjugate_problem(d=3)
+    with pytest.raises(InputError, match=message):
+        ModelLikelihood(problem.model, x)
+
+
+def test_bad_theta_shape_and_options(conjugate_problem):
+    problem = conjugate_problem(p=2)
+    likelihood = ModelLikelihood(problem.model, problem.x)
+    with pytest.raises(InputError, match=r"shape \(K, 2\)"):
+        likelihood(np.zeros((4, 3)))
+    with pytest.raises(InputError, match="cache"):
+        ModelLikelihood(problem.model, problem.x, cache="sometimes")
+    with pytest.raises(InputError, match="chunk_size"):
+        ModelLikelihood(problem.model, problem.x, chunk_size=0)
+
+
+def test_nan_from_model_becomes_minus_inf(conjugate_problem):
+    problem = conjugate_problem()
+    likelihood = ModelLikelihood(problem.model, problem.x, cache=False)
+    theta = np.array([[0.0, 0.0], [np.nan, 0.0]])
+    values = likelihood(theta)
+    assert np.isfinite(values[0]) and values[1] == -np.inf and likelihood.n_nonfinite == 1
+
+
+def test_fingerprint_identifies_the_data(conjugate_problem):
+    problem = conjugate_problem()
+    fingerprint = ModelLikelihood(problem.model, problem.x).fingerprint
+    assert fingerprint == observed_fingerprint(problem.x.copy())
+    changed = problem.x.copy()
+    changed[0, 0] += 1e-12
+    assert fingerprint != observed_fingerprint(changed)
+    assert fingerprint != observed_fingerprint(problem.x[:-1])
+
+
+def test_simulator_likelihood_sums_exact_log_likelihood():
+    simulator = get_simulator("polynomial_surface")
+    rng = np.random.default_rng(4)
+    x = simulator.sample(np.array([0.2]), 15, rng)
+    theta = np.array([[-0.5], [0.0], [0.7]])
+    expected = np.array([simulator.log_likelihood(x, point).sum() for point in theta])
+    for chunk_size in (4, 1000):
+        np.testing.assert_allclose(SimulatorLikelihood(simulator, x, chunk_size=chunk_size)(theta), expected,
+                                   rtol=1e-12)
+    with pytest.raises(InputError, match="dimension 2"):
+        SimulatorLikelihood(simulator, x[:, :2])
