@@ -269,7 +269,8 @@ class Trainer:
         train_data, val_data = self.train_data, self.val_data
         if phase.prepare is not None:
             with torch.no_grad():
-                train_data, val_data = phase.prepare(train_data), phase.prepare(val_data)
+                train_data = phase.prepare(train_data)
+                val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
         start = progress["start"]
         bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=not self.settings.progress,
                    initial=start, total=phase.epochs, leave=False)

@@ -62,6 +62,13 @@ def test_same_seed_same_result_and_other_seed_differs():
     assert runs[0] != runs[2]
 
 
+def test_training_without_validation_split_scores_on_training_loss():
+    x, theta = polynomial_data(100)
+    config = TrainingConfig(algorithm="sequential", epochs_m=1, epochs_d=1, validation_fraction=0.0, **FAST)
+    history = train_model(tiny_mflow(), x, theta, config, progress=False)
+    assert [r["val"] for r in history.records] == [{}, {}]
+
+
 def test_all_nan_data_fail_clearly():
     x, theta = polynomial_data(50)
     x[:, 1] = np.nan
