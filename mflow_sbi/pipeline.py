@@ -15,7 +15,7 @@ from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows import ConditionalDensityModel, create_model
 from mflow_sbi.tomlio import write_toml
-from mflow_sbi.training import LEARNING_CURVES_FILE, plot_learning_curves, train_model
+from mflow_sbi.training import HISTORY_CSV, LEARNING_CURVES_FILE, plot_learning_curves, train_model
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ def train_from_data(
     model.save(out_dir)
     history.save(out_dir)
     plot_learning_curves(history.records, out_dir / LEARNING_CURVES_FILE)
+    skipped = sum(record["skipped"] for record in history.records)
+    if skipped:
+        log.warning("%d batch step(s) with a non-finite loss or gradient were skipped (per epoch: %s)", skipped,
+                    out_dir / HISTORY_CSV)
     log.info("trained %s on %d events", type(model).__name__, len(data.x))
     return out_dir
 

@@ -19,7 +19,8 @@ Robustness: a non-finite loss or gradient norm skips that step for that batch; s
 logged and stored in the history. More than ``max_nonfinite`` consecutive skips stop the run with a
 :class:`TrainingError` (the checkpoint of the last completed epoch stays on disk).
 
-Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
+Progress: a tqdm bar per phase with the running losses, shown only on a terminal and only with
+``progress=True``. Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
 run reproduces the uninterrupted one bit for bit.
 """
@@ -272,7 +273,7 @@ class Trainer:
                 train_data = phase.prepare(train_data)
                 val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
         start = progress["start"]
-        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=not self.settings.progress,
+        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=None if self.settings.progress else True,
                    initial=start, total=phase.epochs, leave=False)
         for epoch in bar:
             seed = _epoch_seed(self.settings.seed, phase_index, epoch)
