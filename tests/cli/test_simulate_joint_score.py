@@ -30,7 +30,14 @@ def test_no_joint_score_by_default(tmp_path):
     assert load_events(out).t_xz is None
 
 
-def test_joint_score_refused_for_root_output(tmp_path, capsys):
-    out = tmp_path / "events.root"
-    assert main(["simulate", "lhc", "--n", "10", "--theta", "0,0", "--joint-score", "--out", str(out)]) == 2
-    assert "--joint-score" in capsys.readouterr().err and not out.exists()
+@pytest.mark.parametrize("name", ["lhc", "spherical_gaussian"])
+def test_joint_score_in_root_output(tmp_path, name):
+    """ROOT output (Delphes layout for lhc, flat tree otherwise) carries the same joint score as the .npz."""
+    from mflow_sbi.data.loading import load_any
+
+    args = ["--quiet", "simulate", name, "--n", "30", "--from-prior", "--seed", "4", "--joint-score"]
+    assert main([*args, "--out", str(tmp_path / "events.root")]) == 0
+    assert main([*args, "--out", str(tmp_path / "events.npz")]) == 0
+    from_root, from_npz = load_any(tmp_path / "events.root"), load_events(tmp_path / "events.npz")
+    np.testing.assert_array_equal(from_root.theta, from_npz.theta)
+    np.testing.assert_allclose(from_root.t_xz, from_npz.t_xz, rtol=1e-12)
