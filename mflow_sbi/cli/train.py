@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
+from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.priors import IndependentPrior
@@ -88,5 +89,5 @@ def run(args: argparse.Namespace) -> None:
         )
     if config.training.scandal > 0 and data.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
-    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=not args.quiet)
+    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
     print(f"model written to {out}")
