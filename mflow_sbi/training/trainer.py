@@ -20,7 +20,9 @@ logged and stored in the history. More than ``max_nonfinite`` consecutive skips 
 :class:`TrainingError` (the checkpoint of the last completed epoch stays on disk).
 
 Progress: a tqdm bar per phase with the running losses, shown only on a terminal and only with
-``progress=True``. Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
+``progress=True``.
+
+Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
 run reproduces the uninterrupted one bit for bit.
 """
@@ -181,8 +183,8 @@ class Trainer:
                     if self.consecutive_nonfinite > self.settings.max_nonfinite:
                         where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
                         raise TrainingError(
-                            f"{self.consecutive_nonfinite} consecutive non-finite losses or gradients in step '{step.name}'; "
-                            f"stopping (check the data for NaN/inf or lower the learning rate){where}"
+                            f"{self.consecutive_nonfinite} consecutive non-finite losses or gradients in step "
+                            f"'{step.name}'; stopping (check the data for NaN/inf or lower the learning rate){where}"
                         )
                     continue
                 self.consecutive_nonfinite = 0
@@ -276,8 +278,8 @@ class Trainer:
                 val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
         start = progress["start"]
         self.consecutive_nonfinite = 0
-        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=None if self.settings.progress else True,
-                   initial=start, total=phase.epochs, leave=False)
+        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", initial=start, total=phase.epochs,
+                   disable=None if self.settings.progress else True, leave=False)
         for epoch in bar:
             seed = _epoch_seed(self.settings.seed, phase_index, epoch)
             train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)
