@@ -70,18 +70,14 @@ def _mark_truth(grid: np.ndarray, truth: np.ndarray) -> None:
                 grid[i, j].plot(truth[j], truth[i], "s", color="black", ms=4)
 
 
-def corner_plot(
+def corner_figure(
     posteriors,
-    path: str | os.PathLike,
     truth: Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
-) -> Path:
-    """Corner plot of one posterior or several overlaid (``names`` label them in a legend).
-
-    ``posteriors``: a Posterior, an (M, p) array, or a sequence of them. ``truth``: p true values to mark.
-    """
+) -> Figure:
+    """The figure of :func:`corner_plot`; its axes are ``fig.axes`` in row-major p x p order."""
     items = _as_posteriors(posteriors)
     p = items[0].dim
     truth_arr = None if truth is None else np.asarray(truth, dtype=np.float64)
@@ -114,7 +110,22 @@ def corner_plot(
         if truth_arr is not None:
             handles.append(Line2D([], [], color="black", label="truth"))
         fig.legend(handles=handles, loc="upper right", frameon=False)
-    return _save(fig, path)
+    return fig
+
+
+def corner_plot(
+    posteriors,
+    path: str | os.PathLike,
+    truth: Sequence[float] | None = None,
+    labels: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+) -> Path:
+    """Corner plot of one posterior or several overlaid (``names`` label them in a legend), saved to ``path``.
+
+    ``posteriors``: a Posterior, an (M, p) array, or a sequence of them. ``truth``: p true values to mark.
+    """
+    return _save(corner_figure(posteriors, truth, labels, names, levels), path)
 
 
 def _require_chain(posterior: Posterior) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.errors import InputError
+from mflow_sbi.inference.threads import torch_threads
 
 MEDIAN_SUBSAMPLE = 1000
 BLOCK = 2048
@@ -90,16 +91,12 @@ def c2st(x: np.ndarray, y: np.ndarray, seed: int = 0, n_folds: int = 5, max_epoc
     labels = torch.cat([torch.zeros(len(x)), torch.ones(len(y))])
     folds = np.array_split(np.random.default_rng(seed).permutation(len(features)), n_folds)
     scores = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny MLP trains several times faster without intra-op threading
-    try:
+    with torch_threads(1):  # a tiny MLP trains several times faster without intra-op threading
         for k, test in enumerate(folds):
             train = torch.as_tensor(np.concatenate([f for j, f in enumerate(folds) if j != k]))
             test = torch.as_tensor(test)
             scores.append(_fold_accuracy(features[train], labels[train], features[test], labels[test],
                                          seed + k, max_epochs, batch_size))
-    finally:
-        torch.set_num_threads(threads)
     return float(np.mean(scores))
 
 

@@ -127,3 +127,47 @@ def test_simulator_likelihood_sums_exact_log_likelihood():
                                    rtol=1e-12)
     with pytest.raises(InputError, match="dimension 2"):
         SimulatorLikelihood(simulator, x[:, :2])
+
+
+@pytest.fixture(scope="module")
+def random_mflows():
+    """Untrained M-flows (3-D data, 2-D manifold, 1 parameter) with perturbed weights, so no layer is the identity."""
+    from mflow_sbi.flows import create_model
+
+    torch.manual_seed(0)
+    small = {"n_layers": 2, "hidden_features": 16}
+    models = {}
+    for conditional_outer in (False, True):
+        model = create_model("mflow", data_dim=3, parameter_dim=1, latent_dim=2, outer=small, inner=small,
+                             conditional_outer=conditional_outer)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+        models[conditional_outer] = model.eval()
+    return models
+
+
+@pytest.mark.parametrize("mode", ["manifold", "fixed_manifold"])
+def test_mflow_cached_and_reencoded_agree(random_mflows, mode):
+    model = random_mflows[False]
+    x = np.random.default_rng(5).normal(size=(20, 3))
+    theta = np.linspace(-1, 1, 9)[:, None]
+    cached = ModelLikelihood(model, x, cache="auto", mode=mode)
+    assert cached.cached
+    plain = ModelLikelihood(model, x, cache=False, mode=mode)
+    values = cached(theta)
+    np.testing.assert_allclose(values, plain(theta), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(values, [model.log_prob(torch.as_tensor(x, dtype=torch.float32),
+                                                       torch.full((20, 1), t), mode=mode).double().sum().item()
+                                        for t in theta[:, 0]], rtol=1e-5, atol=1e-3)
+    assert np.ptp(values) > 1e-3  # the likelihood does depend on theta
+
+
+def test_conditional_outer_mflow_reencodes(random_mflows):
+    model = random_mflows[True]
+    x = np.random.default_rng(6).normal(size=(10, 3))
+    likelihood = ModelLikelihood(model, x)
+    assert not likelihood.cached
+    assert likelihood(np.array([[0.0], [0.5]])).shape == (2,)
+    with pytest.raises(InputError, match="cannot cache"):
+        ModelLikelihood(model, x, cache=True)

@@ -1,0 +1,89 @@
+"""Posterior container: persistence, summaries, MAP, file errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.inference.posterior import Posterior
+
+
+def gaussian_posterior(n=40_000, seed=0, with_chain=False):
+    rng = np.random.default_rng(seed)
+    mean, std = np.array([0.5, -2.0]), np.array([0.1, 3.0])
+    samples = mean + std * rng.standard_normal((n, 2))
+    log_prob = -0.5 * np.sum(((samples - mean) / std) ** 2, axis=1)
+    chain = samples[: 200 * 8].reshape(200, 8, 2) if with_chain else None
+    diagnostics = {"acceptance_fraction": 0.4, "autocorrelation_time": [5.0, 6.0],
+                   "effective_sample_size": [8000.0, 6666.7], "split_rhat": [1.0, 1.001], "warnings": ["a warning"]}
+    return Posterior(samples, log_prob, ("alpha", "beta"), (r"$\alpha$", r"$\beta$"), diagnostics,
+                     {"sampler": {"burn_in": 20}, "observed_fingerprint": "abc"}, chain,
+                     chain[..., 0] if with_chain else None), mean, std
+
+
+def test_summary_matches_the_generating_gaussian():
+    posterior, mean, std = gaussian_posterior()
+    summary = posterior.summary()
+    assert summary["n_samples"] == 40_000
+    for k, name in enumerate(("alpha", "beta")):
+        entry = summary["parameters"][name]
+        assert entry["mean"] == pytest.approx(mean[k], abs=0.02 * std[k])
+        assert entry["std"] == pytest.approx(std[k], rel=0.02)
+        assert entry["map"] == pytest.approx(mean[k], abs=0.05 * std[k])
+        assert entry["central_95"] == pytest.approx([mean[k] - 1.96 * std[k], mean[k] + 1.96 * std[k]],
+                                                    abs=0.05 * std[k])
+        assert entry["hpd_68"] == pytest.approx([mean[k] - 0.994 * std[k], mean[k] + 0.994 * std[k]],
+                                                abs=0.05 * std[k])
+    assert summary["autocorrelation_time"] == {"alpha": 5.0, "beta": 6.0}
+    assert summary["acceptance_fraction"] == 0.4 and summary["warnings"] == ["a warning"]
+    np.testing.assert_array_equal(posterior.map_estimate, posterior.samples[np.argmax(posterior.log_prob)])
+
+
+def test_text_summary_names_everything():
+    text = gaussian_posterior()[0].format_summary()
+    for word in ("alpha", "beta", "hpd_95", "central_68", "acceptance fraction: 0.400", "ESS", "WARNING: a warning"):
+        assert word in text
+
+
+def test_save_load_round_trip(tmp_path):
+    posterior, _, _ = gaussian_posterior(n=2000, with_chain=True)
+    path = posterior.save(tmp_path / "post.npz")
+    with np.load(path) as npz:
+        assert {"samples", "log_prob", "param_names"} <= set(npz.files)
+        assert npz["samples"].shape == (2000, 2) and npz["log_prob"].shape == (2000,)
+        assert npz["param_names"].tolist() == ["alpha", "beta"]
+    loaded = Posterior.load(path)
+    np.testing.assert_array_equal(loaded.samples, posterior.samples)
+    np.testing.assert_array_equal(loaded.chain, posterior.chain)
+    np.testing.assert_array_equal(loaded.chain_log_prob, posterior.chain_log_prob)
+    assert loaded.parameter_names == ("alpha", "beta") and loaded.labels == (r"$\alpha$", r"$\beta$")
+    assert loaded.diagnostics == posterior.diagnostics and loaded.metadata == posterior.metadata
+    summary_path = posterior.save_summary(tmp_path / "summary.json")
+    assert json.loads(summary_path.read_text())["parameters"]["beta"]["hpd_95"] == posterior.summary()[
+        "parameters"]["beta"]["hpd_95"]
+
+
+def test_minimal_file_from_elsewhere_loads(tmp_path):
+    np.savez(tmp_path / "bare.npz", samples=np.zeros((5, 1)) + np.arange(5)[:, None], log_prob=np.zeros(5))
+    loaded = Posterior.load(tmp_path / "bare.npz")
+    assert loaded.parameter_names == ("theta_0",) and loaded.chain is None and loaded.metadata == {}
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(DataFileError, match="no such file"):
+        Posterior.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "events.npz", x=np.zeros((3, 2)))
+    with pytest.raises(DataFileError, match="missing"):
+        Posterior.load(tmp_path / "events.npz")
+    np.savez(tmp_path / "bad.npz", samples=np.zeros((5, 2)), log_prob=np.zeros(4))
+    with pytest.raises(DataFileError, match="log_prob must have shape"):
+        Posterior.load(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(DataFileError, match="not a readable"):
+        Posterior.load(tmp_path / "junk.npz")
+
+
+def test_constructor_checks_names():
+    with pytest.raises(InputError, match="need 2 parameter names"):
+        Posterior(np.zeros((4, 2)), np.zeros(4), parameter_names=("a",))
