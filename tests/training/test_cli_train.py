@@ -112,3 +112,17 @@ def test_scandal_without_joint_score_is_a_one_line_error(job, capsys):
 def test_plot_training_on_a_directory_without_history(tmp_path, capsys):
     assert main(["plot-training", str(tmp_path)]) == 2
     assert "history.json: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_type", ["af", "pie", "emflow"])
+def test_train_other_model_types(job, model_type, capsys):
+    from mflow_sbi.flows import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        pytest.skip(f"model type {model_type!r} is not available yet")
+    out = job / model_type
+    assert main(["--quiet", "train", "--data", str(job / "train.npz"), "--out", str(out), "--model", model_type,
+                 "--epochs", "1", "--batch-size", "100", "--threads", "1"]) == 0, capsys.readouterr().err
+    history = json.loads((out / "history.json").read_text())
+    assert [r["phase"] for r in history] == (["ML"] if model_type in ("af", "pie") else ["M", "D"])
+    assert type(load_model(out)) is MODEL_TYPES[model_type]
