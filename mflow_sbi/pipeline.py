@@ -13,7 +13,7 @@ import torch
 from mflow_sbi.config import ModelConfig, RunConfig
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
-from mflow_sbi.flows import ConditionalDensityModel, create_model
+from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
 from mflow_sbi.tomlio import write_toml
 from mflow_sbi.training import HISTORY_CSV, LEARNING_CURVES_FILE, plot_learning_curves, train_model
 
@@ -24,26 +24,32 @@ TRAINING_CONFIG_FILE = "training.toml"
 
 
 def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityModel:
-    """Build an untrained model sized for ``data``; latent_dim defaults to the simulator's manifold dimension."""
+    """Build an untrained model sized for ``data``.
+
+    For models with a manifold, latent_dim defaults to the simulator's manifold dimension; models without
+    one (AF) get no latent_dim, and conditional_outer is passed only when set.
+    """
     if data.theta is None:
         raise InputError("training data need theta")
+    cls = MODEL_TYPES.get(config.type)
     latent_dim = config.latent_dim
-    if latent_dim is None and data.simulator is not None:
+    if latent_dim is None and data.simulator is not None and (cls is None or cls.needs_latent_dim):
         from simulators import get_simulator
 
         latent_dim = get_simulator(data.simulator).manifold_dim
     if data.prior is not None and data.prior.dim != data.theta.shape[1]:
         raise InputError(f"prior has {data.prior.dim} parameters but theta has {data.theta.shape[1]} columns")
+    options = {"outer": config.outer or None, "inner": config.inner or None}
+    if config.conditional_outer:
+        options["conditional_outer"] = True
     return create_model(
         config.type,
         data_dim=data.x.shape[1],
         parameter_dim=data.theta.shape[1],
         latent_dim=latent_dim,
-        conditional_outer=config.conditional_outer,
-        outer=config.outer or None,
-        inner=config.inner or None,
         parameter_names=data.parameter_names,
         prior=data.prior,
+        **options,
     )
 
 

@@ -20,7 +20,9 @@ logged and stored in the history. More than ``max_nonfinite`` consecutive skips 
 :class:`TrainingError` (the checkpoint of the last completed epoch stays on disk).
 
 Progress: a tqdm bar per phase with the running losses, shown only on a terminal and only with
-``progress=True``. Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
+``progress=True``.
+
+Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
 run reproduces the uninterrupted one bit for bit.
 """
@@ -31,7 +33,7 @@ import copy
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,12 +145,14 @@ class Trainer:
         self.train_data = tuple(t[train_idx] for t in data)
         self.val_data = tuple(t[val_idx] for t in data)
         self.history = History()
+        self.consecutive_nonfinite = 0  # across the epochs of a phase
 
     # --- one epoch ---------------------------------------------------------------------------------------
-    def _batches(self, data: Batch, generator: torch.Generator | None) -> list[Batch]:
+    def _batches(self, data: Batch, generator: torch.Generator | None) -> Iterator[Batch]:
         n = data[0].shape[0]
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        return [tuple(t[idx] for t in data) for idx in order.split(self.settings.batch_size)]
+        for idx in order.split(self.settings.batch_size):
+            yield tuple(t[idx] for t in data)
 
     def _optimize(self, step: Step, optimizer: torch.optim.Optimizer, batch: Batch) -> LossTerms | None:
         """One update; returns the detached terms and total, or None when the loss or gradient is non-finite."""
@@ -169,21 +173,21 @@ class Trainer:
         self.model.train()
         torch.manual_seed(seed)
         totals = _Totals()
-        skipped = consecutive = 0
+        skipped = 0
         for batch in self._batches(data, torch.Generator().manual_seed(seed)):
             for step, optimizer in zip(steps, optimizers, strict=True):
                 terms = self._optimize(step, optimizer, batch)
                 if terms is None:
                     skipped += 1
-                    consecutive += 1
-                    if consecutive > self.settings.max_nonfinite:
+                    self.consecutive_nonfinite += 1
+                    if self.consecutive_nonfinite > self.settings.max_nonfinite:
                         where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
                         raise TrainingError(
-                            f"{consecutive} consecutive non-finite losses or gradients in step '{step.name}'; "
-                            f"stopping (check the data for NaN/inf or lower the learning rate){where}"
+                            f"{self.consecutive_nonfinite} consecutive non-finite losses or gradients in step "
+                            f"'{step.name}'; stopping (check the data for NaN/inf or lower the learning rate){where}"
                         )
                     continue
-                consecutive = 0
+                self.consecutive_nonfinite = 0
                 totals.add(terms, batch[0].shape[0])
             if bar is not None and totals.sums:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in totals.means(list(totals.sums)).items()}, refresh=False)
@@ -273,8 +277,9 @@ class Trainer:
                 train_data = phase.prepare(train_data)
                 val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
         start = progress["start"]
-        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=None if self.settings.progress else True,
-                   initial=start, total=phase.epochs, leave=False)
+        self.consecutive_nonfinite = 0
+        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", initial=start, total=phase.epochs,
+                   disable=None if self.settings.progress else True, leave=False)
         for epoch in bar:
             seed = _epoch_seed(self.settings.seed, phase_index, epoch)
             train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)

@@ -22,3 +22,11 @@ def polynomial_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     theta = simulator.prior.sample(n, rng)
     return simulator.sample(theta, n, rng), theta
+
+
+def gaussian_line_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z ~ N(2 theta, 1) on the line x = (z, z/2) in R^2, theta ~ U(-1, 1); joint score t = 2 (z - 2 theta)."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(-1.0, 1.0, size=(n, 1))
+    z = 2.0 * theta + rng.normal(size=(n, 1))
+    return np.column_stack([z, 0.5 * z]), theta, 2.0 * (z - 2.0 * theta)

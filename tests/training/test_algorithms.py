@@ -173,7 +173,8 @@ def test_maximum_likelihood_reduces_the_nll(model_type):
         pytest.skip(f"model type {model_type!r} is not available yet")
     x, theta = polynomial_data(300)
     torch.manual_seed(0)
-    model = create_model(model_type, data_dim=3, parameter_dim=1, latent_dim=2)
+    latent_dim = 2 if MODEL_TYPES[model_type].needs_latent_dim else None
+    model = create_model(model_type, data_dim=3, parameter_dim=1, latent_dim=latent_dim)
     history = train_model(model, x, theta, TrainingConfig(epochs=3, **FAST), progress=False)
     assert resolve_algorithm(model, TrainingConfig()) == "ml"
     assert_losses_decrease(history, ["ML"])

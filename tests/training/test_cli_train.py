@@ -12,7 +12,10 @@ import torch
 from mflow_sbi.cli import build_parser, main
 from mflow_sbi.cli.simulate import simulate_events
 from mflow_sbi.cli.train import config_from_args
+from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows import load_model
+from mflow_sbi.inference.priors import box_uniform
+from tests.training.helpers import gaussian_line_data
 
 TINY_CONFIG = """
 [model]
@@ -87,6 +90,18 @@ def test_flags_override_the_config_file(job):
     assert training.batch_size == 50 and config.model.outer["hidden_features"] == 16
 
 
+def test_scandal_uses_the_joint_score_of_the_data_file(job):
+    x, theta, t_xz = gaussian_line_data(200, seed=0)
+    EventData(x=x, theta=theta, t_xz=t_xz, prior=box_uniform([-1.0], [1.0])).save(job / "scored.npz")
+    out = job / "scandal"
+    assert main(["--quiet", "train", "--data", str(job / "scored.npz"), "--out", str(out), "--config",
+                 str(job / "tiny.toml"), "--latent-dim", "1", "--scandal", "2.5", "--epochs-m", "1"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert {"nll", "score", "loss"} == set(history[-1]["train"])
+    d = history[-1]["train"]
+    assert d["loss"] == pytest.approx(d["nll"] + 2.5 * d["score"], rel=1e-5)
+
+
 def test_scandal_without_joint_score_is_a_one_line_error(job, capsys):
     code = main(["train", "--data", str(job / "train.npz"), "--out", str(job / "m"), "--config", str(job / "tiny.toml"),
                  "--scandal", "1"])
@@ -97,3 +112,17 @@ def test_scandal_without_joint_score_is_a_one_line_error(job, capsys):
 def test_plot_training_on_a_directory_without_history(tmp_path, capsys):
     assert main(["plot-training", str(tmp_path)]) == 2
     assert "history.json: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_type", ["af", "pie", "emflow"])
+def test_train_other_model_types(job, model_type, capsys):
+    from mflow_sbi.flows import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        pytest.skip(f"model type {model_type!r} is not available yet")
+    out = job / model_type
+    assert main(["--quiet", "train", "--data", str(job / "train.npz"), "--out", str(out), "--model", model_type,
+                 "--epochs", "1", "--batch-size", "100", "--threads", "1"]) == 0, capsys.readouterr().err
+    history = json.loads((out / "history.json").read_text())
+    assert [r["phase"] for r in history] == (["ML"] if model_type in ("af", "pie") else ["M", "D"])
+    assert type(load_model(out)) is MODEL_TYPES[model_type]

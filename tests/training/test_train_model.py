@@ -11,7 +11,7 @@ import torch
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.training import TrainingConfig, train_model
 from mflow_sbi.training.losses import log_prob_and_score
-from tests.training.helpers import polynomial_data, tiny_mflow
+from tests.training.helpers import gaussian_line_data, polynomial_data, tiny_mflow
 
 FAST = {"batch_size": 50, "threads": 1, "learning_rate": 3e-3}
 
@@ -132,14 +132,6 @@ def test_model_score_is_the_raw_theta_gradient_of_log_prob():
     assert torch.allclose(score, expected, rtol=1e-4, atol=1e-5)
     raw = model.log_prob(x_t, theta_raw.detach(), mode="fixed_manifold")
     assert torch.allclose(values, raw, atol=1e-5)
-
-
-def gaussian_line_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """z ~ N(2 theta, 1) on the line x = (z, z/2) in R^2, theta ~ U(-1, 1); joint score t = 2 (z - 2 theta)."""
-    rng = np.random.default_rng(seed)
-    theta = rng.uniform(-1.0, 1.0, size=(n, 1))
-    z = 2.0 * theta + rng.normal(size=(n, 1))
-    return np.column_stack([z, 0.5 * z]), theta, 2.0 * (z - 2.0 * theta)
 
 
 def score_error(model, x, theta, t_xz) -> float:

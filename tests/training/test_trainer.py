@@ -92,6 +92,15 @@ def test_repeated_failures_stop_with_clear_error_and_keep_last_checkpoint(tmp_pa
     assert all(torch.equal(state["model"][k], v) for k, v in after_first_epoch.items())
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")
+def test_consecutive_failures_are_counted_across_epochs():
+    model = nn.Linear(1, 1)
+    step = Step("bad", list(model.parameters()), lambda batch: {"loss": model(batch[0]).sum() * float("inf")})
+    trainer = Trainer(model, regression_data(), settings(max_nonfinite=6))  # 4 batches per epoch
+    with pytest.raises(TrainingError, match="7 consecutive non-finite"):
+        trainer.fit([Phase("p", [step], epochs=5)])
+
+
 def test_early_stopping_restores_the_best_weights():
     torch.manual_seed(1)
     model = nn.Linear(1, 1)
