@@ -21,7 +21,7 @@ from typing import Any
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.tomlio import read_toml
-from mflow_sbi.training.algorithms import TrainingConfig
+from mflow_sbi.training.settings import TrainingConfig
 
 
 @dataclass

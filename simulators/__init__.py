@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from mflow_sbi.errors import InputError
 from simulators.base import IntractableLikelihood, Simulator
+from simulators.lhc import LHC
 from simulators.polynomial_surface import PolynomialSurface
+from simulators.spherical_gaussian import SphericalGaussian
 
 SIMULATORS: dict[str, type] = {
+    LHC.name: LHC,
     PolynomialSurface.name: PolynomialSurface,
+    SphericalGaussian.name: SphericalGaussian,
 }
 
 

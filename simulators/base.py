@@ -38,6 +38,10 @@ class Simulator(Protocol):
         """log p(x|theta) per event, shape (n,); raises IntractableLikelihood where unknown."""
         ...
 
+    def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """grad_theta log p(x|theta) per event, shape (n, p); raises IntractableLikelihood where unknown."""
+        ...
+
     def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
         """A non-negative distance (or constraint-violation summary) per event, shape (n,)."""
         ...

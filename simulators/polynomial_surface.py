@@ -16,6 +16,17 @@ The embedding g(z) = R (z, f(z)) has Jacobian J = R [I_2; grad f^T], so det(J^T 
     log p(x|theta) = log p(z|theta) - 1/2 log(1 + |grad f(z)|^2),   z = first two coordinates of R^T x.
 
 The second term does not depend on theta.
+
+Joint score: theta enters only through s(theta), so with the posterior probability rho(z) of the narrow component,
+
+    d/dtheta log p(x|theta) = rho(z) (|z - (-1, 1)|^2 / s^3 - 2 / s) ds/dtheta,   ds/dtheta = 0.4.
+
+Out-of-distribution samples (for OOD-detection benchmarks): theta = 0 samples plus N(0, 0.1^2 I_3) noise.
+
+Distance to the surface (metric for generated samples): in the rotated frame (u, h) = R^T x, the closest
+surface point minimizes |u - z|^2 + (h - f(z))^2 over z; ``closest_latent`` solves this by Gauss-Newton from the
+vertical projection z = u. The result is the distance to an actual surface point, so it is exact at the global
+minimum (always, for points near the surface) and an upper bound otherwise; it never exceeds the vertical distance.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ from simulators.base import broadcast_theta, check_x, load_constants
 
 DEGREE = 5
 WEIGHTS = (0.6, 0.4)
+DSCALE_DTHETA = 0.4
+OOD_NOISE = 0.1
 MEAN_BROAD = np.array([1.0, -1.0])
 MEAN_NARROW = np.array([-1.0, 1.0])
 SCALE_BROAD = 2.0
@@ -62,17 +75,22 @@ class PolynomialSurface:
         self.prior = IndependentPrior([Uniform1D(-1.0, 1.0)])
 
     # --- the surface -------------------------------------------------------------------------------
+    def _powers(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tables z1^k and z2^k for k = 0..DEGREE, each (n, DEGREE + 1), by repeated multiplication."""
+        tables = np.cumprod(np.concatenate([np.ones((len(z), 1, 2)), np.repeat(z[:, None, :], DEGREE, axis=1)], 1), 1)
+        return tables[:, :, 0], tables[:, :, 1]
+
     def polynomial(self, z: np.ndarray) -> np.ndarray:
         """P(z) = sum_k c_k z1^a_k z2^b_k."""
-        z = np.asarray(z, dtype=np.float64)
-        monomials = z[:, None, 0] ** self.exponents[:, 0] * z[:, None, 1] ** self.exponents[:, 1]
-        return monomials @ self.coefficients
+        p1, p2 = self._powers(np.asarray(z, dtype=np.float64))
+        a, b = self.exponents[:, 0], self.exponents[:, 1]
+        return (p1[:, a] * p2[:, b]) @ self.coefficients
 
     def _polynomial_gradient(self, z: np.ndarray) -> np.ndarray:
+        p1, p2 = self._powers(z)
         a, b = self.exponents[:, 0], self.exponents[:, 1]
-        z1, z2 = z[:, None, 0], z[:, None, 1]
-        d1 = np.where(a > 0, a * z1 ** np.maximum(a - 1, 0), 0.0) * z2**b
-        d2 = z1**a * np.where(b > 0, b * z2 ** np.maximum(b - 1, 0), 0.0)
+        d1 = (a * p1[:, np.maximum(a - 1, 0)]) * p2[:, b]
+        d2 = p1[:, a] * (b * p2[:, np.maximum(b - 1, 0)])
         return np.stack([d1 @ self.coefficients, d2 @ self.coefficients], axis=1)
 
     def height(self, z: np.ndarray) -> np.ndarray:
@@ -112,8 +130,8 @@ class PolynomialSurface:
     def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.embed(self.sample_latent(theta, n, rng))
 
-    def latent_log_prob(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """log p(z|theta) of the Gaussian mixture (normalized in R^2)."""
+    def _component_log_probs(self, z: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(2, n) log of weight x component density, and s(theta) (n,)."""
         z = np.asarray(z, dtype=np.float64)
         s = narrow_scale(broadcast_theta(theta, len(z), 1)[:, 0])
 
@@ -123,7 +141,11 @@ class PolynomialSurface:
         terms = np.stack(
             [np.log(WEIGHTS[0]) + log_gauss(MEAN_BROAD, SCALE_BROAD), np.log(WEIGHTS[1]) + log_gauss(MEAN_NARROW, s)]
         )
-        return logsumexp(terms, axis=0)
+        return terms, s
+
+    def latent_log_prob(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """log p(z|theta) of the Gaussian mixture (normalized in R^2)."""
+        return logsumexp(self._component_log_probs(z, theta)[0], axis=0)
 
     def log_likelihood(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Exact log density on the surface (area measure) for points on the surface; see module docstring.
@@ -133,7 +155,47 @@ class PolynomialSurface:
         z = self.latent(x)
         return self.latent_log_prob(z, theta) - 0.5 * self.log_det_metric(z)
 
-    def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
+    def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Exact grad_theta log p(x|theta), shape (n, 1); see the module docstring."""
+        z = self.latent(x)
+        terms, s = self._component_log_probs(z, theta)
+        narrow = np.exp(terms[1] - logsumexp(terms, axis=0))
+        d_scale = np.sum((z - MEAN_NARROW) ** 2, axis=1) / s**3 - 2.0 / s
+        return (narrow * d_scale * DSCALE_DTHETA)[:, None]
+
+    def sample_ood(self, n: int, rng: np.random.Generator, noise: float = OOD_NOISE) -> np.ndarray:
+        """Out-of-distribution points: theta = 0 samples displaced by N(0, noise^2 I_3)."""
+        return self.sample(np.zeros(1), n, rng) + noise * rng.standard_normal((n, self.data_dim))
+
+    def vertical_distance(self, x: np.ndarray) -> np.ndarray:
         """Vertical distance |(R^T x)_3 - f((R^T x)_{1,2})| in the surface frame (>= the Euclidean distance)."""
         rotated = check_x(x, self.data_dim) @ self.rotation
         return np.abs(rotated[:, 2] - self.height(rotated[:, :2]))
+
+    def closest_latent(self, x: np.ndarray, iterations: int = 100, tolerance: float = 1e-12) -> np.ndarray:
+        """Latent z of the surface point closest to x (Gauss-Newton; see the module docstring), shape (n, 2).
+
+        Points are iterated until their step is below ``tolerance`` (or ``iterations`` is reached).
+        """
+        rotated = check_x(x, self.data_dim) @ self.rotation
+        z = rotated[:, :2].copy()
+        active = np.arange(len(z))
+        for _ in range(iterations):
+            target, height, current = rotated[active, :2], rotated[active, 2], z[active]
+            gradient = self.height_gradient(current)
+            residual_h = self.height(current) - height
+            # normal equations of J = [I; grad f^T]: (I + g g^T) dz = -((z - u) + r_h g), by Sherman-Morrison
+            rhs = -((current - target) + residual_h[:, None] * gradient)
+            g2 = np.sum(gradient**2, axis=1)
+            step = rhs - gradient * (np.sum(gradient * rhs, axis=1) / (1.0 + g2))[:, None]
+            z[active] = current + step
+            active = active[np.max(np.abs(step), axis=1) >= tolerance]
+            if active.size == 0:
+                break
+        return z
+
+    def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
+        """Euclidean distance to the surface (via ``closest_latent``; capped by the vertical distance)."""
+        x = check_x(x, self.data_dim)
+        nearest = np.linalg.norm(x - self.embed(self.closest_latent(x)), axis=1)
+        return np.minimum(nearest, self.vertical_distance(x))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate", "convert", "train", "infer", "plot", "calibrate", "run")
+SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "infer", "plot", "calibrate", "run")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, default) -> None:

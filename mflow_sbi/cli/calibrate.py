@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override, show_progress
+from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override
+from mflow_sbi.cli.options import show_progress
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.calibration import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
 

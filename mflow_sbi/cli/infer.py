@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from mflow_sbi.cli.options import show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.inference.sampler import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
@@ -44,10 +44,6 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prior_override(args: argparse.Namespace) -> IndependentPrior | None:
     return IndependentPrior.from_specs(args.prior) if args.prior else None
-
-
-def show_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
 
 
 def load_model(path: str):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 import numpy as np
 
 from mflow_sbi.errors import InputError
@@ -14,3 +17,8 @@ def parse_vector(text: str, what: str = "value") -> np.ndarray:
     except ValueError:
         raise InputError(f"{what} {text!r} is not a comma-separated list of numbers") from None
     return np.array(values, dtype=np.float64)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal and without --quiet (logs and CI stay clean)."""
+    return not args.quiet and sys.stderr.isatty()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import load_config
 from mflow_sbi.pipeline import run_pipeline
 
@@ -20,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    outputs, posterior = run_pipeline(config, Path(args.out), progress=not args.quiet)
+    outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args))
     truth = posterior.metadata["true_theta"]
     print(posterior.format_summary())
     for k, name in enumerate(posterior.parameter_names):

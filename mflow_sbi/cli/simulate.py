@@ -30,6 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--theta", help="fixed parameter point V[,V...]")
     source.add_argument("--from-prior", action="store_true", help="draw a parameter point per event from the prior")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--joint-score", action="store_true",
+                        help="also store the exact joint score t_xz = grad_theta log p(x|theta) per event ")
     parser.add_argument("--out", required=True, help="output file (.npz, or .root for a ROOT TTree)")
     parser.set_defaults(func=run)
 
@@ -47,43 +49,51 @@ def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Gene
     return np.tile(theta, (n, 1))
 
 
-def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int) -> EventData:
-    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior."""
+def simulate_events(name: str, n: int, theta: np.ndarray | None, seed: int, joint_score: bool = False) -> EventData:
+    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior.
+
+    With ``joint_score`` the exact score grad_theta log p(x|theta) of every event is stored as ``t_xz`` (for
+    score-augmented training); simulators without a tractable likelihood raise ``IntractableLikelihood``.
+    """
     from simulators import get_simulator
 
     simulator = get_simulator(name)
     rng = np.random.default_rng(seed)
     thetas = draw_thetas(simulator, n, theta, rng)
     x = simulator.sample(thetas, n, rng)
-    return EventData(x=x, theta=thetas, simulator=name, prior=simulator.prior,
+    t_xz = simulator.joint_score(x, thetas) if joint_score else None
+    return EventData(x=x, theta=thetas, t_xz=t_xz, simulator=name, prior=simulator.prior,
                      parameter_names=tuple(simulator.parameter_names))
 
 
-def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: str) -> Path:
+def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: str,
+                  joint_score: bool = False) -> Path:
     """Simulate into a ROOT file: Delphes layout when the simulator has ``sample_events``, else flat.
 
-    The flat tree holds exactly the events ``simulate_events`` gives for the same seed.
+    The flat tree holds exactly the events ``simulate_events`` gives for the same seed. With ``joint_score``
+    the exact joint score (computed from the float64 observables) is stored too.
     """
     from mflow_sbi.data.root_write import write_delphes, write_flat
     from simulators import get_simulator
 
     simulator = get_simulator(name)
     if not hasattr(simulator, "sample_events"):
-        data = simulate_events(name, n, theta, seed)
+        data = simulate_events(name, n, theta, seed, joint_score=joint_score)
         return write_flat(out, data, feature_names=getattr(simulator, "observable_names", None))
     rng = np.random.default_rng(seed)
     thetas = draw_thetas(simulator, n, theta, rng)
     photons, jets = simulator.sample_events(thetas, n, rng)
+    t_xz = simulator.joint_score(simulator.observables(photons, jets), thetas) if joint_score else None
     return write_delphes(out, photons, jets, thetas, simulator.parameter_names, rng=rng, simulator=name,
-                         prior=simulator.prior)
+                         prior=simulator.prior, t_xz=t_xz)
 
 
 def run(args: argparse.Namespace) -> None:
     theta = None if args.from_prior else parse_vector(args.theta, "--theta")
     if Path(args.out).suffix == ".root":
-        path = simulate_root(args.simulator, args.n, theta, args.seed, args.out)
+        path = simulate_root(args.simulator, args.n, theta, args.seed, args.out, joint_score=args.joint_score)
         log.info("wrote %d %s events to %s", args.n, args.simulator, path)
         return
-    data = simulate_events(args.simulator, args.n, theta, args.seed)
+    data = simulate_events(args.simulator, args.n, theta, args.seed, joint_score=args.joint_score)
     path = data.save(args.out)
     log.info("wrote %d %s events to %s", len(data.x), args.simulator, path)

@@ -1,32 +1,56 @@
-"""``mflow-sbi train``: train a conditional likelihood model on simulated data."""
+"""``mflow-sbi train``: train a conditional likelihood model on simulated data.
+
+Options come from ``--config FILE.toml`` ([model] and [training] tables, every key optional), then from the
+flags, which override the file.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 from pathlib import Path
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
+from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.pipeline import train_from_data
+from mflow_sbi.training.settings import ALGORITHMS, RECONSTRUCTION_KINDS
 
-log = logging.getLogger(__name__)
+MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
+
+# flag destination -> TrainingConfig field
+TRAINING_FLAGS = {
+    "algorithm": "algorithm", "batch_size": "batch_size", "seed": "seed", "learning_rate": "learning_rate",
+    "scandal": "scandal", "threads": "threads", "reconstruction": "reconstruction", "latent_l2": "latent_l2",
+    "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience",
+}
+EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_posttrain")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train p(x|theta) on simulated events")
     parser.add_argument("--data", required=True, nargs="+",
-                        help="training events: .npz files with x and theta, or ROOT files (with --format); globs allowed")
+                        help="training events: .npz files with x and theta (t_xz for --scandal), or ROOT files "
+                             "(with --format); globs allowed")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--config", help="TOML file with [model] and [training] options (flags override it)")
-    parser.add_argument("--model", choices=["mflow"], help="model type (default mflow)")
+    parser.add_argument("--model", choices=MODEL_CHOICES, help="model type (default: the config's, else mflow)")
     parser.add_argument("--latent-dim", type=int, help="manifold dimension n (default: the simulator's)")
-    parser.add_argument("--algorithm", help="training algorithm (default sequential)")
-    parser.add_argument("--epochs", type=int, help="epochs per training phase")
+    parser.add_argument("--algorithm", choices=ALGORITHMS,
+                        help="training algorithm (default auto: ml for af/pie, sequential for mflow/emflow)")
+    parser.add_argument("--epochs", type=int, help="epochs of every training phase (finer: --epochs-m, --epochs-d)")
+    parser.add_argument("--epochs-m", type=int, help="epochs of phase M (manifold) of sequential training")
+    parser.add_argument("--epochs-d", type=int, help="epochs of phase D (density) of sequential training")
+    parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    parser.add_argument("--reconstruction", choices=RECONSTRUCTION_KINDS, help="reconstruction error (default mse)")
+    parser.add_argument("--latent-l2", type=float, metavar="WEIGHT", help="L2 penalty on the latents in phase M")
+    parser.add_argument("--scandal", type=float, metavar="WEIGHT",
+                        help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
@@ -42,10 +66,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         config.model.type = args.model
     if args.latent_dim is not None:
         config.model.latent_dim = args.latent_dim
-    overrides = {"algorithm": args.algorithm, "batch_size": args.batch_size, "seed": args.seed}
+    overrides = {}
     if args.epochs is not None:
-        overrides |= {"epochs_m": args.epochs, "epochs_d": args.epochs}
-    config.training = dataclasses.replace(config.training, **{k: v for k, v in overrides.items() if v is not None})
+        overrides |= dict.fromkeys(EPOCH_FIELDS, args.epochs)
+    flags = {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items()}
+    overrides |= {field: value for field, value in flags.items() if value is not None}
+    config.training = dataclasses.replace(config.training, **overrides)
     return config
 
 
@@ -58,7 +84,10 @@ def run(args: argparse.Namespace) -> None:
         data.prior = IndependentPrior.from_specs(args.prior)
     if data.prior is None:
         raise InputError(
-            f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) per parameter"
+            f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
+            "per parameter"
         )
-    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=not args.quiet)
+    if config.training.scandal > 0 and data.t_xz is None:
+        raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
+    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
     print(f"model written to {out}")

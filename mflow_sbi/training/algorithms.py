@@ -1,98 +1,184 @@
-"""Training algorithms expressed as trainer phases, and the ``train_model`` entry point.
+"""Training algorithms expressed as trainer phases (see ``settings`` for the options of each), and the
+``train_model`` entry point.
 
-- ``sequential`` (M-flow): phase M minimizes the reconstruction error over the outer flow only; phase D
-  minimizes the fixed-manifold NLL over the inner flow only. The outer flow is frozen (its parameters
-  receive no updates), so the latents u'(x) are computed once at the start of phase D and the inner flow
-  trains on them alone.
+Batches are (x_std, theta_std) or, with SCANDAL, (x_std, theta_std, t_xz). Parameter groups:
+
+- manifold parameters (``model.manifold_parameters()``): the outer flow, plus the encoder for Me-flow;
+- density parameters (``model.density_parameters()``): the inner flow.
+
+Phase M steps only the manifold parameters and phase D only the density parameters (each optimizer holds
+only its group, so weight decay never touches the other). While the outer flow is frozen in phase D and it
+does not depend on theta, the latents u'(x) are computed once at the start of the phase and the inner flow
+trains on them alone; with a theta-conditional outer flow phase D evaluates the fixed-manifold NLL instead
+(its theta dependence then includes the outer flow, which the SCANDAL score must see).
+
+Algorithms:
+
+- ``sequential``: [M (epochs_m), D (epochs_d)];
+- ``alternating``: [A (epochs)] with an M step and a D step per batch (D on the current encoding, detached);
+- ``simultaneous``: [M (epochs_pretrain), S (epochs), D (epochs_posttrain)], S minimizing
+  reconstruction_weight * reconstruction + nll_weight * exact manifold NLL (+ scandal * score) over all
+  parameters; phases with zero epochs are left out;
+- ``ml``: [ML (epochs)], maximum likelihood of the model's ambient (AF) or PIE density over all parameters.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from mflow_sbi.errors import ConfigError, InputError
-from mflow_sbi.flows.base import ConditionalDensityModel
-from mflow_sbi.flows.manifold import ManifoldFlow
-from mflow_sbi.training.losses import latent_nll_loss, reconstruction_loss
-from mflow_sbi.training.trainer import History, Phase, Step, Trainer, TrainerSettings
+from mflow_sbi.errors import ConfigError
+from mflow_sbi.training.history import History
+from mflow_sbi.training.losses import (
+    encode_decode,
+    log_prob_and_score,
+    manifold_log_prob,
+    reconstruction_error,
+    score_error,
+)
+from mflow_sbi.training.settings import TrainingConfig
+from mflow_sbi.training.tensors import prepare_tensors, torch_threads
+from mflow_sbi.training.trainer import Batch, LossTerms, Phase, Step, Trainer, TrainerSettings
 
-ALGORITHMS = ("sequential",)
-
-
-@dataclass
-class TrainingConfig:
-    """All training options, with defaults that work on the shipped simulators."""
-
-    algorithm: str = "sequential"
-    epochs_m: int = 30
-    epochs_d: int = 30
-    learning_rate: float = 1e-3
-    batch_size: int = 256
-    weight_decay: float = 1e-5
-    clip_norm: float = 5.0
-    validation_fraction: float = 0.1
-    patience: int = 5
-    reconstruction: str = "mse"
-    latent_l2: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
-        if self.reconstruction not in ("mse", "smooth_l1"):
-            raise ConfigError(f"reconstruction must be 'mse' or 'smooth_l1', got {self.reconstruction!r}")
-        if self.batch_size < 1 or self.epochs_m < 0 or self.epochs_d < 0 or self.learning_rate <= 0:
-            raise ConfigError("batch_size >= 1, epochs >= 0 and learning_rate > 0 are required")
+ML_MODES = ("ambient", "pie")
 
 
-def build_phases(model: ConditionalDensityModel, config: TrainingConfig) -> list[Phase]:
-    """The phases of ``config.algorithm`` for ``model``; batches are (x_std, theta_std)."""
-    if not isinstance(model, ManifoldFlow):
-        raise ConfigError(f"algorithm {config.algorithm!r} needs an M-flow, got {type(model).__name__}")
+def ml_mode(model) -> str | None:
+    """The full-dimensional density mode trained by maximum likelihood ("ambient" or "pie"), or None."""
+    return next((mode for mode in ML_MODES if mode in model.modes), None)
 
-    def m_loss(batch):
-        return reconstruction_loss(model, batch[0], batch[1], config.reconstruction, config.latent_l2)
 
-    def encode_frozen(batch):
-        context = model._outer_context(batch[1], batch[0].shape[0])
-        return (model._encode_std(batch[0], context), batch[1])
+def is_manifold_model(model) -> bool:
+    """True for models with separate manifold and density parameters (M-flow, Me-flow, PIE)."""
+    return all(hasattr(model, name) for name in ("manifold_parameters", "density_parameters", "_encode_std"))
 
-    def d_loss(batch):
-        return latent_nll_loss(model, batch[0], batch[1])
 
-    return [
-        Phase("M", [Step("reconstruction", model.manifold_parameters(), m_loss, config.learning_rate)], config.epochs_m),
-        Phase("D", [Step("latent_nll", model.density_parameters(), d_loss, config.learning_rate)], config.epochs_d,
-              prepare=encode_frozen),
-    ]
+def resolve_algorithm(model, config: TrainingConfig) -> str:
+    """The algorithm to run: ``config.algorithm``, with "auto" resolved and the model's support checked."""
+    algorithm = config.algorithm
+    if algorithm == "auto":
+        algorithm = "ml" if ml_mode(model) is not None else "sequential"
+    name = type(model).__name__
+    if algorithm == "ml" and ml_mode(model) is None:
+        raise ConfigError(
+            f"algorithm 'ml' needs a full-dimensional density (AF or PIE); {name} has modes {model.modes}: "
+            "use sequential, alternating or simultaneous"
+        )
+    if algorithm != "ml" and not is_manifold_model(model):
+        raise ConfigError(f"algorithm {algorithm!r} needs a model with a learned manifold (M-flow, Me-flow, PIE); "
+                          f"{name} trains with algorithm 'ml'")
+    return algorithm
+
+
+class _Losses:
+    """The loss terms of every step, bound to a model and a configuration."""
+
+    def __init__(self, model, config: TrainingConfig):
+        self.model = model
+        self.config = config
+
+    def _with_score(self, batch: Batch, log_prob, name: str) -> LossTerms:
+        """{name: mean -log p} plus, with SCANDAL, {"score": mean |score - t_xz|^2}."""
+        if self.config.scandal <= 0:
+            return {name: -log_prob(batch[1]).mean()}
+        values, score = log_prob_and_score(log_prob, batch[1], self.model.theta_scaler.scale)
+        return {name: -values.mean(), "score": score_error(score, batch[2]).mean()}
+
+    def reconstruction(self, batch: Batch) -> LossTerms:
+        u, reconstructed = encode_decode(self.model, batch[0], batch[1])
+        terms = {"reconstruction": reconstruction_error(reconstructed, batch[0], self.config.reconstruction).mean()}
+        if self.config.latent_l2 > 0:
+            terms["latent_l2"] = (u**2).sum(-1).mean()
+        return terms
+
+    def latent_nll(self, batch: Batch) -> LossTerms:
+        """Inner-flow NLL on precomputed latents batch[0]."""
+        return self._with_score(batch, lambda theta: self.model._latent_log_prob_std(batch[0], theta), "nll")
+
+    def fixed_manifold_nll(self, batch: Batch) -> LossTerms:
+        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
+
+    def current_latent_nll(self, batch: Batch) -> LossTerms:
+        """Inner-flow NLL on the current (detached) encoding of x: the D step of alternating training."""
+        if self.model.conditional_outer:
+            return self.fixed_manifold_nll(batch)
+        with torch.no_grad():
+            u = self.model._encode_std(batch[0], None)
+        return self.latent_nll((u, *batch[1:]))
+
+    def simultaneous(self, batch: Batch) -> LossTerms:
+        terms = self.reconstruction(batch)
+        terms.update(self._with_score(batch, lambda theta: manifold_log_prob(self.model, batch[0], theta), "nll"))
+        return terms
+
+    def maximum_likelihood(self, batch: Batch) -> LossTerms:
+        mode = ml_mode(self.model)
+        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, mode), "nll")
+
+
+def _encode_frozen(model):
+    def prepare(data: Batch) -> Batch:
+        return (model._encode_std(data[0], None), *data[1:])
+
+    return prepare
+
+
+def build_phases(model, config: TrainingConfig) -> list[Phase]:
+    """The phases of the configured algorithm for ``model``; see the module docstring."""
+    algorithm = resolve_algorithm(model, config)
+    losses = _Losses(model, config)
+    weights = {"latent_l2": config.latent_l2, "score": config.scandal}
+    if algorithm == "ml":
+        return [Phase("ML", [Step("ml", list(model.parameters()), losses.maximum_likelihood, config.learning_rate,
+                                  weights)], config.epochs)]
+    m_step = Step("M", model.manifold_parameters(), losses.reconstruction, config.lr_m, weights)
+    if model.conditional_outer:
+        d_loss, prepare = losses.fixed_manifold_nll, None
+    else:
+        d_loss, prepare = losses.latent_nll, _encode_frozen(model)
+    d_step = Step("D", model.density_parameters(), d_loss, config.lr_d, weights)
+    if algorithm == "sequential":
+        phases = [Phase("M", [m_step], config.epochs_m), Phase("D", [d_step], config.epochs_d, prepare)]
+    elif algorithm == "alternating":
+        alternating_d = Step("D", model.density_parameters(), losses.current_latent_nll, config.lr_d, weights)
+        phases = [Phase("A", [m_step, alternating_d], config.epochs)]
+    else:
+        s_weights = {**weights, "reconstruction": config.reconstruction_weight, "nll": config.nll_weight}
+        s_step = Step("S", list(model.parameters()), losses.simultaneous, config.learning_rate, s_weights)
+        phases = [Phase("M", [m_step], config.epochs_pretrain), Phase("S", [s_step], config.epochs),
+                  Phase("D", [d_step], config.epochs_posttrain, prepare)]
+    return [phase for phase in phases if phase.epochs > 0]
 
 
 def train_model(
-    model: ConditionalDensityModel,
-    x: np.ndarray,
-    theta: np.ndarray,
+    model,
+    x: np.ndarray | torch.Tensor,
+    theta: np.ndarray | torch.Tensor,
     config: TrainingConfig,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    t_xz: np.ndarray | torch.Tensor | None = None,
+    callback: Callable[[dict], None] | None = None,
 ) -> History:
-    """Fit the model's scalers on (x, theta), then run the algorithm's phases. Returns the learning curves."""
-    x_t, theta_t = model.check_inputs(x, theta)
-    if x_t.shape[0] < 2:
-        raise InputError(f"need at least 2 training events, got {x_t.shape[0]}")
-    torch.manual_seed(config.seed)
-    model.fit_scalers(x_t, theta_t)
-    with torch.no_grad():
-        data = (model.x_scaler(x_t), model.theta_scaler(theta_t))
-    settings = TrainerSettings(
-        batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-        validation_fraction=config.validation_fraction, patience=config.patience, seed=config.seed, progress=progress,
-    )
-    trainer = Trainer(model, data, settings, checkpoint=checkpoint)
-    history = trainer.fit(build_phases(model, config), resume=resume)
+    """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
+
+    ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
+    score, needed when ``config.scandal`` > 0. ``callback`` receives every epoch's history record.
+    """
+    with torch_threads(config.threads):
+        torch.manual_seed(config.seed)
+        data = prepare_tensors(model, x, theta, t_xz, config)
+        phases = build_phases(model, config)
+        settings = TrainerSettings(
+            batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
+            validation_fraction=config.validation_fraction, patience=config.patience,
+            max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
+        )
+        trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback)
+        history = trainer.fit(phases, resume=resume)
     model.eval()
     return history

@@ -1,42 +1,70 @@
-"""Loss functions on standardized batches (x_std, theta_std[, t_xz]).
+"""Loss terms on standardized batches (x_std, theta_std). Each returns a per-event tensor (N,); callers average.
 
-- reconstruction: mean ||x_std - project(x_std)||^2 (or smooth-L1 per coordinate, summed), optionally
-  plus ``latent_l2`` * mean ||u'||^2;
-- latent_nll: mean -log p(u'|theta) on precomputed latents (phase D with a frozen outer flow);
-- nll: mean -log p(x|theta) in the given density mode (standardized units; the scaler's constant
-  log-det is irrelevant for optimization).
+With x_std = (x - m_x)/s_x and theta_std = (theta - m_t)/s_t (the model's scalers):
+
+- reconstruction: ||x_std - g(u'(x_std))||^2 (squared error summed over coordinates), or the smooth-L1 (Huber,
+  beta = 1) loss summed over coordinates;
+- latent L2: ||u'||^2, a penalty that keeps the latent coordinates small;
+- latent NLL: -log p(u'|theta) of the inner flow on given latents. While the outer flow is frozen this differs
+  from the fixed-manifold NLL by a term without inner-flow parameters or theta (same gradients);
+- manifold NLL: the exact M-flow NLL on the learned manifold in standardized units,
+      -log p(u'|theta) + 1/2 log det(J^T J),   J = d g / d u'  (d x n),
+  with J from the double-backward Jacobian kept in the graph, so it is differentiable w.r.t. the decoder's
+  parameters (the volume term is differentiated at the encoded u', not through the encoder);
+- model NLL: -log p(x|theta) in one of the model's density modes ("ambient" for AF, "pie" for PIE);
+- SCANDAL score loss: |grad_theta log p_model(x|theta) - t_xz|^2 with theta in raw units. Since
+  theta_std = (theta - m_t)/s_t, grad_theta = grad_theta_std / s_t, and the x scaler only adds a constant.
+
+Raw-unit NLLs differ from the standardized ones by the constant sum_j log s_x,j, irrelevant for training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional
 
-from mflow_sbi.flows.base import ConditionalDensityModel
-from mflow_sbi.flows.manifold import ManifoldFlow
+from mflow_sbi.flows.jacobian import decoder_jacobian, log_det_metric
 
 
-def reconstruction_loss(
-    model: ManifoldFlow, x_std: torch.Tensor, theta_std: torch.Tensor, kind: str = "mse", latent_l2: float = 0.0
-) -> torch.Tensor:
+def reconstruction_error(reconstructed: torch.Tensor, x_std: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Per-event reconstruction error, summed over coordinates."""
+    if kind == "smooth_l1":
+        return functional.smooth_l1_loss(reconstructed, x_std, reduction="none").sum(-1)
+    return ((reconstructed - x_std) ** 2).sum(-1)
+
+
+def encode_decode(model, x_std: torch.Tensor, theta_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u', g(u')) for an M-flow-like model (outer context from theta when the outer flow is conditional)."""
     context = model._outer_context(theta_std, x_std.shape[0])
     u = model._encode_std(x_std, context)
-    reconstructed = model._decode_std(u, context)
-    if kind == "smooth_l1":
-        per_event = functional.smooth_l1_loss(reconstructed, x_std, reduction="none").sum(-1)
-    else:
-        per_event = ((reconstructed - x_std) ** 2).sum(-1)
-    loss = per_event.mean()
-    if latent_l2 > 0:
-        loss = loss + latent_l2 * (u**2).sum(-1).mean()
-    return loss
+    return u, model._decode_std(u, context)
 
 
-def latent_nll_loss(model: ManifoldFlow, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
-    """mean -log p(u'|theta) of the inner flow: the fixed-manifold NLL without its outer-flow terms, which
-    are constant while the outer flow is frozen (same gradients w.r.t. the inner flow)."""
-    return -model._latent_log_prob_std(u, theta_std).mean()
+def manifold_log_prob(model, x_std: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
+    """Exact log density on the learned manifold (standardized units), differentiable w.r.t. all parameters."""
+    context = model._outer_context(theta_std, x_std.shape[0])
+    u = model._encode_std(x_std, context)
+    jacobian = decoder_jacobian(model._decode_std, u, context, method="double_backward", create_graph=True)
+    return model._latent_log_prob_std(u, theta_std) - 0.5 * log_det_metric(jacobian).to(u.dtype)
 
 
-def nll_loss(model: ConditionalDensityModel, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
-    return -model._log_prob_std(x_std, theta_std, mode).mean()
+def log_prob_and_score(
+    log_prob: Callable[[torch.Tensor], torch.Tensor], theta_std: torch.Tensor, theta_scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p per event, grad_theta log p per event in raw theta units), both differentiable.
+
+    ``log_prob(theta_std)`` must treat events independently (row i depends only on theta_std[i]), so the
+    gradient of the summed log density gives every event's own score. Works under ``torch.no_grad`` too.
+    """
+    with torch.enable_grad():
+        theta = theta_std.detach().requires_grad_(True)
+        values = log_prob(theta)
+        (gradient,) = torch.autograd.grad(values.sum(), theta, create_graph=True)
+    return values, gradient / theta_scale
+
+
+def score_error(model_score: torch.Tensor, t_xz: torch.Tensor) -> torch.Tensor:
+    """Per-event squared error |model_score - t_xz|^2 (the SCANDAL term)."""
+    return ((model_score - t_xz) ** 2).sum(-1)

@@ -1,18 +1,30 @@
 """A robust training loop over in-memory tensors, organized in phases.
 
 A training run is a sequence of :class:`Phase` objects. A phase has one or more :class:`Step` objects;
-for every batch each step computes its loss and updates its own parameter group with its own optimizer
-(AdamW, cosine learning-rate schedule, gradient-norm clipping). This covers all algorithms:
+for every batch each step evaluates its loss terms, minimizes their weighted sum
+
+    L_step = sum_k w_k * term_k        (w_k = 1 unless the step says otherwise)
+
+over its own parameter group with its own optimizer (AdamW with weight decay, cosine learning-rate
+schedule per phase, gradient-norm clipping). This covers every algorithm:
 
 - sequential M/D: phase "M" [reconstruction step on the outer flow], then phase "D" [NLL step on the inner flow];
-- alternating M/D: one phase with the steps [M, D];
+- alternating M/D: one phase with the steps [M, D] (separate optimizers, alternating per batch);
 - simultaneous / maximum likelihood: one phase with one step on all parameters.
 
-Per phase: a validation split scores each epoch (sum of the step losses); early stopping with patience
-restores the best weights. A non-finite loss skips the batch (counted); more than ``max_nonfinite``
-consecutive skips stop the run with a TrainingError. Every epoch writes an atomic checkpoint; ``resume``
-continues from it, and because every epoch's shuffling and dropout are seeded from (seed, phase, epoch)
-the resumed run reproduces the uninterrupted one.
+Per phase a validation split scores each epoch (the sum of the steps' weighted losses); early stopping
+with patience restores the best weights at the end of the phase.
+
+Robustness: a non-finite loss or gradient norm skips that step for that batch; skips are counted per epoch,
+logged and stored in the history. More than ``max_nonfinite`` consecutive skips stop the run with a
+:class:`TrainingError` (the checkpoint of the last completed epoch stays on disk).
+
+Progress: a tqdm bar per phase with the running losses, shown only on a terminal and only with
+``progress=True``.
+
+Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
+dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
+run reproduces the uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import copy
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,21 +43,31 @@ from tqdm.auto import tqdm
 
 from mflow_sbi.errors import TrainingError
 from mflow_sbi.io import atomic_path
+from mflow_sbi.training.history import History
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, ...]
-LossFn = Callable[[Batch], torch.Tensor]
+LossTerms = dict[str, torch.Tensor]
+LossFn = Callable[[Batch], LossTerms]
+TOTAL = "loss"
 
 
 @dataclass
 class Step:
-    """One optimizer step per batch: minimize ``loss(batch)`` (mean over the batch) over ``parameters``."""
+    """One optimizer step per batch: minimize ``sum_k weights[k] * loss(batch)[k]`` over ``parameters``.
+
+    ``loss`` returns named scalar terms (means over the batch); terms without a weight count once.
+    """
 
     name: str
     parameters: Sequence[nn.Parameter]
     loss: LossFn
     learning_rate: float = 1e-3
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def total(self, terms: LossTerms) -> torch.Tensor:
+        return sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
 
 
 @dataclass
@@ -71,16 +93,6 @@ class TrainerSettings:
     progress: bool = True
 
 
-@dataclass
-class History:
-    """Per-epoch records: {"phase", "epoch", "train": {step: loss}, "val": {step: loss}, "skipped"}."""
-
-    records: list[dict] = field(default_factory=list)
-
-    def to_list(self) -> list[dict]:
-        return list(self.records)
-
-
 def _epoch_seed(seed: int, phase_index: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase_index * 10_007 + epoch) % (2**63 - 1)
 
@@ -93,70 +105,112 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[torch.
     return order[n_val:], order[:n_val]
 
 
-class Trainer:
-    """Runs phases over in-memory data tensors (all of the same first dimension)."""
+class _Totals:
+    """Event-weighted running means of named losses."""
 
-    def __init__(self, model: nn.Module, data: Batch, settings: TrainerSettings, checkpoint: str | os.PathLike | None = None):
-        if not data or any(t.shape[0] != data[0].shape[0] for t in data):
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, terms: Mapping[str, torch.Tensor | float], rows: int) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * rows
+            self.counts[name] = self.counts.get(name, 0) + rows
+
+    def means(self, names: Sequence[str]) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan for k in names}
+
+
+class Trainer:
+    """Runs phases over in-memory data tensors (all of the same first dimension).
+
+    ``callback`` (optional) is called with each epoch's history record after its checkpoint is written.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Batch,
+        settings: TrainerSettings,
+        checkpoint: str | os.PathLike | None = None,
+        callback: Callable[[dict], None] | None = None,
+    ):
+        if not data or data[0].shape[0] == 0 or any(t.shape[0] != data[0].shape[0] for t in data):
             raise TrainingError("training tensors must be non-empty and share their first dimension")
         self.model = model
         self.settings = settings
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
+        self.callback = callback
         train_idx, val_idx = split_indices(data[0].shape[0], settings.validation_fraction, settings.seed)
         self.train_data = tuple(t[train_idx] for t in data)
         self.val_data = tuple(t[val_idx] for t in data)
         self.history = History()
+        self.consecutive_nonfinite = 0  # across the epochs of a phase
 
     # --- one epoch ---------------------------------------------------------------------------------------
-    def _batches(self, data: Batch, generator: torch.Generator | None) -> list[Batch]:
+    def _batches(self, data: Batch, generator: torch.Generator | None) -> Iterator[Batch]:
         n = data[0].shape[0]
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        return [tuple(t[idx] for t in data) for idx in order.split(self.settings.batch_size)]
+        for idx in order.split(self.settings.batch_size):
+            yield tuple(t[idx] for t in data)
 
-    def _train_epoch(self, data: Batch, steps: list[Step], optimizers, schedulers, seed: int, bar) -> tuple[dict, int]:
+    def _optimize(self, step: Step, optimizer: torch.optim.Optimizer, batch: Batch) -> LossTerms | None:
+        """One update; returns the detached terms and total, or None when the loss or gradient is non-finite."""
+        terms = step.loss(batch)
+        total = step.total(terms)
+        if not bool(torch.isfinite(total)):
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        norm = torch.nn.utils.clip_grad_norm_(step.parameters, self.settings.clip_norm)
+        if not bool(torch.isfinite(norm)):
+            optimizer.zero_grad(set_to_none=True)
+            return None
+        optimizer.step()
+        return {**{k: v.detach() for k, v in terms.items()}, f"{step.name}.{TOTAL}": total.detach()}
+
+    def _train_epoch(self, data: Batch, steps: list[Step], optimizers, seed: int, bar) -> tuple[dict, int]:
         self.model.train()
         torch.manual_seed(seed)
-        totals = {s.name: 0.0 for s in steps}
-        counts = {s.name: 0 for s in steps}
+        totals = _Totals()
         skipped = 0
-        consecutive = 0
         for batch in self._batches(data, torch.Generator().manual_seed(seed)):
             for step, optimizer in zip(steps, optimizers, strict=True):
-                loss = step.loss(batch)
-                if not bool(torch.isfinite(loss)):
+                terms = self._optimize(step, optimizer, batch)
+                if terms is None:
                     skipped += 1
-                    consecutive += 1
-                    if consecutive > self.settings.max_nonfinite:
+                    self.consecutive_nonfinite += 1
+                    if self.consecutive_nonfinite > self.settings.max_nonfinite:
+                        where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
                         raise TrainingError(
-                            f"{consecutive} consecutive non-finite losses in step '{step.name}'; stopping "
-                            "(check the data for NaN/inf or lower the learning rate)"
+                            f"{self.consecutive_nonfinite} consecutive non-finite losses or gradients in step "
+                            f"'{step.name}'; stopping (check the data for NaN/inf or lower the learning rate){where}"
                         )
                     continue
-                consecutive = 0
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(step.parameters, self.settings.clip_norm)
-                optimizer.step()
-                totals[step.name] += float(loss.detach()) * batch[0].shape[0]
-                counts[step.name] += batch[0].shape[0]
-            if bar is not None:
-                bar.set_postfix({k: f"{totals[k] / max(counts[k], 1):.4g}" for k in totals}, refresh=False)
-        for scheduler in schedulers:
-            scheduler.step()
-        return {k: totals[k] / counts[k] if counts[k] else math.nan for k in totals}, skipped
+                self.consecutive_nonfinite = 0
+                totals.add(terms, batch[0].shape[0])
+            if bar is not None and totals.sums:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in totals.means(list(totals.sums)).items()}, refresh=False)
+        return self._summarize(totals, steps), skipped
+
+    @staticmethod
+    def _summarize(totals: _Totals, steps: list[Step]) -> dict:
+        names = [k for k in totals.sums if not k.endswith(f".{TOTAL}")]
+        means = totals.means(names)
+        means[TOTAL] = sum(totals.means([f"{s.name}.{TOTAL}"])[f"{s.name}.{TOTAL}"] for s in steps)
+        return means
 
     @torch.no_grad()
     def _validate(self, data: Batch, steps: list[Step]) -> dict:
         if data[0].shape[0] == 0:
             return {}
         self.model.eval()
-        totals = {s.name: 0.0 for s in steps}
-        n = 0
+        totals = _Totals()
         for batch in self._batches(data, None):
             for step in steps:
-                totals[step.name] += float(step.loss(batch)) * batch[0].shape[0]
-            n += batch[0].shape[0]
-        return {k: v / n for k, v in totals.items()}
+                terms = step.loss(batch)
+                totals.add({**terms, f"{step.name}.{TOTAL}": step.total(terms)}, batch[0].shape[0])
+        return self._summarize(totals, steps)
 
     # --- checkpoints ----------------------------------------------------------------------------------
     def _save_checkpoint(self, state: dict) -> None:
@@ -165,15 +219,25 @@ class Trainer:
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
 
-    def _load_checkpoint(self) -> dict | None:
+    def _load_checkpoint(self, plan: list[tuple[str, int]]) -> dict | None:
         if self.checkpoint_path is None or not self.checkpoint_path.is_file():
             return None
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
+            raise TrainingError(f"{self.checkpoint_path}: cannot read checkpoint ({err})") from None
+        if state.get("plan") != plan:
+            raise TrainingError(
+                f"{self.checkpoint_path}: checkpoint was written for phases {state.get('plan')}, but this run has "
+                f"{plan}; use the same configuration to resume, or start without --resume"
+            )
+        return state
 
     # --- the run ----------------------------------------------------------------------------------------
     def fit(self, phases: list[Phase], resume: bool = False) -> History:
         """Run all phases; with ``resume`` continue from the checkpoint if there is one."""
-        state = self._load_checkpoint() if resume else None
+        plan = [(phase.name, phase.epochs) for phase in phases]
+        state = self._load_checkpoint(plan) if resume else None
         if resume and state is None:
             log.warning("no checkpoint at %s: starting from scratch", self.checkpoint_path)
         if state is not None:
@@ -182,59 +246,67 @@ class Trainer:
         for phase_index, phase in enumerate(phases):
             if state is not None and phase_index < state["phase"]:
                 continue
-            self._run_phase(phase_index, phase, state if state is not None and state["phase"] == phase_index else None)
+            phase_state = state if state is not None and state["phase"] == phase_index else None
+            self._run_phase(plan, phase_index, phase, phase_state)
             state = None
         return self.history
 
-    def _run_phase(self, phase_index: int, phase: Phase, state: dict | None) -> None:
+    def _run_phase(self, plan, phase_index: int, phase: Phase, state: dict | None) -> None:
         optimizers = [
             torch.optim.AdamW(step.parameters, lr=step.learning_rate, weight_decay=self.settings.weight_decay)
             for step in phase.steps
         ]
         schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(phase.epochs, 1)) for opt in optimizers]
-        start, best_loss, best_state, stale = 0, math.inf, None, 0
+        progress = {"start": 0, "best_loss": math.inf, "best_state": None, "stale": 0}
         if state is not None:
             self.model.load_state_dict(state["model"])
             for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"], strict=True):
                 obj.load_state_dict(saved)
-            start, best_loss, best_state, stale = state["epoch"] + 1, state["best_loss"], state["best_state"], state["stale"]
+            progress = {"start": state["epoch"] + 1, "best_loss": state["best_loss"], "best_state": state["best_state"],
+                        "stale": state["stale"]}
         if state is None or not state["done"]:
-            best_state = self._epochs(phase_index, phase, optimizers, schedulers, start, best_loss, best_state, stale)
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+            self._epochs(plan, phase_index, phase, optimizers, schedulers, progress)
+        if progress["best_state"] is not None:
+            self.model.load_state_dict(progress["best_state"])
 
-    def _epochs(self, phase_index, phase, optimizers, schedulers, start, best_loss, best_state, stale) -> dict | None:
-        """Train from epoch ``start``; return the state dict of the best epoch."""
+    def _epochs(self, plan, phase_index: int, phase: Phase, optimizers, schedulers, progress: dict) -> None:
+        """Train from epoch ``progress['start']``, updating ``progress`` (best loss and weights, staleness)."""
         train_data, val_data = self.train_data, self.val_data
         if phase.prepare is not None:
             with torch.no_grad():
-                train_data, val_data = phase.prepare(train_data), phase.prepare(val_data)
-        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", disable=not self.settings.progress,
-                   initial=start, total=phase.epochs, leave=False)
+                train_data = phase.prepare(train_data)
+                val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
+        start = progress["start"]
+        self.consecutive_nonfinite = 0
+        bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", initial=start, total=phase.epochs,
+                   disable=None if self.settings.progress else True, leave=False)
         for epoch in bar:
             seed = _epoch_seed(self.settings.seed, phase_index, epoch)
-            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, schedulers, seed, bar)
+            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)
+            for scheduler in schedulers:
+                scheduler.step()
             val_losses = self._validate(val_data, phase.steps)
-            score = sum(val_losses.values()) if val_losses else sum(train_losses.values())
+            score = (val_losses or train_losses)[TOTAL]
             if skipped:
-                log.warning("phase %s epoch %d: skipped %d batch step(s) with non-finite loss", phase.name, epoch, skipped)
-            self.history.records.append(
-                {"phase": phase.name, "epoch": epoch, "train": train_losses, "val": val_losses, "skipped": skipped}
-            )
-            if score < best_loss:
-                best_loss, best_state, stale = score, copy.deepcopy(self.model.state_dict()), 0
+                log.warning("phase %s epoch %d: skipped %d batch step(s) with non-finite loss or gradient",
+                            phase.name, epoch, skipped)
+            record = {"phase": phase.name, "epoch": epoch, "train": train_losses, "val": val_losses, "skipped": skipped}
+            self.history.records.append(record)
+            if score < progress["best_loss"]:
+                progress.update(best_loss=score, best_state=copy.deepcopy(self.model.state_dict()), stale=0)
             else:
-                stale += 1
-            done = stale >= self.settings.patience or epoch == phase.epochs - 1
+                progress["stale"] += 1
+            done = progress["stale"] >= self.settings.patience or epoch == phase.epochs - 1
             self._save_checkpoint({
-                "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
+                "plan": plan, "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
-                "best_loss": best_loss, "best_state": best_state, "stale": stale, "done": done,
-                "history": self.history.records,
+                "best_loss": progress["best_loss"], "best_state": progress["best_state"], "stale": progress["stale"],
+                "done": done, "history": self.history.records,
             })
+            if self.callback is not None:
+                self.callback(record)
             if done:
-                if stale >= self.settings.patience:
+                if progress["stale"] >= self.settings.patience:
                     log.info("phase %s: early stopping after epoch %d", phase.name, epoch)
                 break
         bar.close()
-        return best_state

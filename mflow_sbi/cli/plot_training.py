@@ -1,0 +1,23 @@
+"""``mflow-sbi plot-training MODEL_DIR``: plot the learning curves stored with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mflow_sbi.training.curves import LEARNING_CURVES_FILE, plot_learning_curves
+from mflow_sbi.training.history import load_history
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot-training", help="plot the learning curves of a trained model")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory written by `mflow-sbi train`")
+    parser.add_argument("--out", help=f"image to write (default: MODEL_DIR/{LEARNING_CURVES_FILE})")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    history = load_history(args.model_dir)
+    out = Path(args.out) if args.out else Path(args.model_dir) / LEARNING_CURVES_FILE
+    plot_learning_curves(history.records, out)
+    print(f"learning curves written to {out}")

@@ -1,0 +1,193 @@
+"""Training algorithms on tiny models: losses go down, phases touch only their parameters, and sequential
+M/D learns a circle."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mflow_sbi.errors import ConfigError
+from mflow_sbi.flows import MODEL_TYPES, ManifoldFlow, create_model
+from mflow_sbi.training import Trainer, TrainerSettings, TrainingConfig, build_phases, resolve_algorithm, train_model
+from simulators import SIMULATORS, get_simulator
+from tests.training.helpers import TINY, polynomial_data, tiny_mflow
+
+FAST = {"batch_size": 50, "threads": 1, "learning_rate": 3e-3, "patience": 100}
+
+
+def snapshot(parameters) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in parameters]
+
+
+def identical(a: list[torch.Tensor], b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# Terms that need not fall within a phase: the latent penalty (traded against the objective), and the inner
+# NLL of alternating training, whose latents move with the manifold (checked against the untrained inner flow).
+NON_MONOTONE = {"latent_l2", "A.nll"}
+
+
+def assert_losses_decrease(history, phases_expected: list[str]) -> None:
+    by_phase: dict[str, list[dict]] = {}
+    for record in history.records:
+        by_phase.setdefault(record["phase"], []).append(record)
+    assert list(by_phase) == phases_expected
+    for phase, records in by_phase.items():
+        if len(records) < 2:
+            continue
+        for name, first in records[0]["train"].items():
+            if name in NON_MONOTONE or f"{phase}.{name}" in NON_MONOTONE:
+                continue
+            last = records[-1]["train"][name]
+            assert last < first, f"phase {phase}: train {name} did not decrease ({first} -> {last})"
+        val = [r["val"]["loss"] for r in records]
+        assert min(val[1:]) < val[0], f"phase {phase}: validation loss never improved on epoch 0: {val}"
+
+
+def inner_nll(model, inner_state, x, theta) -> float:
+    """Mean latent NLL of the model's final encoding of x under the inner flow with weights ``inner_state``."""
+    model = copy.deepcopy(model)
+    model.inner.load_state_dict(inner_state)
+    with torch.no_grad():
+        return -float(model.latent_log_prob(model.encode(x), theta).mean())
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "phases"),
+    [("sequential", ["M", "D"]), ("alternating", ["A"]), ("simultaneous", ["M", "S", "D"])],
+)
+def test_each_algorithm_reduces_its_losses(algorithm, phases):
+    x, theta = polynomial_data(1000)
+    model = tiny_mflow()
+    initial_inner = copy.deepcopy(model.inner.state_dict())
+    config = TrainingConfig(algorithm=algorithm, epochs=4, epochs_m=4, epochs_d=4, epochs_pretrain=1,
+                            epochs_posttrain=3, latent_l2=1e-3, **FAST)
+    history = train_model(model, x, theta, config, progress=False)
+    assert_losses_decrease(history, phases)
+    assert inner_nll(model, model.inner.state_dict(), x, theta) < inner_nll(model, initial_inner, x, theta) - 0.1
+    main = next(r for r in history.records if r["phase"] == {"sequential": "M", "alternating": "A"}.get(algorithm, "S"))
+    assert set(main["train"]) == ({"reconstruction", "latent_l2", "loss"} if algorithm == "sequential"
+                                  else {"reconstruction", "latent_l2", "nll", "loss"})
+
+
+def test_latent_l2_penalty_shrinks_the_latents():
+    x, theta = polynomial_data(400)
+    norms = []
+    for weight in (0.0, 1.0):
+        model = tiny_mflow()
+        config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=0, latent_l2=weight, **FAST)
+        train_model(model, x, theta, config, progress=False)
+        with torch.no_grad():
+            norms.append(float((model.encode(x) ** 2).sum(1).mean()))
+    assert norms[1] < 0.7 * norms[0]
+
+
+def test_smooth_l1_reconstruction_trains():
+    x, theta = polynomial_data(400)
+    config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=0, reconstruction="smooth_l1", **FAST)
+    history = train_model(tiny_mflow(), x, theta, config, progress=False)
+    losses = [r["train"]["reconstruction"] for r in history.records]
+    assert losses[-1] < losses[0]
+
+
+def test_phase_m_leaves_inner_flow_and_phase_d_leaves_outer_flow_bit_identical():
+    x, theta = polynomial_data(300)
+    model = tiny_mflow()
+    model.fit_scalers(x, theta)
+    data = (model.x_scaler(torch.as_tensor(x, dtype=torch.float32)).detach(),
+            model.theta_scaler(torch.as_tensor(theta, dtype=torch.float32)).detach())
+    phase_m, phase_d = build_phases(model, TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=2, **FAST))
+    settings = TrainerSettings(batch_size=50, weight_decay=0.1, progress=False)
+
+    inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
+    Trainer(model, data, settings).fit([phase_m])
+    assert identical(inner, model.inner.parameters())
+    assert not identical(outer, model.outer.parameters())
+
+    inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
+    Trainer(model, data, settings).fit([phase_d])
+    assert identical(outer, model.outer.parameters())
+    assert not identical(inner, model.inner.parameters())
+
+
+def test_conditional_outer_phase_d_uses_fixed_manifold_density_and_freezes_outer():
+    x, theta = polynomial_data(300)
+    model = tiny_mflow(conditional_outer=True)
+    outer = None
+
+    def remember_outer(record):
+        nonlocal outer
+        if record["phase"] == "M":
+            outer = snapshot(model.outer.parameters())
+
+    config = TrainingConfig(algorithm="sequential", epochs_m=1, epochs_d=3, **FAST)
+    history = train_model(model, x, theta, config, progress=False, callback=remember_outer)
+    assert identical(outer, model.outer.parameters())
+    nll = [r["train"]["nll"] for r in history.records if r["phase"] == "D"]
+    assert nll[-1] < nll[0]
+
+
+def circle_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spherical-Gaussian simulator with a 1-D manifold in R^2 (a thick arc of the unit circle, radial
+    noise 0.01), with theta restricted to [-1, -0.75]^2 (angle widths 0.1-0.14 pi around 0.5-0.63 pi).
+    Built here from the same formulas when the simulator is not available."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(-1.0, -0.75, size=(n, 2))
+    if "spherical_gaussian" in SIMULATORS:
+        return get_simulator("spherical_gaussian", latent_dim=1, data_dim=2, epsilon=0.01).sample(theta, n, rng), theta
+    width = 0.1 * np.pi + (0.5 + 0.5 * theta[:, 0]) * 0.3 * np.pi
+    angle = 0.5 * np.pi + (0.5 + 0.5 * theta[:, 1]) * np.pi + width * rng.standard_normal(n)
+    radius = 1.0 + 0.01 * rng.standard_normal(n)
+    return radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)]), theta
+
+
+def test_sequential_learns_the_circle_within_a_small_budget():
+    x, theta = circle_data(1000, seed=1)
+    torch.manual_seed(1)
+    model = ManifoldFlow(2, 1, 2, outer=TINY | {"transform": "rq_coupling", "hidden_features": 32}, inner=TINY)
+    config = TrainingConfig(algorithm="sequential", epochs_m=6, epochs_d=1, batch_size=64, learning_rate=1e-2,
+                            patience=6, threads=1, seed=1)
+    train_model(model, x, theta, config, progress=False)
+    x_test, _ = circle_data(1000, seed=11)
+    with torch.no_grad():
+        error = ((model.project(x_test).numpy() - x_test) ** 2).sum(1).mean()
+    best_line = np.linalg.eigvalsh(np.cov(x_test.T))[0]  # mean squared distance to the best straight line
+    assert error < 0.01
+    assert error < 0.2 * best_line
+
+
+def test_resolve_algorithm_checks_model_support():
+    model = tiny_mflow()
+    assert resolve_algorithm(model, TrainingConfig()) == "sequential"
+    with pytest.raises(ConfigError, match="algorithm 'ml' needs a full-dimensional density"):
+        resolve_algorithm(model, TrainingConfig(algorithm="ml"))
+
+
+@pytest.mark.parametrize("model_type", ["af", "pie"])
+def test_maximum_likelihood_reduces_the_nll(model_type):
+    if model_type not in MODEL_TYPES:
+        pytest.skip(f"model type {model_type!r} is not available yet")
+    x, theta = polynomial_data(300)
+    torch.manual_seed(0)
+    latent_dim = 2 if MODEL_TYPES[model_type].needs_latent_dim else None
+    model = create_model(model_type, data_dim=3, parameter_dim=1, latent_dim=latent_dim)
+    history = train_model(model, x, theta, TrainingConfig(epochs=3, **FAST), progress=False)
+    assert resolve_algorithm(model, TrainingConfig()) == "ml"
+    assert_losses_decrease(history, ["ML"])
+    if model_type == "af":
+        with pytest.raises(ConfigError, match="needs a model with a learned manifold"):
+            resolve_algorithm(model, TrainingConfig(algorithm="sequential"))
+
+
+def test_me_flow_sequential_reduces_its_losses():
+    if "emflow" not in MODEL_TYPES:
+        pytest.skip("model type 'emflow' is not available yet")
+    x, theta = polynomial_data(300)
+    torch.manual_seed(0)
+    model = create_model("emflow", data_dim=3, parameter_dim=1, latent_dim=2)
+    config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=3, **FAST)
+    assert_losses_decrease(train_model(model, x, theta, config, progress=False), ["M", "D"])
