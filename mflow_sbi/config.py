@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from mflow_sbi.errors import ConfigError
+from mflow_sbi.inference.sampler import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 from mflow_sbi.tomlio import read_toml
 from mflow_sbi.training.settings import TrainingConfig
 
@@ -44,9 +45,9 @@ class ModelConfig:
 
 @dataclass
 class InferenceConfig:
-    walkers: int = 32
-    steps: int = 2500
-    burn_in: int = 500
+    walkers: int = DEFAULT_WALKERS
+    steps: int = DEFAULT_STEPS
+    burn_in: int = DEFAULT_BURN_IN
     thin: int = 1
     seed: int = 0
 
