@@ -9,10 +9,13 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from mflow_sbi.errors import DataFileError
 
 
 @contextlib.contextmanager
@@ -59,3 +62,16 @@ def save_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file (no pickles), with a DataFileError naming the file when it is missing
+    or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataFileError(f"{path}: not a readable .npz file ({err})") from None

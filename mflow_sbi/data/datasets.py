@@ -7,7 +7,6 @@ Keys: ``x`` (N, d) always; ``theta`` (N, p) for training data; optional ``t_xz``
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from mflow_sbi.errors import DataFileError
 from mflow_sbi.inference.priors import IndependentPrior
-from mflow_sbi.io import save_npz
+from mflow_sbi.io import read_npz, save_npz
 
 
 @dataclass
@@ -56,13 +55,7 @@ def _float_matrix(path: Path, key: str, value: np.ndarray, rows: int | None) -> 
 def load_events(path: str | os.PathLike, require_theta: bool = False) -> EventData:
     """Read an ``.npz`` events file, validating field names and shapes."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            fields = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataFileError(f"{path}: not a readable .npz file ({err})") from None
+    fields = read_npz(path)
     if "x" not in fields:
         raise DataFileError(f"{path}: missing field 'x' (events, shape (N, d)); found {sorted(fields)}")
     x = _float_matrix(path, "x", fields["x"], None)

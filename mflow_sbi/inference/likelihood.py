@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.threads import torch_threads
+from mflow_sbi.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.threads import torch_threads
+from mflow_sbi.threads import torch_threads
 
 MEDIAN_SUBSAMPLE = 1000
 BLOCK = 2048

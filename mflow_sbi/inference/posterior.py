@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.inference.credible import DEFAULT_LEVELS, HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
-from mflow_sbi.io import save_json, save_npz
+from mflow_sbi.io import read_npz, save_json, save_npz
 
 
 def _plain(value):
@@ -106,13 +105,7 @@ class Posterior:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Posterior:
         path = Path(path)
-        if not path.is_file():
-            raise DataFileError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                fields = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
-            raise DataFileError(f"{path}: not a readable .npz file ({err})") from None
+        fields = read_npz(path)
         missing = [key for key in ("samples", "log_prob") if key not in fields]
         if missing:
             raise DataFileError(f"{path}: not a posterior file, missing {missing}; found {sorted(fields)}")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.errors import ConfigError
+from mflow_sbi.threads import torch_threads
 from mflow_sbi.training.history import History
 from mflow_sbi.training.losses import (
     encode_decode,
@@ -40,7 +41,7 @@ from mflow_sbi.training.losses import (
     score_error,
 )
 from mflow_sbi.training.settings import TrainingConfig
-from mflow_sbi.training.tensors import prepare_tensors, torch_threads
+from mflow_sbi.training.tensors import prepare_tensors
 from mflow_sbi.training.trainer import Batch, LossTerms, Phase, Step, Trainer, TrainerSettings
 
 ML_MODES = ("ambient", "pie")

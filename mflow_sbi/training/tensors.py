@@ -8,8 +8,6 @@ are standardized once, and all batches are slices of these tensors (no per-item 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -40,18 +38,6 @@ def finite_rows(named: dict[str, torch.Tensor]) -> torch.Tensor:
         log.warning("dropping %d of %d training events with NaN or inf values (rows %s%s)", len(dropped), rows,
                     dropped[:10], " ..." if len(dropped) > 10 else "")
     return keep
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (0 leaves it alone)."""
-    previous = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | None, config: TrainingConfig):
