@@ -33,9 +33,15 @@ class RankDeficientJacobian(InputError):
     """J^T J is not positive definite: the decoder is not injective (or numerically degenerate) there."""
 
 
-def _expand(u: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def _expand(
+    u: torch.Tensor, context: torch.Tensor | None, keep_graph: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Rows (b, k) = u_b repeated n times, the contexts alike, and the one-hot tangents e_k.
+
+    With ``keep_graph`` the rows stay attached to u's graph (so J is differentiable through u as well).
+    """
     batch, n = u.shape
-    rows = u.detach().repeat_interleave(n, dim=0)
+    rows = (u if keep_graph else u.detach()).repeat_interleave(n, dim=0)
     tangents = torch.eye(n, dtype=u.dtype, device=u.device).repeat(batch, 1)
     rows_context = None if context is None else context.repeat_interleave(n, dim=0)
     return rows, rows_context, tangents
@@ -51,7 +57,7 @@ def decoder_jacobian(
     """Jacobians of ``decode(u, context)`` w.r.t. u for a batch: u (B, n) -> (B, d, n).
 
     ``create_graph=True`` (only with "double_backward" or "loop") keeps the graph so the result can be
-    differentiated w.r.t. the decoder's parameters.
+    differentiated w.r.t. the decoder's parameters and, when u carries a graph, through u as well.
     """
     if method not in METHODS:
         raise InputError(f"unknown Jacobian method {method!r}; choose one of {METHODS}")
@@ -60,12 +66,13 @@ def decoder_jacobian(
     batch, n = u.shape
     if method == "loop":
         return _loop_jacobian(decode, u, context, create_graph)
-    rows, rows_context, tangents = _expand(u, context)
+    rows, rows_context, tangents = _expand(u, context, keep_graph=create_graph)
     if method == "forward":
         _, products = torch.func.jvp(lambda z: decode(z, rows_context), (rows,), (tangents,))
     else:
         with torch.enable_grad():
-            rows.requires_grad_(True)
+            if not rows.requires_grad:
+                rows = rows.detach().requires_grad_(True)
             outputs = decode(rows, rows_context)
             dummy = torch.zeros_like(outputs, requires_grad=True)
             (transposed,) = torch.autograd.grad(outputs, rows, grad_outputs=dummy, create_graph=True)
@@ -77,7 +84,7 @@ def _loop_jacobian(
     decode: Decoder, u: torch.Tensor, context: torch.Tensor | None, create_graph: bool
 ) -> torch.Tensor:
     with torch.enable_grad():
-        rows = u.detach().requires_grad_(True)
+        rows = u if create_graph and u.requires_grad else u.detach().requires_grad_(True)
         outputs = decode(rows, context)
         columns = [
             torch.autograd.grad(outputs[:, i].sum(), rows, retain_graph=True, create_graph=create_graph)[0]
