@@ -21,8 +21,9 @@ Subclasses: PIE (``pie.py``) adds a full-dimensional mode with v ~ N(0, eps^2 I)
 (``encoder.py``) replaces the encoder by a separate network.
 
 The Jacobian J is computed batched (``jacobian.py``) with ``jacobian_method`` ("forward" by default). When
-the model is in training mode and gradients are enabled, the "manifold" density is made differentiable
-w.r.t. the parameters: "forward" is then replaced by "double_backward" with ``create_graph=True``.
+the model is in training mode and gradients are enabled, the "manifold" density is differentiable w.r.t.
+the parameters (``create_graph=True``; with a conditional outer flow through "double_backward"); in eval
+mode or under ``torch.no_grad()`` no graph is kept.
 
 With ``conditional_outer=True`` theta also conditions f; then the encoding depends on theta and the
 cached likelihood is unavailable.
@@ -140,7 +141,9 @@ class ManifoldFlow(ConditionalDensityModel):
     def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """-1/2 log det(J^T J) with J = d x_raw / d u' at u' (differentiable in training mode)."""
         differentiable = self.training and torch.is_grad_enabled()
-        method = "double_backward" if differentiable and self.jacobian_method == "forward" else self.jacobian_method
+        method = self.jacobian_method
+        if differentiable and context is not None and method == "forward":
+            method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)
         jacobian = decoder_jacobian(self._decode_raw, u, context, method=method, create_graph=differentiable)
         return (-0.5 * log_det_metric(jacobian)).to(u.dtype)
 

@@ -45,7 +45,7 @@ def make_model(kind: str, conditional_outer: bool = False, seed: int = 0, data_d
         model = create_model("af", data_dim, parameter_dim, flow=dict(SMALL), **options)
     else:
         extra = {"encoder": {"hidden_features": 16, "num_blocks": 1}} if kind == "emflow" else {}
-        model = create_model(kind, data_dim, parameter_dim, latent_dim=latent_dim, outer=dict(SMALL),
+        model = create_model(kind, data_dim, parameter_dim, latent_dim=latent_dim, outer=options.pop("outer", dict(SMALL)),
                              inner=dict(SMALL), conditional_outer=conditional_outer, **extra, **options)
     model = model.double()
     perturb(model, seed)

@@ -146,3 +146,12 @@ def test_pie_density_integrates_to_one_over_a_box():
     with torch.no_grad():
         fixed = model.log_prob(grid, theta, "fixed_manifold").exp().reshape(301, 301)
     assert abs(float(torch.trapezoid(torch.trapezoid(fixed, axes[1], dim=1), axes[0])) - 1.0) > 0.1
+
+
+def test_conditional_outer_manifold_density_is_differentiable_in_training_mode():
+    model = make_model("pie", conditional_outer=True).train()
+    x, theta = random_inputs(model, 3)
+    theta = theta.clone().requires_grad_(True)
+    model.log_prob(x, theta, "manifold").sum().backward()
+    assert all(p.grad is not None for p in model.inner.parameters())
+    assert float(theta.grad.abs().max()) > 0

@@ -46,24 +46,45 @@ def test_rank_deficient_jacobian_names_the_events():
         log_det_metric(jac)
 
 
-def test_parameter_gradients_of_double_backward_match_the_loop():
-    model, u, _ = decoder_and_points(False)
+@pytest.mark.parametrize("conditional_outer", [False, True])
+def test_parameter_gradients_of_the_batched_methods_match_the_loop(conditional_outer):
+    model, u, context = decoder_and_points(conditional_outer)
     gradients = {}
-    for method in ("double_backward", "loop"):
+    for method in ("double_backward", "loop") if conditional_outer else METHODS:
         model.zero_grad()
         points = u.clone().requires_grad_(True)
-        log_det_metric(decoder_jacobian(model._decode_raw, points, method=method, create_graph=True)).sum().backward()
+        jac = decoder_jacobian(model._decode_raw, points, context, method=method, create_graph=True)
+        log_det_metric(jac).sum().backward()
         # parameters that only shift the decoder (a final bias) get no gradient: count them as zero
         gradients[method] = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.outer.parameters()]
         gradients[method].append(points.grad)
     assert any(float(g.abs().max()) > 0 for g in gradients["loop"])
-    for ours, reference in zip(gradients["double_backward"], gradients["loop"], strict=True):
-        torch.testing.assert_close(ours, reference, rtol=1e-9, atol=1e-12)
+    # torch lacks the reverse-over-forward derivative of the glu that gates nflows nets by a context
+    for method in ("double_backward",) if conditional_outer else ("forward", "double_backward"):
+        for ours, reference in zip(gradients[method], gradients["loop"], strict=True):
+            torch.testing.assert_close(ours, reference, rtol=1e-9, atol=1e-12, msg=method)
 
 
-def test_jacobian_method_errors():
+def test_without_create_graph_no_graph_is_kept():
+    model, u, _ = decoder_and_points(False)
+    for method in METHODS:
+        assert not decoder_jacobian(model._decode_raw, u.requires_grad_(True), method=method).requires_grad
+
+
+def test_dropout_layers_get_one_draw_for_all_columns():
+    """In training mode with dropout, every column of J belongs to the same random function."""
+    torch.manual_seed(0)
+    model = make_model("mflow", outer={"n_layers": 2, "hidden_features": 16, "num_blocks": 1, "num_bins": 4,
+                                       "dropout": 0.5}).train()
+    u = torch.randn(3, model.latent_dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.manual_seed(5)
+    jac = decoder_jacobian(model._decode_raw, u)
+    torch.manual_seed(5)  # same draw for the reference: the full Jacobian of one batched call
+    expected = jacobian(lambda z: model._decode_raw(z, None), u).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
+    torch.testing.assert_close(jac, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_unknown_jacobian_method():
     model, u, _ = decoder_and_points(False)
     with pytest.raises(InputError, match="unknown Jacobian method 'reverse'"):
         decoder_jacobian(model._decode_raw, u, method="reverse")
-    with pytest.raises(InputError, match="not differentiable"):
-        decoder_jacobian(model._decode_raw, u, method="forward", create_graph=True)
