@@ -8,7 +8,8 @@ vmap over jvp; "double_backward": batched double-vjp; "loop": one reverse pass p
 - training: with ``create_graph=True`` and the backward pass of sum(log det) to the parameters.
 
 Times are wall-clock ms per batch: the best (min) and the median of ``--repeats`` runs after one warm-up
-run; speed-ups over the loop use the best times (the least disturbed by other load on a shared machine).
+run, the methods timed round-robin; speed-ups over the loop use the best times (the least disturbed by
+other load on a shared machine).
 
     python benchmarks/bench_jacobian.py [--repeats 3] [--threads N] [--no-training] [--out FILE.json]
 """
@@ -34,21 +35,35 @@ SETTINGS = {"batch": 256, "data_dim": 40, "latent_dim": 14, "outer_layers": 10}
 METHOD_ORDER = ("loop", "forward", "double_backward")
 
 
-def time_method(model: ManifoldFlow, u: torch.Tensor, method: str, training: bool, repeats: int) -> tuple[dict, torch.Tensor]:
-    def once() -> torch.Tensor:
-        log_det = log_det_metric(decoder_jacobian(model._decode_raw, u, method=method, create_graph=training))
-        if training:
-            log_det.sum().backward()
-            model.zero_grad(set_to_none=True)
-        return log_det.detach()
+def jacobian_log_det(model: ManifoldFlow, u: torch.Tensor, method: str, training: bool) -> torch.Tensor:
+    """One batch: log det(J^T J); for training also the backward pass of its sum to the parameters."""
+    log_det = log_det_metric(decoder_jacobian(model._decode_raw, u, method=method, create_graph=training))
+    if training:
+        log_det.sum().backward()
+        model.zero_grad(set_to_none=True)
+    return log_det.detach()
 
-    log_det = once()
-    times = []
+
+def time_use(model: ManifoldFlow, u: torch.Tensor, training: bool, repeats: int) -> dict:
+    """Warm up every method, then time them round-robin (so that load changes hit all methods alike)."""
+    log_dets = {method: jacobian_log_det(model, u, method, training) for method in METHOD_ORDER}
+    times: dict[str, list[float]] = {method: [] for method in METHOD_ORDER}
     for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        times.append(1e3 * (time.perf_counter() - start))
-    return {"ms_best": min(times), "ms_median": statistics.median(times), "ms_all": times}, log_det
+        for method in METHOD_ORDER:
+            start = time.perf_counter()
+            jacobian_log_det(model, u, method, training)
+            times[method].append(1e3 * (time.perf_counter() - start))
+    best_loop = min(times["loop"])
+    return {
+        method: {
+            "ms_best": min(times[method]),
+            "ms_median": statistics.median(times[method]),
+            "ms_all": times[method],
+            "speedup_vs_loop": best_loop / min(times[method]),
+            "max_abs_dev_from_loop": float((log_dets[method] - log_dets["loop"]).abs().max()),
+        }
+        for method in METHOD_ORDER
+    }
 
 
 def run(repeats: int, threads: int | None, training: bool = True, seed: int = 0) -> dict:
@@ -58,23 +73,14 @@ def run(repeats: int, threads: int | None, training: bool = True, seed: int = 0)
     model = ManifoldFlow(SETTINGS["data_dim"], SETTINGS["latent_dim"], 2, outer={"n_layers": SETTINGS["outer_layers"]})
     model.eval()
     u = torch.randn(SETTINGS["batch"], SETTINGS["latent_dim"], generator=torch.Generator().manual_seed(seed))
-    results = {}
-    for use in ("evaluation", "training") if training else ("evaluation",):
-        rows, reference = {}, None
-        for method in METHOD_ORDER:
-            rows[method], log_det = time_method(model, u, method, use == "training", repeats)
-            reference = log_det if reference is None else reference
-            rows[method]["max_abs_dev_from_loop"] = float((log_det - reference).abs().max())
-        for row in rows.values():
-            row["speedup_vs_loop"] = rows["loop"]["ms_best"] / row["ms_best"]
-        results[use] = rows
+    uses = ("evaluation", "training") if training else ("evaluation",)
     return {
         "benchmark": "decoder log det(J^T J)",
         "settings": {**SETTINGS, "outer": vars(model.outer_config), "repeats": repeats,
                      "threads": torch.get_num_threads(), "dtype": "float32 network, float64 J^T J"},
         "machine": {"processor": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count()},
         "versions": software_versions(),
-        "results": results,
+        "results": {use: time_use(model, u, use == "training", repeats) for use in uses},
     }
 
 
