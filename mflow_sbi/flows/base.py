@@ -7,7 +7,10 @@ A model estimates p(x|theta) for x in R^d and theta in R^p. Inputs are standardi
 
 Subclasses set ``model_type``, ``modes`` and ``default_mode`` and implement ``_log_prob_std`` and
 ``_sample_std``. Models whose theta enters only an inner flow on latent coordinates also implement the
-cached-likelihood pair ``cache_observed`` / ``latent_log_prob``.
+cached-likelihood pair ``cache_observed`` / ``latent_log_prob``; the others raise NoCachedLikelihood.
+
+Networks run in float32 by default; ``model.double()`` switches a model (weights, scalers and the dtype
+its inputs are converted to) to float64, e.g. for precise reference computations.
 """
 
 from __future__ import annotations
@@ -40,9 +43,13 @@ class UnsupportedMode(InputError):
     """A density mode that this model does not provide."""
 
 
-def as_tensor(values: ArrayLike) -> torch.Tensor:
-    """A float32 tensor view/copy of an array or tensor (networks run in float32)."""
-    return torch.as_tensor(values).to(torch.float32)
+class NoCachedLikelihood(InputError):
+    """The model cannot split log p(x|theta) into a theta-free encoding and a latent density."""
+
+
+def as_tensor(values: ArrayLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A tensor view/copy of an array or tensor in ``dtype`` (networks run in float32 by default)."""
+    return torch.as_tensor(values).to(dtype)
 
 
 class ConditionalDensityModel(nn.Module):
@@ -89,8 +96,13 @@ class ConditionalDensityModel(nn.Module):
         self.theta_scaler.fit(theta)
 
     # --- input validation ------------------------------------------------------------------------------
+    @property
+    def float_dtype(self) -> torch.dtype:
+        """The floating dtype of the model (float32 unless ``.double()`` was called)."""
+        return self.x_scaler.mean.dtype
+
     def check_x(self, x: ArrayLike, what: str = "x") -> torch.Tensor:
-        x = as_tensor(x)
+        x = as_tensor(x, self.float_dtype)
         if x.ndim != 2 or x.shape[1] != self.data_dim:
             raise InputError(f"{what} must have shape (N, {self.data_dim}), got {tuple(x.shape)}")
         if not bool(torch.isfinite(x).all()):
@@ -98,7 +110,7 @@ class ConditionalDensityModel(nn.Module):
         return x
 
     def check_theta(self, theta: ArrayLike, rows: int) -> torch.Tensor:
-        theta = as_tensor(theta)
+        theta = as_tensor(theta, self.float_dtype)
         if theta.ndim == 1 and theta.shape[0] == self.parameter_dim:
             theta = theta.expand(rows, -1)
         if theta.ndim != 2 or theta.shape != (rows, self.parameter_dim):
@@ -132,10 +144,25 @@ class ConditionalDensityModel(nn.Module):
         theta = self.check_theta(theta, n)
         return self.x_scaler.inverse(self._sample_std(self.theta_scaler(theta), generator))
 
+    # --- cached likelihood for inference ---------------------------------------------------------------
     @property
     def supports_cached_likelihood(self) -> bool:
         """True when theta enters only an inner flow on latent coordinates (see ``cache_observed``)."""
         return False
+
+    def cache_observed(self, x: ArrayLike, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, c) with log_prob(x, theta, mode) == latent_log_prob(u, theta) + c for every theta."""
+        raise NoCachedLikelihood(self._no_cache_reason())
+
+    def latent_log_prob(self, u: ArrayLike, theta: ArrayLike) -> torch.Tensor:
+        """log p(u|theta) of the latent density used with ``cache_observed``."""
+        raise NoCachedLikelihood(self._no_cache_reason())
+
+    def _no_cache_reason(self) -> str:
+        return (
+            f"{type(self).__name__} has no cached likelihood: theta conditions the map from x to latent space, "
+            "so every event must be re-encoded for every theta (use log_prob)"
+        )
 
     def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
         raise NotImplementedError

@@ -16,6 +16,7 @@ feature it is an elementwise spline whose parameters depend only on the context)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 from nflows import transforms
@@ -27,6 +28,7 @@ from mflow_sbi.errors import ConfigError
 
 TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling")
 LINEAR_TYPES = ("lu", "permutation")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,23 @@ class StackConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> StackConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown architecture option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
+
+
+def config_from_dict(cls: type[T], values: dict) -> T:
+    """Build the dataclass ``cls`` from a dict, naming unknown keys in a ConfigError."""
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        known = sorted(cls.__dataclass_fields__)
+        raise ConfigError(f"unknown {cls.__name__} option(s) {sorted(unknown)}; known: {known}")
+    return cls(**values)
+
+
+def resolve_config(value: T | dict | None, default: T) -> T:
+    """``value`` as a config of the type of ``default``: None -> default, dict -> validated dataclass."""
+    if value is None:
+        return default
+    return value if isinstance(value, type(default)) else config_from_dict(type(default), dict(value))
 
 
 def _linear(features: int, config: StackConfig) -> transforms.Transform:

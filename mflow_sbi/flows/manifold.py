@@ -1,4 +1,4 @@
-"""M-flow (manifold-learning flow) and PIE, Brehmer & Cranmer 2020 (arXiv:2003.13913).
+"""M-flow (manifold-learning flow), Brehmer & Cranmer 2020 (arXiv:2003.13913); the base of PIE and Me-flow.
 
 Coordinates are standardized inside the model (see ``base``). In standardized units:
 
@@ -16,7 +16,14 @@ Densities per event (raw units; ``scale`` is the x standardization):
     "fixed_manifold": log p(u'|theta) + log|det df/dx_std| - sum log scale
                      (differs from "manifold" by a theta-independent term when theta conditions only h,
                      so it has the same gradients w.r.t. theta and the inner flow's parameters)
-    "pie" (PIE only): "fixed_manifold" + sum_j log N(v_j; 0, eps^2)  (a full-dimensional density)
+
+Subclasses: PIE (``pie.py``) adds a full-dimensional mode with v ~ N(0, eps^2 I); EncoderManifoldFlow
+(``encoder.py``) replaces the encoder by a separate network.
+
+The Jacobian J is computed batched (``jacobian.py``) with ``jacobian_method`` ("forward" by default). When
+the model is in training mode and gradients are enabled, the "manifold" density is differentiable w.r.t.
+the parameters (``create_graph=True``; with a conditional outer flow through "double_backward"); in eval
+mode or under ``torch.no_grad()`` no graph is kept.
 
 With ``conditional_outer=True`` theta also conditions f; then the encoding depends on theta and the
 cached likelihood is unavailable.
@@ -30,20 +37,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from mflow_sbi.errors import InputError
-from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel
-from mflow_sbi.flows.builders import StackConfig, build_stack
-from mflow_sbi.flows.jacobian import decoder_jacobian, log_det_metric
+from mflow_sbi.errors import ConfigError, InputError
+from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
+from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
+from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric
 from mflow_sbi.inference.priors import IndependentPrior
 
 DEFAULT_OUTER = StackConfig(n_layers=6, hidden_features=64)
 DEFAULT_INNER = StackConfig(n_layers=4, hidden_features=64)
-
-
-def _stack_config(value: StackConfig | dict | None, default: StackConfig) -> StackConfig:
-    if value is None:
-        return default
-    return value if isinstance(value, StackConfig) else StackConfig.from_dict(dict(value))
 
 
 def standard_normal_log_prob(values: torch.Tensor) -> torch.Tensor:
@@ -74,11 +75,13 @@ class ManifoldFlow(ConditionalDensityModel):
         super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior)
         if not 1 <= latent_dim < data_dim:
             raise InputError(f"latent_dim must satisfy 1 <= latent_dim < data_dim={data_dim}, got {latent_dim}")
+        if jacobian_method not in METHODS:
+            raise ConfigError(f"jacobian_method must be one of {METHODS}, got {jacobian_method!r}")
         self.latent_dim = int(latent_dim)
         self.conditional_outer = bool(conditional_outer)
         self.jacobian_method = jacobian_method
-        self.outer_config = _stack_config(outer, DEFAULT_OUTER)
-        self.inner_config = _stack_config(inner, DEFAULT_INNER)
+        self.outer_config = resolve_config(outer, DEFAULT_OUTER)
+        self.inner_config = resolve_config(inner, DEFAULT_INNER)
         self.outer = build_stack(data_dim, parameter_dim if conditional_outer else None, self.outer_config)
         self.inner = build_stack(latent_dim, parameter_dim, self.inner_config)
 
@@ -109,15 +112,24 @@ class ManifoldFlow(ConditionalDensityModel):
         return theta_std.expand(rows, -1) if theta_std.ndim == 1 else theta_std
 
     def _outer_forward(self, x_std: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(x_std) = (u', v) concatenated, and log|det df/dx_std|."""
         return self.outer(x_std, context=context)
+
+    def _outer_inverse(
+        self, u: torch.Tensor, v: torch.Tensor | None, context: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """f^{-1}(u', v) (v = 0 when None) and log|det df^{-1}/d(u', v)|."""
+        if v is None:
+            v = u.new_zeros(u.shape[0], self.data_dim - self.latent_dim)
+        return self.outer.inverse(torch.cat([u, v], dim=1), context=context)
 
     def _encode_std(self, x_std: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """u'(x_std): the first n coordinates of f(x_std)."""
         return self._outer_forward(x_std, context)[0][:, : self.latent_dim]
 
     def _decode_std(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        padded = torch.cat([u, u.new_zeros(u.shape[0], self.data_dim - self.latent_dim)], dim=1)
-        return self.outer.inverse(padded, context=context)[0]
+        """g(u') = f^{-1}(u', 0) in standardized units."""
+        return self._outer_inverse(u, None, context)[0]
 
     def _decode_raw(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         return self.x_scaler.inverse(self._decode_std(u, context))
@@ -126,29 +138,44 @@ class ManifoldFlow(ConditionalDensityModel):
         noise, log_det = self.inner(u, context=theta_std)
         return standard_normal_log_prob(noise) + log_det
 
+    def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """-1/2 log det(J^T J) with J = d x_raw / d u' at u' (differentiable in training mode)."""
+        differentiable = self.training and torch.is_grad_enabled()
+        method = self.jacobian_method
+        if differentiable and context is not None and method == "forward":
+            method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)
+        jacobian = decoder_jacobian(self._decode_raw, u, context, method=method, create_graph=differentiable)
+        return (-0.5 * log_det_metric(jacobian)).to(u.dtype)
+
     def _split(self, x_std: torch.Tensor, context: torch.Tensor | None, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(u', c) with log p(x|theta) = latent_log_prob(u'|theta) + c; c depends on theta only via the context."""
         h, outer_log_det = self._outer_forward(x_std, context)
         u = h[:, : self.latent_dim]
         if mode == "manifold":
-            jacobian = decoder_jacobian(self._decode_raw, u, context, method=self.jacobian_method)
-            return u, (-0.5 * log_det_metric(jacobian)).to(u.dtype)
+            return u, self._volume_term(u, context)
         const = outer_log_det + self.x_scaler.log_abs_det()
         if mode == "pie":
             const = const + self._off_manifold_log_prob(h[:, self.latent_dim :])
         return u, const
 
     def _off_manifold_log_prob(self, v: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """log density of the off-manifold coordinates v (PIE only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no density for the off-manifold coordinates")
+
+    def _off_manifold_sample(self, rows: int, generator: torch.Generator | None) -> torch.Tensor | None:
+        """Off-manifold coordinates v of samples: None (v = 0, on the manifold) for M-flows."""
+        return None
 
     def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
         u, const = self._split(x_std, self._outer_context(theta_std, x_std.shape[0]), mode)
         return self._latent_log_prob_std(u, theta_std) + const
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        noise = torch.randn(theta_std.shape[0], self.latent_dim, generator=generator)
+        rows = theta_std.shape[0]
+        noise = torch.randn(rows, self.latent_dim, generator=generator, dtype=theta_std.dtype)
         u = self.inner.inverse(noise, context=theta_std)[0]
-        return self._decode_std(u, self._outer_context(theta_std, noise.shape[0]))
+        v = self._off_manifold_sample(rows, generator)
+        return self._outer_inverse(u, v, self._outer_context(theta_std, rows))[0]
 
     # --- public latent-space API (raw units in and out) --------------------------------------------------
     def _context_for(self, theta: ArrayLike | None, rows: int) -> torch.Tensor | None:
@@ -158,16 +185,23 @@ class ManifoldFlow(ConditionalDensityModel):
             raise InputError("this model has conditional_outer=True: encode/decode/project need theta")
         return self.theta_scaler(self.check_theta(theta, rows))
 
+    def check_u(self, u: ArrayLike) -> torch.Tensor:
+        """Latent coordinates as a (N, n) tensor of the model's dtype, finite."""
+        u = as_tensor(u, self.float_dtype)
+        if u.ndim != 2 or u.shape[1] != self.latent_dim:
+            raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        if not bool(torch.isfinite(u).all()):
+            raise InputError("u contains NaN or inf values")
+        return u
+
     def encode(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
-        """Latent coordinates u' (N, n) of x on the learned manifold."""
+        """Latent coordinates u' (N, n) of x on the learned manifold (theta only with conditional_outer)."""
         x = self.check_x(x)
         return self._encode_std(self.x_scaler(x), self._context_for(theta, x.shape[0]))
 
     def decode(self, u: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
         """The point g(u') on the learned manifold, raw units, (N, d)."""
-        u = torch.as_tensor(u).to(torch.float32)
-        if u.ndim != 2 or u.shape[1] != self.latent_dim:
-            raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        u = self.check_u(u)
         return self._decode_raw(u, self._context_for(theta, u.shape[0]))
 
     def project(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
@@ -182,15 +216,15 @@ class ManifoldFlow(ConditionalDensityModel):
     def cache_observed(self, x: ArrayLike, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u', c) such that log_prob(x, theta, mode) == latent_log_prob(u', theta) + c for every theta."""
         if not self.supports_cached_likelihood:
-            raise InputError("cached likelihood needs a model whose outer flow does not depend on theta")
+            return super().cache_observed(x, mode)
         mode = self.check_mode(mode)
         x = self.check_x(x)
         return self._split(self.x_scaler(x), None, mode)
 
     def latent_log_prob(self, u: ArrayLike, theta: ArrayLike) -> torch.Tensor:
         """log p(u'|theta) of the inner flow, shape (N,)."""
-        u = torch.as_tensor(u).to(torch.float32)
-        if u.ndim != 2 or u.shape[1] != self.latent_dim:
-            raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        if not self.supports_cached_likelihood:
+            return super().latent_log_prob(u, theta)
+        u = self.check_u(u)
         theta = self.check_theta(theta, u.shape[0])
         return self._latent_log_prob_std(u, self.theta_scaler(theta))
