@@ -3,7 +3,9 @@
 A configuration file has up to four tables; every key is optional and unknown keys are errors:
 
     [simulation]   simulator, n_train, n_observed, true_theta, seed      (used by `mflow-sbi run`)
-    [model]        type ("mflow"), latent_dim, conditional_outer, [model.outer], [model.inner]
+    [model]        type ("af", "pie", "mflow", "emflow"), latent_dim, conditional_outer, eps (PIE),
+                   jacobian_method, and the architecture tables [model.outer], [model.inner] (PIE, M-flows),
+                   [model.flow] (AF), [model.encoder] (Me-flow)
     [training]     the fields of TrainingConfig (algorithm, epochs_m, epochs_d, learning_rate, ...)
     [inference]    walkers, steps, burn_in, thin, seed
 
@@ -41,6 +43,17 @@ class ModelConfig:
     conditional_outer: bool = False
     outer: dict[str, Any] = field(default_factory=dict)
     inner: dict[str, Any] = field(default_factory=dict)
+    flow: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)
+    eps: float | None = None
+    jacobian_method: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The architecture keywords that were set (empty tables and unset values take the class defaults)."""
+        values = {"outer": self.outer, "inner": self.inner, "flow": self.flow, "encoder": self.encoder,
+                  "eps": self.eps, "jacobian_method": self.jacobian_method,
+                  "conditional_outer": self.conditional_outer or None}
+        return {key: value for key, value in values.items() if value not in (None, {})}
 
 
 @dataclass

@@ -27,7 +27,8 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
     """Build an untrained model sized for ``data``.
 
     For models with a manifold, latent_dim defaults to the simulator's manifold dimension; models without
-    one (AF) get no latent_dim, and conditional_outer is passed only when set.
+    one (AF) get no latent_dim. Only the architecture options set in the config are passed; one that the
+    model type does not take is an error naming it.
     """
     if data.theta is None:
         raise InputError("training data need theta")
@@ -39,9 +40,6 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
         latent_dim = get_simulator(data.simulator).manifold_dim
     if data.prior is not None and data.prior.dim != data.theta.shape[1]:
         raise InputError(f"prior has {data.prior.dim} parameters but theta has {data.theta.shape[1]} columns")
-    options = {"outer": config.outer or None, "inner": config.inner or None}
-    if config.conditional_outer:
-        options["conditional_outer"] = True
     return create_model(
         config.type,
         data_dim=data.x.shape[1],
@@ -49,7 +47,7 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
         latent_dim=latent_dim,
         parameter_names=data.parameter_names,
         prior=data.prior,
-        **options,
+        **config.options(),
     )
 
 
