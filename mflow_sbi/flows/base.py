@@ -15,12 +15,12 @@ its inputs are converted to) to float64, e.g. for precise reference computations
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 from pathlib import Path
 from typing import Any, ClassVar
 
-import nflows
 import numpy as np
 import torch
 from torch import nn
@@ -208,11 +208,19 @@ class ConditionalDensityModel(nn.Module):
         return model.eval()
 
 
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def software_versions() -> dict[str, str]:
+    """Versions of the packages a saved model depends on (written to versions.json)."""
     return {
         "mflow_sbi": __version__,
         "torch": torch.__version__,
-        "nflows": getattr(nflows, "__version__", "unknown"),
+        "nflows": _distribution_version("nflows"),
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
