@@ -7,9 +7,6 @@ import torch
 
 from mflow_sbi.flows import ConditionalDensityModel, create_model
 
-# Tiny models: one thread avoids OpenMP spin-waiting on busy shared CI machines (10x faster here).
-torch.set_num_threads(1)
-
 SMALL = {"n_layers": 2, "hidden_features": 16, "num_blocks": 1, "num_bins": 4}
 DATA_DIM, LATENT_DIM, PARAMETER_DIM = 4, 2, 2
 

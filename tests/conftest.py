@@ -1,4 +1,5 @@
-"""Training tests run torch single-threaded: tiny models are fastest that way and the cores are shared."""
+"""Suite-wide settings: torch runs single-threaded, the fastest setting for the tiny models of the tests
+(intra-op threads spin-wait on busy shared CI cores, measured up to 10-30x slower)."""
 
 from __future__ import annotations
 
