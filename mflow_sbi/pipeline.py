@@ -14,6 +14,7 @@ from mflow_sbi.config import ModelConfig, RunConfig
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
+from mflow_sbi.simulation import simulate_events
 from mflow_sbi.tomlio import write_toml
 from mflow_sbi.training import HISTORY_CSV, LEARNING_CURVES_FILE, plot_learning_curves, train_model
 
@@ -37,7 +38,7 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
     if latent_dim is None and data.simulator is not None and (cls is None or cls.needs_latent_dim):
         from simulators import get_simulator
 
-        latent_dim = get_simulator(data.simulator).manifold_dim
+        latent_dim = get_simulator(data.simulator, **(data.simulator_options or {})).manifold_dim
     if data.prior is not None and data.prior.dim != data.theta.shape[1]:
         raise InputError(f"prior has {data.prior.dim} parameters but theta has {data.theta.shape[1]} columns")
     return create_model(
@@ -94,14 +95,13 @@ class RunOutputs:
 
 def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tuple[RunOutputs, object]:
     """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior)."""
-    from mflow_sbi.cli.simulate import simulate_events
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.pipeline import run_inference
     from mflow_sbi.plotting import corner_plot
     from simulators import get_simulator
 
     sim = config.simulation
-    simulator = get_simulator(sim.simulator)
+    simulator = get_simulator(sim.simulator, **sim.options)
     true_theta = np.asarray(sim.true_theta, dtype=np.float64)
     outputs = RunOutputs(
         directory=out_dir, training_data=out_dir / "train.npz", observed_data=out_dir / "observed.npz",
@@ -109,8 +109,8 @@ def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tup
         corner=out_dir / "corner.png",
     )
     log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
-    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed)
-    observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1)
+    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, options=sim.options)
+    observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1, options=sim.options)
     training.save(outputs.training_data)
     observed.save(outputs.observed_data)
     log.info("training %s", config.model.type)

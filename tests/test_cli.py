@@ -116,3 +116,37 @@ def test_errors_are_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_simulator_options_are_used_and_stored(tmp_path):
+    path = tmp_path / "sphere.npz"
+    argv = ["-q", "simulate", "spherical_gaussian", "--n", "20", "--from-prior", "--out", str(path),
+            "--option", "latent_dim=3", "--option", "data_dim=5"]
+    assert main(argv) == 0
+    with np.load(path) as data:
+        assert data["x"].shape == (20, 5)
+        assert json.loads(str(data["simulator_options"])) == {"latent_dim": 3, "data_dim": 5}
+    # training takes the manifold dimension of the simulator as configured
+    config = tmp_path / "tiny.toml"
+    config.write_text("[model.outer]\nn_layers = 1\nhidden_features = 8\n[model.inner]\nn_layers = 1\n"
+                      "hidden_features = 8\n[training]\nepochs = 1\n")
+    assert main(["-q", "train", "--data", str(path), "--out", str(tmp_path / "m"), "--config", str(config)]) == 0
+    assert load_model(tmp_path / "m").latent_dim == 3
+
+
+def test_bad_simulator_option_is_one_line(tmp_path, capsys):
+    code = main(["simulate", "polynomial_surface", "--n", "5", "--from-prior", "--out", str(tmp_path / "x.npz"),
+                 "--option", "noequals"])
+    assert code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("simulator, latent_dim, truth", [("lhc", 14, "[0.0, 0.0]"), ("spherical_gaussian", 2, "[0.2, -0.3]")])
+def test_run_works_for_every_simulator(tmp_path, simulator, latent_dim, truth):
+    config = tmp_path / "job.toml"
+    text = TINY_CONFIG.replace('simulator = "polynomial_surface"', f'simulator = "{simulator}"')
+    text = text.replace("true_theta = [0.3]", f"true_theta = {truth}").replace("latent_dim = 2", f"latent_dim = {latent_dim}")
+    config.write_text(text)
+    assert main(["-q", "run", str(config), "--out", str(tmp_path / "out")]) == 0
+    with np.load(tmp_path / "out" / "posterior.npz") as post:
+        assert post["samples"].shape[1] == 2
+        assert np.isfinite(post["log_prob"]).all()

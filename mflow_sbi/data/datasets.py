@@ -1,11 +1,13 @@
 """Training and observed data sets stored as ``.npz`` files.
 
 Keys: ``x`` (N, d) always; ``theta`` (N, p) for training data; optional ``t_xz`` (N, p) joint score;
-``simulator`` (str), ``prior`` (one spec string per parameter), ``parameter_names`` (p strings).
+``simulator`` (str), ``simulator_options`` (JSON text of the simulator's keyword arguments), ``prior`` (one
+spec string per parameter), ``parameter_names`` (p strings).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ class EventData:
     simulator: str | None = None
     prior: IndependentPrior | None = None
     parameter_names: tuple[str, ...] | None = None
+    simulator_options: dict | None = None
 
     def save(self, path: str | os.PathLike) -> Path:
         arrays: dict[str, np.ndarray] = {"x": np.asarray(self.x, dtype=np.float64)}
@@ -36,6 +39,8 @@ class EventData:
             arrays["t_xz"] = np.asarray(self.t_xz, dtype=np.float64)
         if self.simulator is not None:
             arrays["simulator"] = np.array(self.simulator)
+        if self.simulator_options:
+            arrays["simulator_options"] = np.array(json.dumps(self.simulator_options))
         if self.prior is not None:
             arrays["prior"] = np.array(self.prior.specs)
         if self.parameter_names is not None:
@@ -68,4 +73,6 @@ def load_events(path: str | os.PathLike, require_theta: bool = False) -> EventDa
     prior = IndependentPrior.from_specs([str(s) for s in fields["prior"]]) if "prior" in fields else None
     names = tuple(str(s) for s in fields["parameter_names"]) if "parameter_names" in fields else None
     simulator = str(fields["simulator"]) if "simulator" in fields else None
-    return EventData(x=x, theta=theta, t_xz=t_xz, simulator=simulator, prior=prior, parameter_names=names)
+    options = json.loads(str(fields["simulator_options"])) if "simulator_options" in fields else None
+    return EventData(x=x, theta=theta, t_xz=t_xz, simulator=simulator, prior=prior, parameter_names=names,
+                     simulator_options=options)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from mflow_sbi.cli import build_parser, main
-from mflow_sbi.cli.simulate import simulate_events
 from mflow_sbi.cli.train import config_from_args
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows import load_model
 from mflow_sbi.inference.priors import box_uniform
+from mflow_sbi.simulation import simulate_events
 from tests.training.helpers import gaussian_line_data
 
 TINY_CONFIG = """
