@@ -17,6 +17,7 @@ from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
 from mflow_sbi.simulation import simulate_events
 from mflow_sbi.tomlio import write_toml
 from mflow_sbi.training import HISTORY_CSV, LEARNING_CURVES_FILE, plot_learning_curves, train_model
+from mflow_sbi.training.streaming import StreamedData, train_streamed
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +54,24 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
 
 
 def train_from_data(
-    data: EventData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True
+    data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True
 ) -> Path:
-    """Train a model on ``data`` and write the model directory.
+    """Train a model on ``data`` (in memory, or streamed from ROOT files) and write the model directory.
 
     Contents: the model (config.toml, weights.pt, versions.json), training.toml (the training options),
     history.json and history.csv (per-epoch losses), learning_curves.png and checkpoint.pt (for ``resume``).
     The model's initial weights are drawn after seeding torch with the training seed.
     """
     torch.manual_seed(config.training.seed)
-    model = model_for_data(data, config.model)
+    streamed = isinstance(data, StreamedData)
+    model = model_for_data(data.head if streamed else data, config.model)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_toml(out_dir / TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(config.training)})
-    history = train_model(
-        model, data.x, data.theta, config.training, checkpoint=out_dir / CHECKPOINT_FILE, resume=resume,
-        progress=progress, t_xz=data.t_xz,
-    )
+    options = {"checkpoint": out_dir / CHECKPOINT_FILE, "resume": resume, "progress": progress}
+    if streamed:
+        history = train_streamed(model, data, config.training, **options)
+    else:
+        history = train_model(model, data.x, data.theta, config.training, t_xz=data.t_xz, **options)
     model.save(out_dir)
     history.save(out_dir)
     plot_learning_curves(history.records, out_dir / LEARNING_CURVES_FILE)
@@ -76,7 +79,7 @@ def train_from_data(
     if skipped:
         log.warning("%d batch step(s) with a non-finite loss or gradient were skipped (per epoch: %s)", skipped,
                     out_dir / HISTORY_CSV)
-    log.info("trained %s on %d events", type(model).__name__, len(data.x))
+    log.info("trained %s on %d events", type(model).__name__, data.moments.count if streamed else len(data.x))
     return out_dir
 
 

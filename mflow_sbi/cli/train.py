@@ -13,10 +13,12 @@ from pathlib import Path
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
+from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.pipeline import train_from_data
 from mflow_sbi.training.settings import ALGORITHMS, RECONSTRUCTION_KINDS
+from mflow_sbi.training.streaming import StreamedData, open_streamed
 
 MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
 
@@ -24,7 +26,7 @@ MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
 TRAINING_FLAGS = {
     "algorithm": "algorithm", "batch_size": "batch_size", "seed": "seed", "learning_rate": "learning_rate",
     "scandal": "scandal", "threads": "threads", "reconstruction": "reconstruction", "latent_l2": "latent_l2",
-    "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience",
+    "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience", "stream": "stream",
 }
 EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_posttrain")
 
@@ -55,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--stream", action="store_true", default=None,
+                        help="ROOT input: train chunk by chunk (--step-size) without loading the files into memory")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -77,17 +81,31 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> None:
     config = config_from_args(args)
-    from mflow_sbi.data.loading import load_any
-
-    data = load_any(args.data, format_from_args(args), require_theta=True, step_size=args.step_size)
+    data = _load(args, config)
+    head = data.head if isinstance(data, StreamedData) else data
     if args.prior:
-        data.prior = IndependentPrior.from_specs(args.prior)
-    if data.prior is None:
+        head.prior = IndependentPrior.from_specs(args.prior)
+    if head.prior is None:
         raise InputError(
             f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
             "per parameter"
         )
-    if config.training.scandal > 0 and data.t_xz is None:
+    if config.training.scandal > 0 and head.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
     print(f"model written to {out}")
+
+
+def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedData:
+    """The training events: in memory, or (``--stream`` / ``[training] stream``) prepared for streaming."""
+    from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths, load_any
+
+    fmt = format_from_args(args)
+    if not config.training.stream:
+        return load_any(args.data, fmt, require_theta=True, step_size=args.step_size)
+    not_root = [str(path) for path in expand_paths(args.data) if path.suffix.lower() != ROOT_SUFFIX]
+    if not_root:
+        raise InputError(f"--stream reads ROOT files only, got {', '.join(not_root)}; train on .npz without --stream")
+    if config.training.scandal > 0:
+        raise InputError("--scandal is not available with --stream: the joint score is not streamed")
+    return open_streamed(args.data, fmt, args.step_size, config.training.validation_fraction)

@@ -101,16 +101,20 @@ class EventStream(IterableDataset):
     ``batch_size`` rows per batch (the remainder of a chunk is carried into the next, so only the very
     last batch may be smaller); ``shuffle_seed`` shuffles rows within each chunk (seeded by the seed, the
     pass number and the chunk number, so every pass differs but runs are reproducible); ``x_moments`` /
-    ``theta_moments``: optional (mean, std) used to standardize; ``dtype``: tensor dtype.
+    ``theta_moments``: optional (mean, std) used to standardize; ``dtype``: tensor dtype; ``skip``: leave out
+    the first ``skip`` selected events (e.g. those held out for validation; needs a single worker).
     """
 
     def __init__(self, paths: PathSpec, fmt: EventFormat | str | os.PathLike | None = None,
                  batch_size: int = 256, step_size: int | str = DEFAULT_STEP_SIZE, require_theta: bool = True,
                  shuffle_seed: int | None = None, x_moments: tuple[np.ndarray, np.ndarray] | None = None,
-                 theta_moments: tuple[np.ndarray, np.ndarray] | None = None, dtype: torch.dtype = torch.float32):
+                 theta_moments: tuple[np.ndarray, np.ndarray] | None = None, dtype: torch.dtype = torch.float32,
+                 skip: int = 0):
         super().__init__()
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
+        if skip < 0:
+            raise InputError(f"skip must be >= 0, got {skip}")
         self.files = expand_paths(paths)
         # Validate every file up front; keep no open handles, so the dataset pickles into DataLoader workers.
         sources = open_sources(self.files, fmt, require_theta)
@@ -121,6 +125,7 @@ class EventStream(IterableDataset):
         self.shuffle_seed = shuffle_seed
         self.x_moments, self.theta_moments = x_moments, theta_moments
         self.dtype = dtype
+        self.skip = skip
         self.stats = ReadStats()
         self._passes = 0
 
@@ -128,6 +133,8 @@ class EventStream(IterableDataset):
         info = get_worker_info()
         if info is None:
             return self.files
+        if self.skip and info.num_workers > 1:
+            raise InputError(f"skip={self.skip} needs a single worker (the first events are in one worker's files)")
         return self.files[info.id::info.num_workers]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -138,11 +145,15 @@ class EventStream(IterableDataset):
         self.stats = ReadStats()
         sources = open_sources(files, self.fmt, self.require_theta)
         pending: list[np.ndarray] = []
+        to_skip = self.skip
         for number, chunk in enumerate(iterate_root(sources, self.step_size, self.stats)):
             columns = [_standardize(chunk.x, self.x_moments)]
             if chunk.theta is not None:
                 columns.append(_standardize(chunk.theta, self.theta_moments))
             rows = np.concatenate(columns, axis=1)
+            if to_skip:
+                dropped = min(to_skip, len(rows))
+                rows, to_skip = rows[dropped:], to_skip - dropped
             if self.shuffle_seed is not None:
                 rng = np.random.default_rng([self.shuffle_seed, self._passes, number])
                 rows = rows[rng.permutation(len(rows))]

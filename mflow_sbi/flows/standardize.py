@@ -7,8 +7,11 @@ Constant features (scale 0) get scale 1 so the map stays invertible.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from mflow_sbi.errors import InputError
 
 
 class Standardizer(nn.Module):
@@ -20,11 +23,20 @@ class Standardizer(nn.Module):
         self.register_buffer("scale", torch.ones(features))
 
     def fit(self, values: torch.Tensor) -> Standardizer:
-        """Set mean and scale from data of shape (N, features); computed in float64."""
+        """Set mean and scale (the sample standard deviation, N - 1) from data of shape (N, features);
+        computed in float64."""
         values = values.detach().to(torch.float64)
-        scale = values.std(dim=0)
+        return self.set(values.mean(dim=0), values.std(dim=0))
+
+    def set(self, mean: torch.Tensor | np.ndarray, scale: torch.Tensor | np.ndarray) -> Standardizer:
+        """Set mean and scale directly (e.g. from moments computed while streaming); scale <= 0 becomes 1."""
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        scale = torch.as_tensor(scale, dtype=torch.float64)
+        if mean.shape != self.mean.shape or scale.shape != self.scale.shape:
+            raise InputError(f"standardizer needs mean and scale of shape {tuple(self.mean.shape)}, "
+                             f"got {tuple(mean.shape)} and {tuple(scale.shape)}")
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        self.mean.copy_(values.mean(dim=0).to(self.mean.dtype))
+        self.mean.copy_(mean.to(self.mean.dtype))
         self.scale.copy_(scale.to(self.scale.dtype))
         return self
 

@@ -42,7 +42,7 @@ from mflow_sbi.training.losses import (
 )
 from mflow_sbi.training.settings import TrainingConfig
 from mflow_sbi.training.tensors import prepare_tensors
-from mflow_sbi.training.trainer import Batch, LossTerms, Phase, Step, Trainer, TrainerSettings
+from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer, TrainerSettings
 
 ML_MODES = ("ambient", "pie")
 
@@ -173,13 +173,28 @@ def train_model(
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         data = prepare_tensors(model, x, theta, t_xz, config)
-        phases = build_phases(model, config)
-        settings = TrainerSettings(
-            batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-            validation_fraction=config.validation_fraction, patience=config.patience,
-            max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
-        )
-        trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback)
-        history = trainer.fit(phases, resume=resume)
+        history = fit_prepared(model, data, config, checkpoint=checkpoint, resume=resume, progress=progress,
+                               callback=callback)
     model.eval()
     return history
+
+
+def fit_prepared(
+    model,
+    data: Batch | BatchSource,
+    config: TrainingConfig,
+    validation: Batch | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
+) -> History:
+    """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
+    source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`)."""
+    settings = TrainerSettings(
+        batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
+        validation_fraction=config.validation_fraction, patience=config.patience,
+        max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
+    )
+    trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback, validation=validation)
+    return trainer.fit(build_phases(model, config), resume=resume)

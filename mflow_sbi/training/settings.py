@@ -15,6 +15,8 @@ Which keys matter depends on the algorithm:
 ``scandal`` > 0 adds ``scandal * mean |grad_theta log p_model(x|theta) - t_xz|^2`` (theta in raw units) to every
 density loss; the training data must then carry the joint score t_xz. ``learning_rate_m`` / ``learning_rate_d``
 default to ``learning_rate``. ``threads`` > 0 sets torch's intra-op thread count for the run (0: torch's default).
+``stream = true`` trains on ROOT input chunk by chunk instead of loading it into memory
+(:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TrainingConfig:
     scandal: float = 0.0
     threads: int = 0
     seed: int = 0
+    stream: bool = False
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -72,6 +75,8 @@ class TrainingConfig:
         for name in ("weight_decay", "reconstruction_weight", "nll_weight", "latent_l2", "scandal"):
             self._require(name, float, lambda v: v >= 0, ">= 0")
         self._require("validation_fraction", float, lambda v: 0 <= v < 1, "in [0, 1)")
+        if not isinstance(self.stream, bool):
+            raise ConfigError(f"training.stream must be true or false, got {self.stream!r}")
 
     def _require(self, name: str, kind: type, ok, what: str) -> None:
         value = getattr(self, name)

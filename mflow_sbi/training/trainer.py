@@ -1,4 +1,4 @@
-"""A robust training loop over in-memory tensors, organized in phases.
+"""A robust training loop over in-memory tensors or streamed batches, organized in phases.
 
 A training run is a sequence of :class:`Phase` objects. A phase has one or more :class:`Step` objects;
 for every batch each step evaluates its loss terms, minimizes their weighted sum
@@ -11,6 +11,10 @@ schedule per phase, gradient-norm clipping). This covers every algorithm:
 - sequential M/D: phase "M" [reconstruction step on the outer flow], then phase "D" [NLL step on the inner flow];
 - alternating M/D: one phase with the steps [M, D] (separate optimizers, alternating per batch);
 - simultaneous / maximum likelihood: one phase with one step on all parameters.
+
+Data: in-memory tensors (split into training and validation at random, shuffled per epoch by index), or
+a :class:`BatchSource` of training batches too large for memory (e.g. streamed from ROOT files) together with
+fixed in-memory validation tensors.
 
 Per phase a validation split scores each epoch (the sum of the steps' weighted losses); early stopping
 with patience restores the best weights at the end of the phase.
@@ -33,9 +37,10 @@ import copy
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -70,10 +75,21 @@ class Step:
         return sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
 
 
+class BatchSource(Protocol):
+    """Training batches that are produced on the fly instead of held in memory."""
+
+    def batches(self, seed: int) -> Iterable[Batch]:
+        """One epoch of batches, shuffled reproducibly by ``seed`` (same seed -> same batches)."""
+
+    def mapped(self, fn: Callable[[Batch], Batch]) -> BatchSource:
+        """The same batches, each passed through ``fn`` (without gradients) before it is yielded."""
+
+
 @dataclass
 class Phase:
-    """Epochs of the same steps. ``prepare`` (optional) maps the data tensors once at the start of the
-    phase, e.g. to encode x with a frozen outer flow so that later steps see only latents."""
+    """Epochs of the same steps. ``prepare`` (optional) maps the data once at the start of the phase
+    (in-memory tensors; a :class:`BatchSource` maps every batch as it comes), e.g. to encode x with a frozen
+    outer flow so that later steps see only latents."""
 
     name: str
     steps: list[Step]
@@ -121,8 +137,16 @@ class _Totals:
         return {k: self.sums[k] / self.counts[k] if self.counts.get(k) else math.nan for k in names}
 
 
+def _check_tensors(data: Batch, what: str, allow_empty: bool = False) -> None:
+    if not data or (data[0].shape[0] == 0 and not allow_empty) or any(t.shape[0] != data[0].shape[0] for t in data):
+        raise TrainingError(f"{what} tensors must be {'' if allow_empty else 'non-empty and '}share their first "
+                            "dimension")
+
+
 class Trainer:
-    """Runs phases over in-memory data tensors (all of the same first dimension).
+    """Runs phases over in-memory data tensors (all of the same first dimension), split at random into
+    training and validation by ``settings.validation_fraction``, or over a :class:`BatchSource` with the
+    in-memory ``validation`` tensors (possibly with zero rows: then the training loss scores the epochs).
 
     ``callback`` (optional) is called with each epoch's history record after its checkpoint is written.
     """
@@ -130,20 +154,29 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        data: Batch,
+        data: Batch | BatchSource,
         settings: TrainerSettings,
         checkpoint: str | os.PathLike | None = None,
         callback: Callable[[dict], None] | None = None,
+        validation: Batch | None = None,
     ):
-        if not data or data[0].shape[0] == 0 or any(t.shape[0] != data[0].shape[0] for t in data):
-            raise TrainingError("training tensors must be non-empty and share their first dimension")
         self.model = model
         self.settings = settings
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.callback = callback
-        train_idx, val_idx = split_indices(data[0].shape[0], settings.validation_fraction, settings.seed)
-        self.train_data = tuple(t[train_idx] for t in data)
-        self.val_data = tuple(t[val_idx] for t in data)
+        if isinstance(data, tuple):
+            _check_tensors(data, "training")
+            if validation is not None:
+                raise TrainingError("in-memory training data are split into training and validation by "
+                                    "validation_fraction; give validation tensors only with a batch source")
+            train_idx, val_idx = split_indices(data[0].shape[0], settings.validation_fraction, settings.seed)
+            self.train_data: Batch | BatchSource = tuple(t[train_idx] for t in data)
+            self.val_data = tuple(t[val_idx] for t in data)
+        else:
+            if validation is None:
+                raise TrainingError("training from a batch source needs validation tensors (zero rows for none)")
+            _check_tensors(validation, "validation", allow_empty=True)
+            self.train_data, self.val_data = data, validation
         self.history = History()
         self.consecutive_nonfinite = 0  # across the epochs of a phase
 
@@ -169,12 +202,18 @@ class Trainer:
         optimizer.step()
         return {**{k: v.detach() for k, v in terms.items()}, f"{step.name}.{TOTAL}": total.detach()}
 
-    def _train_epoch(self, data: Batch, steps: list[Step], optimizers, seed: int, bar) -> tuple[dict, int]:
+    def _epoch_batches(self, data: Batch | BatchSource, seed: int) -> Iterable[Batch]:
+        if isinstance(data, tuple):
+            return self._batches(data, torch.Generator().manual_seed(seed))
+        return data.batches(seed)
+
+    def _train_epoch(self, data: Batch | BatchSource, steps: list[Step], optimizers, seed: int,
+                     bar) -> tuple[dict, int]:
         self.model.train()
         torch.manual_seed(seed)
         totals = _Totals()
         skipped = 0
-        for batch in self._batches(data, torch.Generator().manual_seed(seed)):
+        for batch in self._epoch_batches(data, seed):
             for step, optimizer in zip(steps, optimizers, strict=True):
                 terms = self._optimize(step, optimizer, batch)
                 if terms is None:
@@ -274,7 +313,10 @@ class Trainer:
         train_data, val_data = self.train_data, self.val_data
         if phase.prepare is not None:
             with torch.no_grad():
-                train_data = phase.prepare(train_data)
+                if isinstance(train_data, tuple):
+                    train_data = phase.prepare(train_data)
+                else:
+                    train_data = train_data.mapped(phase.prepare)
                 val_data = phase.prepare(val_data) if val_data[0].shape[0] else val_data
         start = progress["start"]
         self.consecutive_nonfinite = 0
