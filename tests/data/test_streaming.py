@@ -86,3 +86,12 @@ def test_stream_validation(two_files):
         EventStream(paths, batch_size=0)
     observed = EventStream(paths, require_theta=False, fmt={"tree": "Delphes", "columns": ["Weight"], "parameters": []})
     assert all(len(batch) == 1 for batch in observed)
+
+
+def test_skip_leaves_out_the_first_selected_events(two_files):
+    paths, _ = two_files
+    one_shot = load_any(paths, "delphes", require_theta=True)
+    skipped = EventStream(paths, "delphes", batch_size=64, step_size=100, dtype=torch.float64, skip=250)
+    np.testing.assert_array_equal(_collect(skipped)[1], one_shot.x[250:])
+    with pytest.raises(InputError, match="skip must be >= 0"):
+        EventStream(paths, skip=-1)
