@@ -105,7 +105,8 @@ def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedDa
         return load_any(args.data, fmt, require_theta=True, step_size=args.step_size)
     not_root = [str(path) for path in expand_paths(args.data) if path.suffix.lower() != ROOT_SUFFIX]
     if not_root:
-        raise InputError(f"--stream reads ROOT files only, got {', '.join(not_root)}; train on .npz without --stream")
+        raise InputError(f"streaming (--stream, [training] stream) reads ROOT files only, got {', '.join(not_root)}; "
+                         "train on .npz files in memory")
     if config.training.scandal > 0:
-        raise InputError("--scandal is not available with --stream: the joint score is not streamed")
+        raise InputError("SCANDAL (--scandal) is not available when streaming: the joint score is not streamed")
     return open_streamed(args.data, fmt, args.step_size, config.training.validation_fraction)

@@ -142,4 +142,4 @@ def test_cli_stream_needs_root_input(tmp_path, capsys):
     simulate_events("polynomial_surface", 20, None, seed=0).save(tmp_path / "train.npz")
     code = main(["train", "--data", str(tmp_path / "train.npz"), "--stream", "--out", str(tmp_path / "m")])
     assert code == 2
-    assert "--stream reads ROOT files only" in capsys.readouterr().err
+    assert "streaming (--stream, [training] stream) reads ROOT files only" in capsys.readouterr().err
