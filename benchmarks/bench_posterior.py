@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,12 +140,16 @@ def sbi_posterior(theta_train, x_train, x_observed, exact: np.ndarray, args) -> 
         import sbi
         from sbi.inference import NLE
         from sbi.utils import BoxUniform
+        from sbi.utils.tracking import TensorBoardTracker
+        from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
         return {"skipped": f"sbi is not installed ({error}); install the 'bench' extra: pip install -e .[bench]"}
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)  # noqa: NPY002 -- sbi's numpy slice sampler draws from numpy's global generator
     prior = BoxUniform(low=torch.tensor([-1.0]), high=torch.tensor([1.0]))
-    inference = NLE(prior=prior, show_progress_bars=False)
+    logs = tempfile.TemporaryDirectory()  # sbi's TensorBoard logs, instead of ./sbi-logs
+    tracker = TensorBoardTracker(SummaryWriter(log_dir=logs.name))
+    inference = NLE(prior=prior, tracker=tracker, show_progress_bars=False)
     theta_t = torch.as_tensor(theta_train, dtype=torch.float32)
     x_t = torch.as_tensor(x_train, dtype=torch.float32)
     began = time.perf_counter()
@@ -155,6 +160,7 @@ def sbi_posterior(theta_train, x_train, x_observed, exact: np.ndarray, args) -> 
     samples = posterior.sample((args.sbi_samples,), x=torch.as_tensor(x_observed, dtype=torch.float32),
                                show_progress_bars=False)
     sampling = time.perf_counter() - began
+    logs.cleanup()
     samples = samples.double().numpy()
     record = {"version": sbi.__version__, "density_estimator": "maf (sbi default)",
               "mcmc": "slice_np_vectorized, 20 chains, 200 warm-up steps, resample init (sbi defaults)",
