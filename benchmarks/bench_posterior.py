@@ -29,6 +29,7 @@ torch runs single-threaded (on a busy 2-core machine two intra-op threads are 10
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -196,6 +197,40 @@ def targets(results: dict) -> dict:
     return checks
 
 
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def markdown(results: dict) -> str:
+    """The docs/benchmarks.md table of one run."""
+    n = results["setting"]["n_train"]
+    exact, floor, mflow, sbi_result = (results["exact"], results["exact"]["noise_floor"], results["mflow"],
+                                       results["sbi"])
+    lines = ["| posterior | training events | training [s] | MCMC: samples / ESS / wall [s] "
+             "| time to >= 5,000 ESS [s] (its ESS) | mean +- std | MMD^2 to exact | C2ST to exact |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def row(name, record, events, training, short, distance, wall_key="mcmc_wall_s"):
+        run = f"{record['samples']} / {record['ess']} / {record[wall_key]}"
+        spread = f"{record['mean']:.3f} +- {record['std']:.3f}"
+        lines.append(f"| {name} | {events} | {_cell(training)} | {run} | {short} | {spread} "
+                     f"| {_cell(distance.get('mmd2'))} | {_cell(distance.get('c2st'))} |")
+
+    def to_ess(record):
+        short = record["to_5000_ess"]
+        return f"{short['mcmc_wall_s']} ({short['ess']}, {short['steps']} steps)"
+
+    row("exact (simulator likelihood, emcee)", exact, "-", None, to_ess(exact), {})
+    row("exact, second chain (noise floor)", floor["second_chain"], "-", None, "-", floor)
+    row("M-flow (sequential M/D, emcee)", mflow, n, mflow["training_wall_s"], to_ess(mflow), mflow)
+    if "skipped" in sbi_result:
+        lines.append(f"| sbi NLE | skipped: {sbi_result['skipped']} |")
+    else:
+        row(f"sbi {sbi_result['version']} NLE (defaults, slice sampling)", sbi_result, n,
+            sbi_result["training_wall_s"], "-", sbi_result, wall_key="sampling_wall_s")
+    return "\n".join(lines)
+
+
 def machine() -> dict:
     return {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
@@ -220,6 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--table", type=Path, help="only print the markdown table of this results file")
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.epochs_m, args.epochs_d, args.compare_samples = 2000, 1, 2, 500
@@ -228,6 +264,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.table is not None:
+        results = json.loads(args.table.read_text())
+        print(markdown(results))
+        return results
     torch.set_num_threads(1)
     simulator, theta_train, x_train, x_observed = simulate(args)
     results = {"setting": {"simulator": "polynomial_surface", "n_train": args.n_train, "observed": args.observed,
@@ -247,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["targets"] = targets(results)
     results["machine"] = machine()
     save_json(args.out, results)
+    print(markdown(results))
     print("targets:", results["targets"])
     print(f"results written to {args.out}")
     return results
