@@ -8,7 +8,8 @@ U(-1, 1); ``--n-train`` events (theta from the prior) train the learned likeliho
 2. M-flow: ``ManifoldFlow`` trained with sequential M/D (``--epochs-m``, ``--epochs-d``); its posterior is
    sampled with the cached likelihood (``ModelLikelihood``) and the default emcee settings (64 walkers x 1500
    steps, 300 burn-in). Reported: training wall time, MCMC wall time (caching the encoding included) and the
-   effective sample size ESS = steps x walkers / tau from the posterior diagnostics.
+   effective sample size ESS = steps x walkers / tau from the posterior diagnostics. "Time to 5,000 ESS" is a
+   second, shorter emcee run sized from the first run's tau (see ``time_to_ess``), timed with its own ESS.
 3. sbi (if installed): ``sbi.inference.NLE`` with its default density estimator and training settings on the
    same events, then its default MCMC (``build_posterior()``: vectorized slice sampling, 20 chains, 200
    warm-up steps, "resample" initialization) drawing ``--sbi-samples`` (5,000) samples given the 20 events
@@ -22,7 +23,8 @@ for 100k training events); time to >= 5,000 effective posterior samples under 20
 than sbi's default NLE MCMC.
 
 Results go to ``benchmarks/results/posterior.json``. Usage:
-``python -m benchmarks.bench_posterior [--n-train 20000] [--epochs-m 20] [--epochs-d 40] [--no-sbi] [--quick]``.
+``python -m benchmarks.bench_posterior [--n-train 20000] [--epochs-m 20] [--epochs-d 40] [--no-sbi] [--quick]``;
+``--table RESULTS.json`` prints the docs/benchmarks.md table of a results file.
 torch runs single-threaded (on a busy 2-core machine two intra-op threads are 10-30x slower).
 """
 
