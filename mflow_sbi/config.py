@@ -2,8 +2,8 @@
 
 A configuration file has up to four tables; every key is optional and unknown keys are errors:
 
-    [simulation]   simulator, n_train, n_observed, true_theta, seed, [simulation.options] (the simulator's
-                   keyword arguments)                                     (used by `mflow-sbi run`)
+    [simulation]   simulator, n_train, n_observed, true_theta, seed, joint_score (store t_xz for SCANDAL),
+                   [simulation.options] (the simulator's keyword arguments)   (used by `mflow-sbi run`)
     [model]        type ("af", "pie", "mflow", "emflow"), latent_dim, conditional_outer, eps (PIE),
                    jacobian_method, and the architecture tables [model.outer], [model.inner] (PIE, M-flows),
                    [model.flow] (AF), [model.encoder] (Me-flow)
@@ -35,6 +35,7 @@ class SimulationConfig:
     n_observed: int = 20
     true_theta: list[float] = field(default_factory=lambda: [0.0])
     seed: int = 1
+    joint_score: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 

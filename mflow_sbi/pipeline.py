@@ -112,7 +112,8 @@ def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tup
         corner=out_dir / "corner.png",
     )
     log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
-    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, options=sim.options)
+    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
+                               options=sim.options)
     observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1, options=sim.options)
     training.save(outputs.training_data)
     observed.save(outputs.observed_data)

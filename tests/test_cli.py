@@ -129,7 +129,7 @@ def test_simulator_options_are_used_and_stored(tmp_path):
     # training takes the manifold dimension of the simulator as configured
     config = tmp_path / "tiny.toml"
     config.write_text("[model.outer]\nn_layers = 1\nhidden_features = 8\n[model.inner]\nn_layers = 1\n"
-                      "hidden_features = 8\n[training]\nepochs = 1\n")
+                      "hidden_features = 8\n[training]\nepochs_m = 1\nepochs_d = 1\n")
     assert main(["-q", "train", "--data", str(path), "--out", str(tmp_path / "m"), "--config", str(config)]) == 0
     assert load_model(tmp_path / "m").latent_dim == 3
 
@@ -150,3 +150,27 @@ def test_run_works_for_every_simulator(tmp_path, simulator, latent_dim, truth):
     with np.load(tmp_path / "out" / "posterior.npz") as post:
         assert post["samples"].shape[1] == 2
         assert np.isfinite(post["log_prob"]).all()
+
+
+def test_run_with_joint_score_trains_with_scandal(tmp_path):
+    config = tmp_path / "scandal.toml"
+    text = TINY_CONFIG.replace("seed = 3", "seed = 3\njoint_score = true")
+    text = text.replace("batch_size = 128", "batch_size = 128\nscandal = 10.0")
+    config.write_text(text)
+    assert main(["-q", "run", str(config), "--out", str(tmp_path / "out")]) == 0
+    with np.load(tmp_path / "out" / "train.npz") as data:
+        assert data["t_xz"].shape == (400, 1)
+    history = json.loads((tmp_path / "out" / "model" / "history.json").read_text())
+    assert any("score" in json.dumps(record) for record in history if record["phase"] == "D")
+
+
+def test_example_configs_parse():
+    from pathlib import Path
+
+    from mflow_sbi.config import load_config
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+    runs = [p for p in examples if "_format" not in p.name]
+    assert runs
+    for path in runs:
+        load_config(path)
