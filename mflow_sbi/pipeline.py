@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.config import ModelConfig, RunConfig
-from mflow_sbi.data.datasets import EventData
+from mflow_sbi.data.datasets import EventData, load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
 from mflow_sbi.simulation import simulate_events
@@ -96,8 +96,13 @@ class RunOutputs:
     corner: Path
 
 
-def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tuple[RunOutputs, object]:
-    """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior)."""
+def run_pipeline(
+    config: RunConfig, out_dir: Path, progress: bool = True, resume: bool = False
+) -> tuple[RunOutputs, object]:
+    """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior).
+
+    With ``resume``, data files already in ``out_dir`` are reused and training continues from its checkpoint.
+    """
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.pipeline import run_inference
     from mflow_sbi.plotting import corner_plot
@@ -111,14 +116,20 @@ def run_pipeline(config: RunConfig, out_dir: Path, progress: bool = True) -> tup
         model=out_dir / "model", posterior=out_dir / "posterior.npz", summary=out_dir / "summary.json",
         corner=out_dir / "corner.png",
     )
-    log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
-    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
-                               options=sim.options)
-    observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1, options=sim.options)
-    training.save(outputs.training_data)
-    observed.save(outputs.observed_data)
+    if resume and outputs.training_data.is_file() and outputs.observed_data.is_file():
+        log.info("resuming: reusing %s and %s", outputs.training_data, outputs.observed_data)
+        training = load_events(outputs.training_data, require_theta=True)
+        observed = load_events(outputs.observed_data)
+    else:
+        log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed,
+                 sim.simulator)
+        training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
+                                   options=sim.options)
+        observed = simulate_events(sim.simulator, sim.n_observed, true_theta, sim.seed + 1, options=sim.options)
+        training.save(outputs.training_data)
+        observed.save(outputs.observed_data)
     log.info("training %s", config.model.type)
-    train_from_data(training, config, outputs.model, progress=progress)
+    train_from_data(training, config, outputs.model, resume=resume, progress=progress)
     model = load_model(outputs.model)
     log.info("sampling the posterior")
     inference = config.inference

@@ -16,12 +16,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="simulate, train, infer and plot in one go (default: the embedded job)")
     parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded polynomial-surface job)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the data files in --out and continue training from its checkpoint")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args))
+    outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args), resume=args.resume)
     truth = posterior.metadata["true_theta"]
     print(posterior.format_summary())
     for k, name in enumerate(posterior.parameter_names):
