@@ -3,6 +3,7 @@
 A configuration file has up to four tables; every key is optional and unknown keys are errors:
 
     [simulation]   simulator, n_train, n_observed, true_theta, seed, joint_score (store t_xz for SCANDAL),
+                   reference (also sample the exact-likelihood posterior when the simulator has one),
                    [simulation.options] (the simulator's keyword arguments)   (used by `mflow-sbi run`)
     [model]        type ("af", "pie", "mflow", "emflow"), latent_dim, conditional_outer, eps (PIE),
                    jacobian_method, and the architecture tables [model.outer], [model.inner] (PIE, M-flows),
@@ -36,6 +37,7 @@ class SimulationConfig:
     true_theta: list[float] = field(default_factory=lambda: [0.0])
     seed: int = 1
     joint_score: bool = False
+    reference: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mflow_sbi.config import ModelConfig, RunConfig
+from mflow_sbi.config import InferenceConfig, ModelConfig, RunConfig
 from mflow_sbi.data.datasets import EventData, load_events
-from mflow_sbi.errors import InputError
+from mflow_sbi.errors import InputError, IntractableLikelihood
 from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
 from mflow_sbi.simulation import simulate_events
 from mflow_sbi.tomlio import write_toml
@@ -94,6 +94,38 @@ class RunOutputs:
     posterior: Path
     summary: Path
     corner: Path
+    reference: Path | None = None
+
+
+REFERENCE_DRAWS = 2000
+
+
+def exact_reference(simulator, x_observed: np.ndarray, inference: InferenceConfig, progress: bool = True):
+    """The posterior under the simulator's exact likelihood with the same sampler settings, or None when the
+    simulator has no tractable likelihood."""
+    from mflow_sbi.inference.likelihood import SimulatorLikelihood
+    from mflow_sbi.inference.sampler import sample_posterior
+
+    try:
+        simulator.log_likelihood(x_observed[:1], simulator.prior.sample(1, np.random.default_rng(0))[0])
+    except IntractableLikelihood:
+        return None
+    return sample_posterior(SimulatorLikelihood(simulator, x_observed), simulator.prior, n_walkers=inference.walkers,
+                            n_steps=inference.steps, burn_in=inference.burn_in, thin=inference.thin,
+                            seed=inference.seed, progress=progress, parameter_names=simulator.parameter_names,
+                            metadata={"likelihood": f"exact ({simulator.name})"})
+
+
+def distance_to_reference(samples: np.ndarray, reference: np.ndarray, seed: int = 0) -> float:
+    """MMD^2 between ``REFERENCE_DRAWS`` random draws of each sample set (0 for identical distributions)."""
+    from mflow_sbi.inference.metrics import mmd2
+
+    rng = np.random.default_rng(seed)
+
+    def draws(values: np.ndarray) -> np.ndarray:
+        return values[rng.choice(len(values), size=min(REFERENCE_DRAWS, len(values)), replace=False)]
+
+    return float(mmd2(draws(samples), draws(reference)))
 
 
 def run_pipeline(
@@ -102,6 +134,9 @@ def run_pipeline(
     """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior).
 
     With ``resume``, data files already in ``out_dir`` are reused and training continues from its checkpoint.
+    When ``config.simulation.reference`` is set and the simulator's likelihood is tractable, the exact-likelihood
+    posterior is sampled too (``reference_posterior.npz``), overlaid in the corner plot, and the MMD^2 between
+    the two is stored in the posterior's metadata as ``mmd2_to_exact``.
     """
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.pipeline import run_inference
@@ -136,7 +171,14 @@ def run_pipeline(
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress)
     posterior.metadata["true_theta"] = true_theta.tolist()
+    reference = exact_reference(simulator, observed.x, inference, progress) if sim.reference else None
+    shown, names = [posterior], None
+    if reference is not None:
+        outputs.reference = out_dir / "reference_posterior.npz"
+        reference.save(outputs.reference)
+        posterior.metadata["mmd2_to_exact"] = distance_to_reference(posterior.samples, reference.samples, inference.seed)
+        shown, names = [posterior, reference], [config.model.type, "exact likelihood"]
     posterior.save(outputs.posterior)
     posterior.save_summary(outputs.summary)
-    corner_plot(posterior, outputs.corner, truth=true_theta, labels=list(simulator.parameter_labels))
+    corner_plot(shown, outputs.corner, truth=true_theta, labels=list(simulator.parameter_labels), names=names)
     return outputs, posterior

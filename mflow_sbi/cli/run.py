@@ -30,8 +30,13 @@ def run(args: argparse.Namespace) -> None:
         low, high = posterior.summary()["parameters"][name]["central_95"]
         verdict = "inside" if low <= truth[k] <= high else "OUTSIDE"
         print(f"true {name} = {truth[k]:g} is {verdict} the 95% central interval [{low:.4g}, {high:.4g}]")
+    if "mmd2_to_exact" in posterior.metadata:
+        print(f"MMD^2 to the exact-likelihood posterior: {posterior.metadata['mmd2_to_exact']:.4g} (0 = identical)")
     print(f"\noutputs in {outputs.directory}/:")
     for label, path in [("training data", outputs.training_data), ("observed data", outputs.observed_data),
                         ("trained model", outputs.model), ("posterior samples", outputs.posterior),
-                        ("summary", outputs.summary), ("corner plot", outputs.corner)]:
+                        ("summary", outputs.summary), ("corner plot", outputs.corner),
+                        ("exact posterior", outputs.reference)]:
+        if path is None:
+            continue
         print(f"  {label:<18} {path}")
