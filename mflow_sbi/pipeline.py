@@ -98,6 +98,7 @@ class RunOutputs:
 
 
 REFERENCE_DRAWS = 2000
+MODEL_LABELS = {"af": "AF", "pie": "PIE", "mflow": "M-flow", "emflow": "Me-flow"}
 
 
 def exact_reference(simulator, x_observed: np.ndarray, inference: InferenceConfig, progress: bool = True):
@@ -177,7 +178,7 @@ def run_pipeline(
         outputs.reference = out_dir / "reference_posterior.npz"
         reference.save(outputs.reference)
         posterior.metadata["mmd2_to_exact"] = distance_to_reference(posterior.samples, reference.samples, inference.seed)
-        shown, names = [posterior, reference], [config.model.type, "exact likelihood"]
+        shown, names = [posterior, reference], [MODEL_LABELS.get(config.model.type, config.model.type), "exact likelihood"]
     posterior.save(outputs.posterior)
     posterior.save_summary(outputs.summary)
     corner_plot(shown, outputs.corner, truth=true_theta, labels=list(simulator.parameter_labels), names=names)

@@ -109,7 +109,10 @@ def corner_figure(
         handles = [Line2D([], [], color=COLORS[k % len(COLORS)], label=n) for k, n in enumerate(names)]
         if truth_arr is not None:
             handles.append(Line2D([], [], color="black", label="truth"))
-        fig.legend(handles=handles, loc="upper right", frameon=False)
+        if p == 1:  # a single panel: the legend goes beside it (the saved figure is cropped to fit)
+            fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        else:  # the empty upper triangle holds it
+            fig.legend(handles=handles, loc="upper right", frameon=False)
     return fig
 
 
