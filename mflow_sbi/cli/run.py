@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> None:
     outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args), resume=args.resume)
     truth = posterior.metadata["true_theta"]
     print(posterior.format_summary())
+    parameters = posterior.summary()["parameters"]
     for k, name in enumerate(posterior.parameter_names):
-        low, high = posterior.summary()["parameters"][name]["central_95"]
+        low, high = parameters[name]["central_95"]
         verdict = "inside" if low <= truth[k] <= high else "OUTSIDE"
         print(f"true {name} = {truth[k]:g} is {verdict} the 95% central interval [{low:.4g}, {high:.4g}]")
     if "mmd2_to_exact" in posterior.metadata:
