@@ -49,8 +49,8 @@ from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
+from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
-from simulators import get_simulator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "posterior.json"
 ESS_TARGET = 5000

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi.io import save_json
-from simulators import SIMULATORS, get_simulator
+from mflow_sbi.simulators import SIMULATORS, get_simulator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulators.json"
 

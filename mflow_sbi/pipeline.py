@@ -37,7 +37,7 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
     cls = MODEL_TYPES.get(config.type)
     latent_dim = config.latent_dim
     if latent_dim is None and data.simulator is not None and (cls is None or cls.needs_latent_dim):
-        from simulators import get_simulator
+        from mflow_sbi.simulators import get_simulator
 
         latent_dim = get_simulator(data.simulator, **(data.simulator_options or {})).manifold_dim
     if data.prior is not None and data.prior.dim != data.theta.shape[1]:
@@ -142,7 +142,7 @@ def run_pipeline(
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.pipeline import run_inference
     from mflow_sbi.plotting import corner_plot
-    from simulators import get_simulator
+    from mflow_sbi.simulators import get_simulator
 
     sim = config.simulation
     simulator = get_simulator(sim.simulator, **sim.options)

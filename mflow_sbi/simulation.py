@@ -36,7 +36,7 @@ def simulate_events(
     score-augmented training); simulators without a tractable likelihood raise ``IntractableLikelihood``.
     ``options`` are the simulator's keyword arguments.
     """
-    from simulators import get_simulator
+    from mflow_sbi.simulators import get_simulator
 
     simulator = get_simulator(name, **(options or {}))
     rng = np.random.default_rng(seed)
@@ -55,7 +55,7 @@ def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: s
     the exact joint score (computed from the float64 observables) is stored too.
     """
     from mflow_sbi.data.root_write import write_delphes, write_flat
-    from simulators import get_simulator
+    from mflow_sbi.simulators import get_simulator
 
     simulator = get_simulator(name, **(options or {}))
     if not hasattr(simulator, "sample_events"):

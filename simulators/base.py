@@ -6,17 +6,19 @@ All arrays are float64 numpy arrays; every random draw goes through an explicit 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from mflow_sbi.errors import InputError, IntractableLikelihood
+from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
 from mflow_sbi.inference.priors import IndependentPrior
 
-__all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "DATA_DIR"]
+__all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "CONSTANTS"]
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "simulators"
+#: Where the published constants live: ``data/simulators/`` in the repository, shipped as the package data
+#: ``mflow_sbi.simulators.constants`` (one ``NAME.json`` per simulator).
+CONSTANTS = resources.files("mflow_sbi.simulators.constants")
 
 
 @runtime_checkable
@@ -66,7 +68,13 @@ def check_x(x: np.ndarray, data_dim: int, what: str = "x") -> np.ndarray:
 
 
 def load_constants(name: str) -> dict:
-    """Load a simulator's published constants from ``data/simulators/NAME.json``."""
-    path = DATA_DIR / f"{name}.json"
-    with path.open() as handle:
-        return json.load(handle)
+    """Load a simulator's published constants, ``NAME.json`` in :data:`CONSTANTS`."""
+    source = CONSTANTS / f"{name}.json"
+    try:
+        text = source.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"simulator constants {source} are missing from this installation of mflow-sbi") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"simulator constants {source} are not valid JSON ({error})") from None

@@ -34,33 +34,30 @@ cuts, before the observables): the data stay on the same manifold, but the likel
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from mflow_sbi.data.kinematics import event_features, sort_by_pt
 from mflow_sbi.errors import ConfigError, IntractableLikelihood
 from mflow_sbi.inference.priors import diagonal_normal
-from simulators.base import DATA_DIR, broadcast_theta, check_x
-from simulators.lhc_constraints import closure, constraint_violations
-from simulators.lhc_cross_section import fingerprint
-from simulators.lhc_model import Cuts, LatentModel, SMDensity, momentum_product, signed_dphi_jj
+
+from .base import broadcast_theta, check_x, load_constants
+from .lhc_constraints import closure, constraint_violations
+from .lhc_cross_section import fingerprint
+from .lhc_model import Cuts, LatentModel, SMDensity, momentum_product, signed_dphi_jj
 
 PHOTON_SLICES = (slice(0, 4), slice(6, 10))
 JET_SLICES = (slice(12, 16), slice(18, 22))
 
 
 def load_lhc_constants(check: bool = True) -> dict:
-    """Read ``data/simulators/lhc.json``; with ``check``, require acceptances computed for these constants."""
-    path = DATA_DIR / "lhc.json"
-    with path.open() as handle:
-        constants = json.load(handle)
+    """Read the constants ``lhc.json``; with ``check``, require acceptances computed for these constants."""
+    constants = load_constants("lhc")
     if check:
         stored = constants.get("cross_section", {}).get("fingerprint")
         if stored != fingerprint(constants):
-            raise ConfigError(f"{path}: cross-section acceptances are missing or stale for these constants "
-                              f"(fingerprint {stored} != {fingerprint(constants)}); "
-                              "run `python -m simulators.calibrate_lhc`")
+            raise ConfigError(f"lhc.json (simulator constants): cross-section acceptances are missing or stale "
+                              f"for these constants (fingerprint {stored} != {fingerprint(constants)}); "
+                              "run `python -m mflow_sbi.simulators.calibrate_lhc`")
     return constants
 
 

@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 
-from simulators.lhc_model import LatentModel
+from .lhc_model import LatentModel
 
 TILTS = (0, 1, 2)
 

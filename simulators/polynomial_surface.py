@@ -35,7 +35,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from mflow_sbi.inference.priors import IndependentPrior, Uniform1D
-from simulators.base import broadcast_theta, check_x, load_constants
+
+from .base import broadcast_theta, check_x, load_constants
 
 DEGREE = 5
 WEIGHTS = (0.6, 0.4)

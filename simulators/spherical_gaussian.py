@@ -35,7 +35,8 @@ from scipy.special import logsumexp
 
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.priors import box_uniform
-from simulators.base import broadcast_theta, check_x
+
+from .base import broadcast_theta, check_x
 
 TWO_PI = 2.0 * np.pi
 WRAPS = np.arange(-3, 4)  # 2 pi k shifts kept in the wrapped normal; w <= 0.4 pi, so |k| = 4 is > 15 sigma away

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from simulators import SIMULATORS
+    from mflow_sbi.simulators import SIMULATORS
 
     parser = subparsers.add_parser("calibrate", help="SBC ranks and expected coverage over simulated data sets")
     parser.add_argument("--model", required=True, help="trained model directory")
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.calibration import run_calibration
     from mflow_sbi.inference.likelihood import ModelLikelihood
     from mflow_sbi.inference.priors import resolve_prior
-    from simulators import get_simulator
+    from mflow_sbi.simulators import get_simulator
 
     simulator = get_simulator(args.simulator)
     model = load_model(args.model)

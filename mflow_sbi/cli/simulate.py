@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from simulators import SIMULATORS
+    from mflow_sbi.simulators import SIMULATORS
 
     parser = subparsers.add_parser("simulate", help="simulate events (training data or an observed set)")
     parser.add_argument("simulator", choices=sorted(SIMULATORS), metavar="SIMULATOR",

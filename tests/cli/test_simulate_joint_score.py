@@ -7,7 +7,7 @@ import pytest
 
 from mflow_sbi.cli import main
 from mflow_sbi.data.datasets import load_events
-from simulators import get_simulator
+from mflow_sbi.simulators import get_simulator
 
 
 @pytest.mark.parametrize(("name", "source"), [("lhc", ["--theta", "0.5,-0.5"]),

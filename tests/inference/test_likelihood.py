@@ -6,7 +6,7 @@ import torch
 
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood, observed_fingerprint
-from simulators import get_simulator
+from mflow_sbi.simulators import get_simulator
 
 
 def per_event_sum(model, x, theta):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators import SIMULATORS, Simulator
-from simulators.spherical_gaussian import SphericalGaussian
+from mflow_sbi.simulators import SIMULATORS, Simulator
+from mflow_sbi.simulators.spherical_gaussian import SphericalGaussian
 
 # every registered simulator with its defaults, plus non-default configurations worth covering
 INSTANCES = {name: cls() for name, cls in SIMULATORS.items()}

@@ -11,9 +11,9 @@ from scipy import stats
 
 from mflow_sbi.data.kinematics import azimuth, invariant_mass, pseudorapidity, transverse_momentum
 from mflow_sbi.errors import ConfigError, IntractableLikelihood
-from simulators.lhc import LHC
-from simulators.lhc_constraints import N_CONSTRAINTS
-from simulators.lhc_model import wrap_angle
+from mflow_sbi.simulators.lhc import LHC
+from mflow_sbi.simulators.lhc_constraints import N_CONSTRAINTS
+from mflow_sbi.simulators.lhc_model import wrap_angle
 
 REFERENCE_POINTS = [(0.0, 0.0), (0.5, 0.0), (-1.0, -1.0)]
 
@@ -197,31 +197,24 @@ def test_outside_support_has_zero_density(sim, reference_samples):
 
 
 def test_stale_constants_are_refused(tmp_path, monkeypatch):
-    import simulators.base
-    import simulators.lhc
+    from mflow_sbi.simulators import base
 
-    constants = json.loads((simulators.base.DATA_DIR / "lhc.json").read_text())
+    constants = json.loads((base.CONSTANTS / "lhc.json").read_text())
     constants["cuts"]["mjj_min"] = 300.0
     (tmp_path / "lhc.json").write_text(json.dumps(constants))
-    monkeypatch.setattr(simulators.lhc, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(base, "CONSTANTS", tmp_path)
     with pytest.raises(ConfigError, match="stale"):
         LHC()
 
 
 def test_calibration_script_reproduces_stored_acceptances(tmp_path, monkeypatch):
-    import shutil
+    from mflow_sbi.simulators import base, calibrate_lhc
 
-    import simulators.base
-    import simulators.calibrate_lhc
-    import simulators.lhc
-
-    shutil.copy(simulators.base.DATA_DIR / "lhc.json", tmp_path / "lhc.json")
-    monkeypatch.setattr(simulators.lhc, "DATA_DIR", tmp_path)
-    monkeypatch.setattr(simulators.calibrate_lhc, "DATA_DIR", tmp_path)
-    stored = json.loads((tmp_path / "lhc.json").read_text())["cross_section"]
-    simulators.calibrate_lhc.main(["--events-per-tilt", "40000", "--seed", "5"])
+    stored = json.loads((base.CONSTANTS / "lhc.json").read_text())["cross_section"]
+    calibrate_lhc.main(["--events-per-tilt", "40000", "--seed", "5", "--out", str(tmp_path / "lhc.json")])
     fresh = json.loads((tmp_path / "lhc.json").read_text())["cross_section"]
     assert fresh["fingerprint"] == stored["fingerprint"] and fresh["events_per_tilt"] == 40000
     difference = np.array(fresh["acceptance"]) - np.array(stored["acceptance"])
     assert np.all(np.abs(difference) < 5 * np.array(fresh["acceptance_std"]))
+    monkeypatch.setattr(base, "CONSTANTS", tmp_path)
     LHC()  # the rewritten file is accepted

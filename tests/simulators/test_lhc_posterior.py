@@ -6,7 +6,7 @@ import emcee
 import numpy as np
 import pytest
 
-from simulators.lhc import LHC
+from mflow_sbi.simulators.lhc import LHC
 
 N_OBSERVED = 20
 

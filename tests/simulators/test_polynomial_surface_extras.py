@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.polynomial_surface import PolynomialSurface
+from mflow_sbi.simulators.polynomial_surface import PolynomialSurface
 
 
 def unit_normals(sim: PolynomialSurface, z: np.ndarray) -> np.ndarray:

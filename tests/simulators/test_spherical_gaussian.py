@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simulators.spherical_gaussian import SphericalGaussian, cartesian_to_spherical, spherical_to_cartesian
+from mflow_sbi.simulators.spherical_gaussian import SphericalGaussian, cartesian_to_spherical, spherical_to_cartesian
 
 
 def gauss_legendre(low: float, high: float, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.flows import ManifoldFlow
-from simulators import get_simulator
+from mflow_sbi.simulators import get_simulator
 
 TINY = {"n_layers": 2, "hidden_features": 16, "num_blocks": 1, "transform": "affine_coupling"}
 

@@ -11,8 +11,8 @@ import torch
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES, ManifoldFlow, create_model
+from mflow_sbi.simulators import SIMULATORS, get_simulator
 from mflow_sbi.training import Trainer, TrainerSettings, TrainingConfig, build_phases, resolve_algorithm, train_model
-from simulators import SIMULATORS, get_simulator
 from tests.training.helpers import TINY, polynomial_data, tiny_mflow
 
 FAST = {"batch_size": 50, "threads": 1, "learning_rate": 3e-3, "patience": 100}

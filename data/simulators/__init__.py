@@ -1,0 +1,1 @@
+"""Published constants of the simulators, one NAME.json each (installed as ``mflow_sbi.simulators.constants``)."""
