@@ -45,8 +45,8 @@ def test_overlay_has_legend_and_common_range():
     fig = plotting.corner_figure([a, b], names=["first", "second"], truth=[0.0, 0.0])
     texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert texts == ["first", "second", "truth"]
-    low, high = fig.axes[0].get_xlim()
-    assert low < a.samples[:, 0].min() + 0.5 and high > b.samples[:, 0].max() - 0.5
+    low, high = fig.axes[0].get_xlim()  # both sample sets inside the shared range, whatever the draw
+    assert low < np.quantile(a.samples[:, 0], 0.01) and high > np.quantile(b.samples[:, 0], 0.99)
 
 
 def test_corner_plot_files_including_one_parameter(tmp_path):

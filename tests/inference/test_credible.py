@@ -10,18 +10,28 @@ from mflow_sbi.inference.credible import central_interval, hpd_interval, hpd_reg
 
 @pytest.mark.parametrize("level", [0.68, 0.95])
 def test_gaussian_intervals(level):
+    """N(1, 2^2), 200k samples. Margins from 40 seeds: the central endpoints are within 0.028 of the truth
+    (quantile standard error 0.007-0.012; tolerance 0.06); the HPD interval of a symmetric density has a
+    flat length around its optimum, so its endpoints wander (up to 0.10) while its length (relative error
+    <= 0.005; tolerance 0.015) and its true content (|content - level| <= 0.002; tolerance 0.006) do not."""
     samples = np.random.default_rng(0).normal(1.0, 2.0, 200_000)
     half = 2.0 * norm.ppf(0.5 + level / 2)
-    for interval in (central_interval(samples, level), hpd_interval(samples, level)):
-        np.testing.assert_allclose(interval, (1.0 - half, 1.0 + half), atol=0.03)
+    np.testing.assert_allclose(central_interval(samples, level), (1.0 - half, 1.0 + half), atol=0.06)
+    low, high = hpd_interval(samples, level)
+    assert (high - low) / (2 * half) == pytest.approx(1.0, abs=0.015)
+    assert norm.cdf(high, 1.0, 2.0) - norm.cdf(low, 1.0, 2.0) == pytest.approx(level, abs=0.006)
+    np.testing.assert_allclose((low, high), (1.0 - half, 1.0 + half), atol=0.25)
 
 
 def test_hpd_of_skewed_distribution_is_shortest_not_central():
+    """Exp(1), 200k samples: HPD [0, -log 0.1], central [-log 0.95, -log 0.05]. Standard errors of the
+    sample quantiles: 0.3% (upper HPD end) and 1% (the 5% quantile) relative; over seeds 0-29 the worst
+    were 0.5% and 2.1%, so the tolerances are 1.5% and 5%; the HPD's lower end was always below 2e-5."""
     samples = np.random.default_rng(1).exponential(1.0, 200_000)
     low, high = hpd_interval(samples, 0.9)
-    assert low == pytest.approx(0.0, abs=1e-3) and high == pytest.approx(-np.log(0.1), rel=0.01)
+    assert low == pytest.approx(0.0, abs=1e-3) and high == pytest.approx(-np.log(0.1), rel=0.015)
     c_low, c_high = central_interval(samples, 0.9)
-    assert c_low == pytest.approx(-np.log(0.95), rel=0.02) and c_high - c_low > high - low
+    assert c_low == pytest.approx(-np.log(0.95), rel=0.05) and c_high - c_low > high - low
 
 
 def test_2d_gaussian_hpd_region_area_and_content():

@@ -26,10 +26,15 @@ def ar1_chain(rho: float, steps: int, walkers: int, p: int, seed: int = 0) -> np
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.8])
 def test_autocorrelation_time_of_ar1(rho):
-    chain = ar1_chain(rho, 4000, 16, 2)
+    """16 walkers x 16000 steps. Over seeds 0-29 the worst relative error of tau was 0.023 / 0.038 / 0.065
+    for rho = 0 / 0.5 / 0.8 (the estimator's spread grows with tau), hence rtol 0.12; 4000 steps (the old
+    budget, rtol 0.1) gave up to 0.13 at rho = 0.8. A chain thinned by 2 (tau halves) fails by far."""
+    chain = ar1_chain(rho, 16000, 16, 2)
     expected = (1 + rho) / (1 - rho)
-    np.testing.assert_allclose(autocorrelation_time(chain), expected, rtol=0.1)
-    np.testing.assert_allclose(effective_sample_size(chain), 4000 * 16 / expected, rtol=0.1)
+    np.testing.assert_allclose(autocorrelation_time(chain), expected, rtol=0.12)
+    np.testing.assert_allclose(effective_sample_size(chain), 16000 * 16 / expected, rtol=0.12)
+    if rho:
+        assert np.all(np.abs(autocorrelation_time(chain[::2]) / expected - 1) > 0.2)
 
 
 def test_split_rhat_near_one_when_mixed_and_large_when_not():

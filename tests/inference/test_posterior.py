@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.inference.posterior import Posterior
@@ -23,6 +24,10 @@ def gaussian_posterior(n=40_000, seed=0, with_chain=False):
 
 
 def test_summary_matches_the_generating_gaussian():
+    """40k iid N(mean, std^2) draws. Worst errors over seeds 0-29, in units of std: mean 0.010, MAP 0.016,
+    central 95% endpoints 0.032 (tolerance 0.07), relative std 0.007; the 68% HPD interval's endpoints up
+    to 0.068 (a symmetric density's HPD slides along its flat optimum; tolerance 0.15) while its length
+    (relative 0.014; tolerance 0.03) and true content (0.007 off 0.68; tolerance 0.015) stay put."""
     posterior, mean, std = gaussian_posterior()
     summary = posterior.summary()
     assert summary["n_samples"] == 40_000
@@ -32,9 +37,11 @@ def test_summary_matches_the_generating_gaussian():
         assert entry["std"] == pytest.approx(std[k], rel=0.02)
         assert entry["map"] == pytest.approx(mean[k], abs=0.05 * std[k])
         assert entry["central_95"] == pytest.approx([mean[k] - 1.96 * std[k], mean[k] + 1.96 * std[k]],
-                                                    abs=0.05 * std[k])
-        assert entry["hpd_68"] == pytest.approx([mean[k] - 0.994 * std[k], mean[k] + 0.994 * std[k]],
-                                                abs=0.05 * std[k])
+                                                    abs=0.07 * std[k])
+        low, high = entry["hpd_68"]
+        assert (high - low) / (2 * 0.9945 * std[k]) == pytest.approx(1.0, abs=0.03)
+        assert norm.cdf(high, mean[k], std[k]) - norm.cdf(low, mean[k], std[k]) == pytest.approx(0.68, abs=0.015)
+        assert [low, high] == pytest.approx([mean[k] - 0.9945 * std[k], mean[k] + 0.9945 * std[k]], abs=0.15 * std[k])
     assert summary["autocorrelation_time"] == {"alpha": 5.0, "beta": 6.0}
     assert summary["acceptance_fraction"] == 0.4 and summary["warnings"] == ["a warning"]
     np.testing.assert_array_equal(posterior.map_estimate, posterior.samples[np.argmax(posterior.log_prob)])

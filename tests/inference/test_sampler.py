@@ -62,15 +62,31 @@ def test_2d_hpd_region_of_mcmc_posterior(gaussian_2d):
     assert abs(region.area() / analytic_area - 1) < 0.08
 
 
+def agree_within_monte_carlo_error(a, b, sigmas: float = 5.0) -> bool:
+    """Means and standard deviations of two 1-D posteriors agree within ``sigmas`` Monte Carlo standard errors
+    (from each run's ESS: se(mean) = std / sqrt(ESS), relative se(std) = 1 / sqrt(2 ESS))."""
+    ess_a, ess_b = a.diagnostics["min_effective_sample_size"], b.diagnostics["min_effective_sample_size"]
+    std = 0.5 * (a.samples.std() + b.samples.std())
+    se_mean = std * np.sqrt(1 / ess_a + 1 / ess_b)
+    se_ratio = np.sqrt(1 / (2 * ess_a) + 1 / (2 * ess_b))
+    return bool(abs(a.samples.mean() - b.samples.mean()) < sigmas * se_mean
+                and abs(a.samples.std() / b.samples.std() - 1) < sigmas * se_ratio)
+
+
 def test_cached_and_reencoded_posteriors_agree(conjugate_problem):
+    """Same seed: on one machine the chains are identical, but on another the cached and re-encoded float32
+    likelihoods may differ in the last bit and one accept/reject flip decorrelates the chains, so they are
+    compared within their Monte Carlo error (values agree to float precision: test_likelihood). Negative
+    control: the posterior given observed events shifted by one posterior std fails the same comparison."""
     problem = conjugate_problem(p=1, n=1, d=3, n_events=20, seed=4)
     settings = {**FAST, "n_steps": 600, "burn_in": 100}
     runs = [sample_posterior(ModelLikelihood(problem.model, problem.x, cache=c), problem.prior, seed=2, **settings)
             for c in (True, False)]
     assert runs[0].metadata["cached"] and not runs[1].metadata["cached"]
-    std = np.sqrt(problem.cov[0, 0])
-    assert abs(runs[0].samples.mean() - runs[1].samples.mean()) < 0.05 * std
-    assert abs(runs[0].samples.std() / runs[1].samples.std() - 1) < 0.05
+    assert agree_within_monte_carlo_error(runs[0], runs[1])
+    shift = 20 * np.sqrt(problem.cov[0, 0])  # moves the mean of 20 events' posterior by about one std
+    shifted = sample_posterior(ModelLikelihood(problem.model, problem.x + shift / 20), problem.prior, seed=2, **settings)
+    assert not agree_within_monte_carlo_error(runs[0], shifted)
 
 
 def test_same_seed_same_samples_and_different_seed_differs(conjugate_problem):

@@ -48,18 +48,26 @@ def test_constraints_hold_on_samples(smearing):
 
 @pytest.mark.parametrize("column", range(40))
 def test_every_observable_is_constrained(sim, reference_samples, column):
-    """Perturbing any single observable by 1e-4 of its event's energy scale breaks some constraint."""
+    """Perturbing any single observable by 1e-4 of its event's energy scale breaks some constraint.
+
+    Unperturbed events violate the constraints by <= 6e-16; over data seeds 0-15 (200 events x 40 columns)
+    the smallest violation after the perturbation was 6.4e-8 (one event, column 37), hence 1e-9."""
     x = reference_samples[(0.0, 0.0)][:200].copy()
+    assert np.all(sim.distance_to_manifold(x) < 1e-12)
     x[:, column] += 1e-4 * (x[:, 24] if column not in (5, 11, 17, 23, 30, 31, 38, 39) else 1.0)
-    assert np.all(sim.distance_to_manifold(x) > 1e-7)
+    assert np.all(sim.distance_to_manifold(x) > 1e-9)
 
 
 def test_inverse_map_round_trips(sim, reference_samples):
+    """Float64 round trips. Angles recovered near the ends of their range (arccos close to +-1) lose digits:
+    over data seeds 0-11 the worst event of 3 x 5000 was off by up to 2.3e-9 (relative + absolute), the
+    median by ~1e-15, so the tolerance is 1e-7 (a wrong inverse is off by O(1))."""
     for x in reference_samples.values():
         z = sim.latent(x)
         assert z.shape == (len(x), 14)
-        np.testing.assert_allclose(sim.embed(z), x, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(sim.latent(sim.embed(z)), z, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(sim.embed(z), x, rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(sim.latent(sim.embed(z)), z, rtol=1e-7, atol=1e-7)
+        assert np.median(np.abs(sim.embed(z) - x)) < 1e-12
 
 
 def test_sample_events_contract(sim):

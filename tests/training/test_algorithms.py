@@ -26,26 +26,22 @@ def identical(a: list[torch.Tensor], b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-# Terms that need not fall within a phase: the latent penalty (traded against the objective), and the inner
-# NLL of alternating training, whose latents move with the manifold (checked against the untrained inner flow).
-NON_MONOTONE = {"latent_l2", "A.nll"}
+def phases_of(history) -> list[str]:
+    return list(dict.fromkeys(record["phase"] for record in history.records))
 
 
-def assert_losses_decrease(history, phases_expected: list[str]) -> None:
-    by_phase: dict[str, list[dict]] = {}
-    for record in history.records:
-        by_phase.setdefault(record["phase"], []).append(record)
-    assert list(by_phase) == phases_expected
-    for phase, records in by_phase.items():
-        if len(records) < 2:
-            continue
-        for name, first in records[0]["train"].items():
-            if name in NON_MONOTONE or f"{phase}.{name}" in NON_MONOTONE:
-                continue
-            last = records[-1]["train"][name]
-            assert last < first, f"phase {phase}: train {name} did not decrease ({first} -> {last})"
-        val = [r["val"]["loss"] for r in records]
-        assert min(val[1:]) < val[0], f"phase {phase}: validation loss never improved on epoch 0: {val}"
+def reconstruction_error(model, x) -> float:
+    """Mean squared distance between held-out events and their projection onto the learned manifold."""
+    with torch.no_grad():
+        x = torch.as_tensor(x, dtype=torch.float32)
+        return float(((model.project(x) - x) ** 2).sum(1).mean())
+
+
+def held_out_nll(model, x, theta) -> float:
+    """Mean negative log density of held-out events in the model's default mode."""
+    with torch.no_grad():
+        return -float(model.log_prob(torch.as_tensor(x, dtype=torch.float32),
+                                     torch.as_tensor(theta, dtype=torch.float32)).mean())
 
 
 def inner_nll(model, inner_state, x, theta) -> float:
@@ -56,25 +52,45 @@ def inner_nll(model, inner_state, x, theta) -> float:
         return -float(model.latent_log_prob(model.encode(x), theta).mean())
 
 
+class Untrained:
+    """The model's held-out figures before training (scalers fitted as training will fit them)."""
+
+    def __init__(self, model, x, theta, x_test, theta_test) -> None:
+        model.fit_scalers(x, theta)
+        self.inner = copy.deepcopy(model.inner.state_dict()) if hasattr(model, "inner") else None
+        self.reconstruction = reconstruction_error(model, x_test) if hasattr(model, "project") else None
+        self.nll = held_out_nll(model, x_test, theta_test)
+
+
+# The margins below were measured over 10 seeds (data, initial weights and training seed 0-9) with these
+# budgets; per-epoch monotonicity of the training losses is not asserted: in 4 epochs of a tiny model it
+# depends on the trajectory (alternating and simultaneous training broke it for some seeds).
 @pytest.mark.parametrize(
     ("algorithm", "phases"),
     [("sequential", ["M", "D"]), ("alternating", ["A"]), ("simultaneous", ["M", "S", "D"])],
 )
 def test_each_algorithm_reduces_its_losses(algorithm, phases):
+    """Held-out reconstruction error / untrained: worst 0.40 (sequential), 0.56 (alternating), 0.31
+    (simultaneous) -> threshold 0.8. Latent NLL of the final encoding, untrained minus trained inner flow:
+    at least 0.16 / 0.14 / 0.17 -> threshold 0.05. The untrained model (ratio 1, difference 0) fails both."""
     x, theta = polynomial_data(1000)
+    x_test, theta_test = polynomial_data(1000, seed=100)
     model = tiny_mflow()
-    initial_inner = copy.deepcopy(model.inner.state_dict())
+    untrained = Untrained(model, x, theta, x_test, theta_test)
     config = TrainingConfig(algorithm=algorithm, epochs=4, epochs_m=4, epochs_d=4, epochs_pretrain=1,
                             epochs_posttrain=3, latent_l2=1e-3, **FAST)
     history = train_model(model, x, theta, config, progress=False)
-    assert_losses_decrease(history, phases)
-    assert inner_nll(model, model.inner.state_dict(), x, theta) < inner_nll(model, initial_inner, x, theta) - 0.1
+    assert phases_of(history) == phases
+    assert all(np.isfinite(v) for r in history.records for v in r["train"].values())
+    assert reconstruction_error(model, x_test) < 0.8 * untrained.reconstruction
+    assert inner_nll(model, model.inner.state_dict(), x, theta) < inner_nll(model, untrained.inner, x, theta) - 0.05
     main = next(r for r in history.records if r["phase"] == {"sequential": "M", "alternating": "A"}.get(algorithm, "S"))
     assert set(main["train"]) == ({"reconstruction", "latent_l2", "loss"} if algorithm == "sequential"
                                   else {"reconstruction", "latent_l2", "nll", "loss"})
 
 
 def test_latent_l2_penalty_shrinks_the_latents():
+    """Mean squared latent norm with / without the penalty: at most 0.47 over seeds 0-7 (threshold 0.7)."""
     x, theta = polynomial_data(400)
     norms = []
     for weight in (0.0, 1.0):
@@ -87,11 +103,12 @@ def test_latent_l2_penalty_shrinks_the_latents():
 
 
 def test_smooth_l1_reconstruction_trains():
+    """Last / first epoch's reconstruction loss: at most 0.67 over seeds 0-7 (threshold 0.9)."""
     x, theta = polynomial_data(400)
     config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=0, reconstruction="smooth_l1", **FAST)
     history = train_model(tiny_mflow(), x, theta, config, progress=False)
     losses = [r["train"]["reconstruction"] for r in history.records]
-    assert losses[-1] < losses[0]
+    assert losses[-1] < 0.9 * losses[0]
 
 
 def test_phase_m_leaves_inner_flow_and_phase_d_leaves_outer_flow_bit_identical():
@@ -115,6 +132,8 @@ def test_phase_m_leaves_inner_flow_and_phase_d_leaves_outer_flow_bit_identical()
 
 
 def test_conditional_outer_phase_d_uses_fixed_manifold_density_and_freezes_outer():
+    """The frozen outer flow is bit-identical (deterministic); the phase-D NLL fell by at least 0.10 over
+    3 epochs for seeds 0-7 (threshold: it falls)."""
     x, theta = polynomial_data(300)
     model = tiny_mflow(conditional_outer=True)
     outer = None
@@ -146,6 +165,9 @@ def circle_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_sequential_learns_the_circle_within_a_small_budget():
+    """Margins over 8 seeds (data, initial weights, training seed): mean squared distance to the projection
+    0.0002-0.0034 (threshold 0.01), and 0.02-0.27 of the best straight line's (threshold 0.5; any linear
+    manifold scores 1, the negative control)."""
     x, theta = circle_data(1000, seed=1)
     torch.manual_seed(1)
     model = ManifoldFlow(2, 1, 2, outer=TINY | {"transform": "rq_coupling", "hidden_features": 32}, inner=TINY)
@@ -157,7 +179,7 @@ def test_sequential_learns_the_circle_within_a_small_budget():
         error = ((model.project(x_test).numpy() - x_test) ** 2).sum(1).mean()
     best_line = np.linalg.eigvalsh(np.cov(x_test.T))[0]  # mean squared distance to the best straight line
     assert error < 0.01
-    assert error < 0.2 * best_line
+    assert error < 0.5 * best_line
 
 
 def test_resolve_algorithm_checks_model_support():
@@ -169,25 +191,36 @@ def test_resolve_algorithm_checks_model_support():
 
 @pytest.mark.parametrize("model_type", ["af", "pie"])
 def test_maximum_likelihood_reduces_the_nll(model_type):
+    """Held-out NLL drop after 3 epochs on 300 events: 1.15-1.41 (af) and > 3900 (pie, whose eps-thin
+    off-manifold density starts far off) over seeds 0-9 -> threshold 0.5; untrained: 0."""
     if model_type not in MODEL_TYPES:
         pytest.skip(f"model type {model_type!r} is not available yet")
     x, theta = polynomial_data(300)
+    x_test, theta_test = polynomial_data(1000, seed=100)
     torch.manual_seed(0)
     latent_dim = 2 if MODEL_TYPES[model_type].needs_latent_dim else None
     model = create_model(model_type, data_dim=3, parameter_dim=1, latent_dim=latent_dim)
+    untrained = Untrained(model, x, theta, x_test, theta_test)
     history = train_model(model, x, theta, TrainingConfig(epochs=3, **FAST), progress=False)
     assert resolve_algorithm(model, TrainingConfig()) == "ml"
-    assert_losses_decrease(history, ["ML"])
+    assert phases_of(history) == ["ML"]
+    assert held_out_nll(model, x_test, theta_test) < untrained.nll - 0.5
     if model_type == "af":
         with pytest.raises(ConfigError, match="needs a model with a learned manifold"):
             resolve_algorithm(model, TrainingConfig(algorithm="sequential"))
 
 
 def test_me_flow_sequential_reduces_its_losses():
+    """Over seeds 0-9: reconstruction / untrained 0.08-0.12 (threshold 0.5), latent NLL drop >= 0.48
+    (threshold 0.1)."""
     if "emflow" not in MODEL_TYPES:
         pytest.skip("model type 'emflow' is not available yet")
     x, theta = polynomial_data(300)
+    x_test, theta_test = polynomial_data(1000, seed=100)
     torch.manual_seed(0)
     model = create_model("emflow", data_dim=3, parameter_dim=1, latent_dim=2)
+    untrained = Untrained(model, x, theta, x_test, theta_test)
     config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=3, **FAST)
-    assert_losses_decrease(train_model(model, x, theta, config, progress=False), ["M", "D"])
+    assert phases_of(train_model(model, x, theta, config, progress=False)) == ["M", "D"]
+    assert reconstruction_error(model, x_test) < 0.5 * untrained.reconstruction
+    assert inner_nll(model, model.inner.state_dict(), x, theta) < inner_nll(model, untrained.inner, x, theta) - 0.1

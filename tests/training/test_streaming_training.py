@@ -3,6 +3,8 @@ seeded reproducibility and resume, and `mflow-sbi train --stream`."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from mflow_sbi.flows import load_model
 from mflow_sbi.simulation import simulate_events, simulate_root
 from mflow_sbi.training import TrainingConfig
 from mflow_sbi.training.streaming import StreamSource, open_streamed, set_scalers, train_streamed, validation_size
-from tests.training.helpers import tiny_mflow
+from tests.training.helpers import polynomial_data, tiny_mflow
+from tests.training.test_algorithms import inner_nll, reconstruction_error
 from tests.training.test_cli_train import TINY_CONFIG
 from tests.training.test_train_model import FAST, Interrupt, interrupt_at
 
@@ -83,16 +86,23 @@ def test_mapped_source_applies_every_function_in_order_without_gradients():
 
 
 def test_streaming_training_reduces_the_losses(flat_file):
+    """Margins over seeds 0-9 (initial weights and training seed): held-out reconstruction / untrained at
+    most 0.50 (threshold 0.8), latent NLL drop of the inner flow at least 0.21 (threshold 0.05). The
+    per-epoch training curves are not compared: their first/last ratio ranged up to 0.58 in 4 epochs."""
     model = tiny_mflow(seed=1)
+    x_test, theta_test = polynomial_data(1000, seed=100)
+    set_scalers(model, open_streamed(flat_file, step_size=90).moments)
+    untrained_reconstruction = reconstruction_error(model, x_test)
+    untrained_inner = copy.deepcopy(model.inner.state_dict())
     config = sequential(epochs_m=4, epochs_d=4)
     history = train_streamed(model, open_streamed(flat_file, step_size=90), config, progress=False)
     phases = [(r["phase"], r["epoch"]) for r in history.records]
     assert phases == [("M", e) for e in range(4)] + [("D", e) for e in range(4)]
-    m = [r for r in history.records if r["phase"] == "M"]
     d = [r for r in history.records if r["phase"] == "D"]
-    assert m[-1]["train"]["reconstruction"] < 0.5 * m[0]["train"]["reconstruction"]
-    assert d[-1]["train"]["nll"] < d[0]["train"]["nll"]
-    assert d[-1]["val"]["nll"] < d[0]["val"]["nll"]  # the held-out head scores every epoch
+    assert all(np.isfinite(r["val"]["nll"]) for r in d)  # the held-out head scores every epoch
+    assert reconstruction_error(model, x_test) < 0.8 * untrained_reconstruction
+    assert (inner_nll(model, model.inner.state_dict(), x_test, theta_test)
+            < inner_nll(model, untrained_inner, x_test, theta_test) - 0.05)
     assert torch.isfinite(model.log_prob(np.zeros((2, 3)), np.zeros(1))).all()
 
 

@@ -142,17 +142,31 @@ def score_error(model, x, theta, t_xz) -> float:
 
 
 def test_scandal_trains_the_score_towards_the_joint_score():
-    x, theta, t_xz = gaussian_line_data(600, seed=0)
-    model = tiny_mflow(data_dim=2, latent_dim=1)
-    before = score_error(model, x, theta, t_xz)
-    config = TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=5, scandal=1.0, batch_size=50, threads=1,
-                            learning_rate=1e-2)
-    history = train_model(model, x, theta, config, t_xz=t_xz, progress=False)
-    d_records = [r for r in history.records if r["phase"] == "D"]
-    assert {"nll", "score", "loss"} == set(d_records[0]["train"])
-    assert d_records[-1]["train"]["score"] < d_records[0]["train"]["score"]
+    """On the Gaussian line the joint score is the true score t(x|theta) = 2 (z - 2 theta), Var t = 4.
+
+    Margins measured over 8 seeds (data, initial weights and training seed 0-7, 2 M + 10 D epochs on 1000
+    events): the held-out score MSE with SCANDAL was 0.06-0.51 (< 1 = a quarter of Var t, the threshold),
+    the same training without the score loss gave 0.48-4.9, and the paired ratio SCANDAL / no score was
+    0.02-0.37 (threshold 0.7). The untrained models' MSE (3.5-40) is the negative control of the first bound;
+    the old test (5 D epochs at learning rate 1e-2, "half the untrained error") failed on one CPU because a
+    trajectory whose best validation epoch came early kept almost the untrained score."""
+    x, theta, t_xz = gaussian_line_data(1000, seed=0)
     x_test, theta_test, t_test = gaussian_line_data(500, seed=1)
-    assert score_error(model, x_test, theta_test, t_test) < 0.5 * before
+    errors = {}
+    for weight in (1.0, 0.0):
+        model = tiny_mflow(data_dim=2, latent_dim=1)
+        untrained = score_error(model, x_test, theta_test, t_test)
+        config = TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=10, scandal=weight, batch_size=50,
+                                threads=1, learning_rate=3e-3)
+        history = train_model(model, x, theta, config, t_xz=t_xz if weight else None, progress=False)
+        errors[weight] = score_error(model, x_test, theta_test, t_test)
+        if weight:
+            d_records = [r for r in history.records if r["phase"] == "D"]
+            assert {"nll", "score", "loss"} == set(d_records[0]["train"])
+            assert d_records[-1]["train"]["score"] < d_records[0]["train"]["score"]
+            assert untrained > 1.0
+    assert errors[1.0] < 1.0
+    assert errors[1.0] < 0.7 * errors[0.0]
 
 
 def test_scandal_without_joint_score_or_with_wrong_shape_fails():
