@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from mflow_sbi.inference.likelihood import ModelLikelihood
-from mflow_sbi.inference.priors import box_uniform
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
+from mflow_sbi.priors import box_uniform
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 N_EVENTS = 20

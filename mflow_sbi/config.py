@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from mflow_sbi.errors import ConfigError
-from mflow_sbi.inference.sampler import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
+from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 from mflow_sbi.tomlio import read_toml
 from mflow_sbi.training.settings import TrainingConfig
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from mflow_sbi.data.kinematics import event_features, sort_by_pt
 from mflow_sbi.errors import ConfigError, IntractableLikelihood
-from mflow_sbi.inference.priors import diagonal_normal
+from mflow_sbi.priors import diagonal_normal
 from simulators.base import DATA_DIR, broadcast_theta, check_x
 from simulators.lhc_constraints import closure, constraint_violations
 from simulators.lhc_cross_section import fingerprint

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.data.datasets import load_events
-from mflow_sbi.inference.priors import IndependentPrior
-from mflow_sbi.inference.sampler import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
+from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
+from mflow_sbi.layout import summary_path
+from mflow_sbi.priors import IndependentPrior
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ def load_model(path: str):
     from mflow_sbi.flows import load_model as load
 
     return load(path)
-
-
-def summary_path(out: str | Path) -> Path:
-    """Where the JSON summary of a posterior written to ``out`` goes: ``<stem>_summary.json`` next to it."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}_summary.json")
 
 
 def observed_theta(theta: np.ndarray | None) -> list[float] | None:

@@ -7,7 +7,6 @@ import logging
 
 from mflow_sbi.cli.options import parse_vector
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.posterior import Posterior
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi import plotting
+    from mflow_sbi.inference.posterior import Posterior
 
     posteriors = [Posterior.load(path) for path in args.posteriors]
     names = args.names.split(",") if args.names else None

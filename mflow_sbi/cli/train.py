@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.priors import IndependentPrior
-from mflow_sbi.pipeline import train_from_data
+from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.training.settings import ALGORITHMS, RECONSTRUCTION_KINDS
-from mflow_sbi.training.streaming import StreamedData, open_streamed
+
+if TYPE_CHECKING:
+    from mflow_sbi.training.streaming import StreamedData
 
 MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
 
@@ -80,6 +82,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mflow_sbi.pipeline import train_from_data
+    from mflow_sbi.training.streaming import StreamedData
+
     config = config_from_args(args)
     data = _load(args, config)
     head = data.head if isinstance(data, StreamedData) else data
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> None:
 def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedData:
     """The training events: in memory, or (``--stream`` / ``[training] stream``) prepared for streaming."""
     from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths, load_any
+    from mflow_sbi.training.streaming import open_streamed
 
     fmt = format_from_args(args)
     if not config.training.stream:

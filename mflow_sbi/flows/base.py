@@ -28,13 +28,10 @@ from torch import nn
 from mflow_sbi import __version__
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.flows.standardize import Standardizer
-from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.io import atomic_path, save_json
+from mflow_sbi.layout import CONFIG_FILE, VERSIONS_FILE, WEIGHTS_FILE
+from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.tomlio import read_toml, write_toml
-
-CONFIG_FILE = "config.toml"
-WEIGHTS_FILE = "weights.pt"
-VERSIONS_FILE = "versions.json"
 
 ArrayLike = torch.Tensor | np.ndarray
 

@@ -26,7 +26,7 @@ from torch import nn
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.builders import StackConfig, config_from_dict, resolve_config
 from mflow_sbi.flows.manifold import ManifoldFlow
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 
 @dataclass(frozen=True)

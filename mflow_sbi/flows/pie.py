@@ -20,7 +20,7 @@ import torch
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.builders import StackConfig
 from mflow_sbi.flows.manifold import ManifoldFlow, standard_normal_log_prob
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 
 class PIE(ManifoldFlow):

@@ -25,10 +25,9 @@ from scipy.stats import chisquare, kstest
 from tqdm.auto import tqdm
 
 from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
 from mflow_sbi.io import save_json, save_npz
 
-DEFAULT_DATASETS = 200
-DEFAULT_RANK_SAMPLES = 99
 RANK_BINS = 10
 
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from mflow_sbi.inference.likelihood import ModelLikelihood
 from mflow_sbi.inference.posterior import Posterior
-from mflow_sbi.inference.priors import resolve_prior
 from mflow_sbi.inference.sampler import sample_posterior
+from mflow_sbi.priors import resolve_prior
 
 
 def run_inference(

@@ -34,14 +34,10 @@ from scipy.optimize import minimize
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, autocorrelation_time, chain_diagnostics
 from mflow_sbi.inference.posterior import Posterior
+from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 
 log = logging.getLogger(__name__)
 
-# 64 walkers cost little more than 32 per vectorized call (fixed per-call overhead dominates), and with
-# DE moves (tau ~ 5-13 steps for 1-4 parameters) give >= 5,000 effective samples in 1,200 post-burn-in steps.
-DEFAULT_WALKERS = 64
-DEFAULT_STEPS = 1500
-DEFAULT_BURN_IN = 300
 CONVERGENCE_CHECK_EVERY = 100
 TAU_RTOL = 0.01
 INIT_ATTEMPTS = 100
