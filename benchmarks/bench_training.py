@@ -32,7 +32,7 @@ from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import mmd2
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
-from mflow_sbi.training import Trainer, TrainerSettings, TrainingConfig, build_phases, train_model
+from mflow_sbi.training import Trainer, TrainingConfig, build_phases, train_model
 from simulators import get_simulator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.json"
@@ -43,14 +43,14 @@ def throughput(events: int, batch_size: int, seed: int) -> dict:
     torch.manual_seed(seed)
     model = ManifoldFlow(40, 14, 2)
     data = (torch.randn(events, 40), torch.randn(events, 2))
-    settings = TrainerSettings(batch_size=batch_size, validation_fraction=0.0, progress=False, seed=seed)
+    settings = TrainingConfig(batch_size=batch_size, validation_fraction=0.0, patience=5, seed=seed)
     rates = {}
     for algorithm, wanted in (("sequential", "M"), ("sequential", "D"), ("alternating", "A"), ("simultaneous", "S")):
         config = TrainingConfig(algorithm=algorithm, epochs=1, epochs_m=1, epochs_d=1, epochs_pretrain=0,
                                 epochs_posttrain=0)
         phase = next(p for p in build_phases(model, config) if p.name == wanted)
         n = events if wanted != "S" else max(batch_size, events // 10)  # the exact-Jacobian step is ~10x slower
-        trainer = Trainer(model, tuple(t[:n] for t in data), settings)
+        trainer = Trainer(model, tuple(t[:n] for t in data), settings, progress=False)
         start = time.perf_counter()
         trainer.fit([phase])
         rates[f"{algorithm} {wanted}"] = round(n / (time.perf_counter() - start))

@@ -12,8 +12,8 @@ import torch
 
 from mflow_sbi.config import InferenceConfig, ModelConfig, RunConfig
 from mflow_sbi.data.datasets import EventData, load_events
-from mflow_sbi.errors import InputError, IntractableLikelihood
-from mflow_sbi.flows import MODEL_TYPES, ConditionalDensityModel, create_model
+from mflow_sbi.errors import IntractableLikelihood
+from mflow_sbi.flows import ConditionalDensityModel
 from mflow_sbi.simulation import simulate_events
 from mflow_sbi.tomlio import write_toml
 from mflow_sbi.training import HISTORY_CSV, LEARNING_CURVES_FILE, plot_learning_curves, train_model
@@ -26,31 +26,16 @@ TRAINING_CONFIG_FILE = "training.toml"
 
 
 def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityModel:
-    """Build an untrained model sized for ``data``.
+    """An untrained model for ``data`` (:func:`mflow_sbi.flows.factory.model_for_data`), latent_dim defaulting
+    to the manifold dimension of the simulator that made the data."""
+    from mflow_sbi.flows.factory import model_for_data as build
 
-    For models with a manifold, latent_dim defaults to the simulator's manifold dimension; models without
-    one (AF) get no latent_dim. Only the architecture options set in the config are passed; one that the
-    model type does not take is an error naming it.
-    """
-    if data.theta is None:
-        raise InputError("training data need theta")
-    cls = MODEL_TYPES.get(config.type)
-    latent_dim = config.latent_dim
-    if latent_dim is None and data.simulator is not None and (cls is None or cls.needs_latent_dim):
+    manifold_dim = None
+    if data.simulator is not None:
         from simulators import get_simulator
 
-        latent_dim = get_simulator(data.simulator, **(data.simulator_options or {})).manifold_dim
-    if data.prior is not None and data.prior.dim != data.theta.shape[1]:
-        raise InputError(f"prior has {data.prior.dim} parameters but theta has {data.theta.shape[1]} columns")
-    return create_model(
-        config.type,
-        data_dim=data.x.shape[1],
-        parameter_dim=data.theta.shape[1],
-        latent_dim=latent_dim,
-        parameter_names=data.parameter_names,
-        prior=data.prior,
-        **config.options(),
-    )
+        manifold_dim = get_simulator(data.simulator, **(data.simulator_options or {})).manifold_dim
+    return build(data, config, manifold_dim)
 
 
 def train_from_data(
@@ -66,7 +51,8 @@ def train_from_data(
     streamed = isinstance(data, StreamedData)
     model = model_for_data(data.head if streamed else data, config.model)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_toml(out_dir / TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(config.training)})
+    has_score = (data.head if streamed else data).t_xz is not None and not streamed
+    write_toml(out_dir / TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(config.training.for_data(has_score))})
     options = {"checkpoint": out_dir / CHECKPOINT_FILE, "resume": resume, "progress": progress}
     if streamed:
         history = train_streamed(model, data, config.training, **options)

@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mflow_sbi.data",),
     ("mflow_sbi.flows", "mflow_sbi.simulators"),
     ("mflow_sbi.training", "mflow_sbi.inference"),
-    ("mflow_sbi.config", "mflow_sbi.simulation", "mflow_sbi.plotting"),
+    ("mflow_sbi.simulation", "mflow_sbi.plotting"),
+    ("mflow_sbi.config",),
     ("mflow_sbi.workflow", "mflow_sbi.pipeline"),
     ("mflow_sbi.cli",),
 )

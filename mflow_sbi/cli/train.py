@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
             f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
             "per parameter"
         )
-    if config.training.scandal > 0 and head.t_xz is None:
+    if config.training.score_weight > 0 and head.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
     print(f"model written to {out}")
@@ -113,6 +113,6 @@ def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedDa
     if not_root:
         raise InputError(f"streaming (--stream, [training] stream) reads ROOT files only, got {', '.join(not_root)}; "
                          "train on .npz files in memory")
-    if config.training.scandal > 0:
+    if config.training.score_weight > 0:
         raise InputError("SCANDAL (--scandal) is not available when streaming: the joint score is not streamed")
     return open_streamed(args.data, fmt, args.step_size, config.training.validation_fraction)

@@ -43,7 +43,7 @@ from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
 from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric
 from mflow_sbi.priors import IndependentPrior
 
-DEFAULT_OUTER = StackConfig(n_layers=6, hidden_features=64)
+DEFAULT_OUTER = StackConfig(n_layers=4, hidden_features=64)
 DEFAULT_INNER = StackConfig(n_layers=4, hidden_features=64)
 
 

@@ -14,10 +14,10 @@ _LAZY = {
     "build_phases": "mflow_sbi.training.algorithms",
     "resolve_algorithm": "mflow_sbi.training.algorithms",
     "train_model": "mflow_sbi.training.algorithms",
-    "LEARNING_CURVES_FILE": "mflow_sbi.training.curves",
+    "LEARNING_CURVES_FILE": "mflow_sbi.layout",
     "plot_learning_curves": "mflow_sbi.training.curves",
-    "HISTORY_CSV": "mflow_sbi.training.history",
-    "HISTORY_JSON": "mflow_sbi.training.history",
+    "HISTORY_CSV": "mflow_sbi.layout",
+    "HISTORY_JSON": "mflow_sbi.layout",
     "History": "mflow_sbi.training.history",
     "load_history": "mflow_sbi.training.history",
     "ALGORITHMS": "mflow_sbi.training.settings",
@@ -25,15 +25,15 @@ _LAZY = {
     "Phase": "mflow_sbi.training.trainer",
     "Step": "mflow_sbi.training.trainer",
     "Trainer": "mflow_sbi.training.trainer",
-    "TrainerSettings": "mflow_sbi.training.trainer",
 }
 
 if TYPE_CHECKING:
+    from mflow_sbi.layout import HISTORY_CSV, HISTORY_JSON, LEARNING_CURVES_FILE
     from mflow_sbi.training.algorithms import build_phases, resolve_algorithm, train_model
-    from mflow_sbi.training.curves import LEARNING_CURVES_FILE, plot_learning_curves
-    from mflow_sbi.training.history import HISTORY_CSV, HISTORY_JSON, History, load_history
+    from mflow_sbi.training.curves import plot_learning_curves
+    from mflow_sbi.training.history import History, load_history
     from mflow_sbi.training.settings import ALGORITHMS, TrainingConfig
-    from mflow_sbi.training.trainer import Phase, Step, Trainer, TrainerSettings
+    from mflow_sbi.training.trainer import Phase, Step, Trainer
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "Phase",
     "Step",
     "Trainer",
-    "TrainerSettings",
     "TrainingConfig",
     "build_phases",
     "load_history",

@@ -42,7 +42,7 @@ from mflow_sbi.training.losses import (
 )
 from mflow_sbi.training.settings import TrainingConfig
 from mflow_sbi.training.tensors import prepare_tensors
-from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer, TrainerSettings
+from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer
 
 ML_MODES = ("ambient", "pie")
 
@@ -83,7 +83,7 @@ class _Losses:
 
     def _with_score(self, batch: Batch, log_prob, name: str) -> LossTerms:
         """{name: mean -log p} plus, with SCANDAL, {"score": mean |score - t_xz|^2}."""
-        if self.config.scandal <= 0:
+        if self.config.score_weight <= 0:
             return {name: -log_prob(batch[1]).mean()}
         values, score = log_prob_and_score(log_prob, batch[1], self.model.theta_scaler.scale)
         return {name: -values.mean(), "score": score_error(score, batch[2]).mean()}
@@ -131,7 +131,7 @@ def build_phases(model, config: TrainingConfig) -> list[Phase]:
     """The phases of the configured algorithm for ``model``; see the module docstring."""
     algorithm = resolve_algorithm(model, config)
     losses = _Losses(model, config)
-    weights = {"latent_l2": config.latent_l2, "score": config.scandal}
+    weights = {"latent_l2": config.latent_l2, "score": config.score_weight}
     if algorithm == "ml":
         return [Phase("ML", [Step("ml", list(model.parameters()), losses.maximum_likelihood, config.learning_rate,
                                   weights)], config.epochs)]
@@ -168,8 +168,10 @@ def train_model(
     """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
 
     ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
-    score, needed when ``config.scandal`` > 0. ``callback`` receives every epoch's history record.
+    score, needed when ``config.scandal`` > 0; an unset ``scandal`` trains with the score exactly when ``t_xz`` is
+    given (:meth:`TrainingConfig.for_data`). ``callback`` receives every epoch's history record.
     """
+    config = config.for_data(t_xz is not None)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         data = prepare_tensors(model, x, theta, t_xz, config)
@@ -191,10 +193,6 @@ def fit_prepared(
 ) -> History:
     """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
     source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`)."""
-    settings = TrainerSettings(
-        batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-        validation_fraction=config.validation_fraction, patience=config.patience,
-        max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
-    )
-    trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback, validation=validation)
+    trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
+                      validation=validation)
     return trainer.fit(build_phases(model, config), resume=resume)

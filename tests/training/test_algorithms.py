@@ -11,7 +11,7 @@ import torch
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES, ManifoldFlow, create_model
-from mflow_sbi.training import Trainer, TrainerSettings, TrainingConfig, build_phases, resolve_algorithm, train_model
+from mflow_sbi.training import Trainer, TrainingConfig, build_phases, resolve_algorithm, train_model
 from simulators import SIMULATORS, get_simulator
 from tests.training.helpers import TINY, polynomial_data, tiny_mflow
 
@@ -101,15 +101,15 @@ def test_phase_m_leaves_inner_flow_and_phase_d_leaves_outer_flow_bit_identical()
     data = (model.x_scaler(torch.as_tensor(x, dtype=torch.float32)).detach(),
             model.theta_scaler(torch.as_tensor(theta, dtype=torch.float32)).detach())
     phase_m, phase_d = build_phases(model, TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=2, **FAST))
-    settings = TrainerSettings(batch_size=50, weight_decay=0.1, progress=False)
+    settings = TrainingConfig(batch_size=50, weight_decay=0.1, patience=5)
 
     inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
-    Trainer(model, data, settings).fit([phase_m])
+    Trainer(model, data, settings, progress=False).fit([phase_m])
     assert identical(inner, model.inner.parameters())
     assert not identical(outer, model.outer.parameters())
 
     inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
-    Trainer(model, data, settings).fit([phase_d])
+    Trainer(model, data, settings, progress=False).fit([phase_d])
     assert identical(outer, model.outer.parameters())
     assert not identical(inner, model.inner.parameters())
 
