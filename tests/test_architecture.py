@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mflow_sbi.training", "mflow_sbi.inference"),
     ("mflow_sbi.simulation", "mflow_sbi.plotting"),
     ("mflow_sbi.config",),
-    ("mflow_sbi.workflow", "mflow_sbi.pipeline"),
+    ("mflow_sbi.workflow",),
     ("mflow_sbi.cli",),
 )
 HEAVY = ("emcee", "scipy.optimize", "matplotlib", "uproot")

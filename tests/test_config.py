@@ -10,7 +10,7 @@ from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.flows import PIE, AmbientFlow, EncoderManifoldFlow, ManifoldFlow, StackConfig
 from mflow_sbi.inference.priors import box_uniform
-from mflow_sbi.pipeline import model_for_data
+from mflow_sbi.workflow.train import model_for_data
 
 
 def test_embedded_default_is_the_polynomial_surface_job():

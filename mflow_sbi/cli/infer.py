@@ -61,7 +61,7 @@ def observed_theta(theta: np.ndarray | None) -> list[float] | None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mflow_sbi.inference.pipeline import run_inference
+    from mflow_sbi.inference.infer import run_inference
 
     observed = load_events(args.observed)
     model = load_model(args.model)

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> None:
     if args.truth is not None:
         truth = parse_vector(args.truth, "--truth")
     else:
-        truth = posteriors[0].metadata.get("observed_theta")
+        metadata = posteriors[0].metadata
+        truth = metadata.get("observed_theta", metadata.get("true_theta"))  # true_theta: `run` posteriors of 0.1
     levels = tuple(parse_vector(args.levels, "--levels"))
     if not all(0 < level < 1 for level in levels):
         raise InputError(f"--levels must lie strictly between 0 and 1, got {args.levels}")

@@ -16,13 +16,13 @@ from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
+from mflow_sbi.flows import MODEL_TYPES
 from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.training.settings import ALGORITHMS, RECONSTRUCTION_KINDS
+from mflow_sbi.workflow.train import train_from_data
 
 if TYPE_CHECKING:
     from mflow_sbi.training.streaming import StreamedData
-
-MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
 
 # flag destination -> TrainingConfig field
 TRAINING_FLAGS = {
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(with --format); globs allowed")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--config", help="TOML file with [model] and [training] options (flags override it)")
-    parser.add_argument("--model", choices=MODEL_CHOICES, help="model type (default: the config's, else mflow)")
+    parser.add_argument("--model", choices=list(MODEL_TYPES), help="model type (default: the config's, else mflow)")
     parser.add_argument("--latent-dim", type=int, help="manifold dimension n (default: the simulator's)")
     parser.add_argument("--algorithm", choices=ALGORITHMS,
                         help="training algorithm (default auto: ml for af/pie, sequential for mflow/emflow)")
@@ -82,7 +82,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mflow_sbi.pipeline import train_from_data
     from mflow_sbi.training.streaming import StreamedData
 
     config = config_from_args(args)

@@ -27,6 +27,7 @@ class AmbientFlow(ConditionalDensityModel):
     """Conditional ambient flow p(x|theta) on R^d."""
 
     model_type = "af"
+    display_name = "AF"
     modes = ("ambient",)
     default_mode = "ambient"
 

@@ -52,7 +52,8 @@ def as_tensor(values: ArrayLike, dtype: torch.dtype = torch.float32) -> torch.Te
 class ConditionalDensityModel(nn.Module):
     """Base class of AF, PIE, M-flow and Me-flow."""
 
-    model_type: ClassVar[str]
+    model_type: ClassVar[str]  # the registry key (``MODEL_TYPES``), written to config.toml
+    display_name: ClassVar[str]  # for legends and reports
     modes: ClassVar[tuple[str, ...]]
     default_mode: ClassVar[str]
     needs_latent_dim: ClassVar[bool] = False

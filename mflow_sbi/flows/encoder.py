@@ -55,6 +55,7 @@ class EncoderManifoldFlow(ManifoldFlow):
     """Conditional Me-flow: M-flow decoder and inner flow, separate residual-MLP encoder."""
 
     model_type = "emflow"
+    display_name = "Me-flow"
     modes = ("manifold", "fixed_manifold")
     default_mode = "manifold"
 

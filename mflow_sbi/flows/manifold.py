@@ -56,6 +56,7 @@ class ManifoldFlow(ConditionalDensityModel):
     """Conditional M-flow: outer flow, projection to n latent coordinates, conditional inner flow."""
 
     model_type = "mflow"
+    display_name = "M-flow"
     modes = ("manifold", "fixed_manifold")
     default_mode = "manifold"
     needs_latent_dim = True

@@ -27,6 +27,7 @@ class PIE(ManifoldFlow):
     """Conditional PIE: an M-flow architecture with Gaussian off-manifold coordinates of width ``eps``."""
 
     model_type = "pie"
+    display_name = "PIE"
     modes = ("pie", "manifold", "fixed_manifold")
     default_mode = "pie"
 

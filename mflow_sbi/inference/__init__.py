@@ -21,7 +21,7 @@ _LAZY = {
     "SimulatorLikelihood": "mflow_sbi.inference.likelihood",
     "c2st": "mflow_sbi.inference.metrics",
     "mmd2": "mflow_sbi.inference.metrics",
-    "run_inference": "mflow_sbi.inference.pipeline",
+    "run_inference": "mflow_sbi.inference.infer",
     "Posterior": "mflow_sbi.inference.posterior",
     "IndependentPrior": "mflow_sbi.priors",
     "Normal1D": "mflow_sbi.priors",
@@ -34,9 +34,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from mflow_sbi.inference.calibration import CalibrationResult, run_calibration
     from mflow_sbi.inference.credible import HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
+    from mflow_sbi.inference.infer import run_inference
     from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
     from mflow_sbi.inference.metrics import c2st, mmd2
-    from mflow_sbi.inference.pipeline import run_inference
     from mflow_sbi.inference.posterior import Posterior
     from mflow_sbi.inference.sampler import sample_posterior
     from mflow_sbi.priors import IndependentPrior, Normal1D, Uniform1D, box_uniform, diagonal_normal
