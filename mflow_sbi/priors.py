@@ -158,7 +158,8 @@ def resolve_prior(stored, override, parameter_dim: int, what: str = "the model")
     model); either must have ``parameter_dim`` parameters."""
     prior = override if override is not None else stored
     if prior is None:
-        raise InputError(f"{what} stores no prior; give one (e.g. --prior 'uniform(-1,1)' per parameter)")
+        raise InputError(f"{what} stores no prior; give one, e.g. IndependentPrior.from_specs(['uniform(-1,1)']) "
+                         "with one spec per parameter")
     dim = getattr(prior, "dim", None)
     if dim is not None and int(dim) != int(parameter_dim):
         raise InputError(f"the prior has {dim} parameter(s) but {what} has {parameter_dim}")

@@ -80,7 +80,8 @@ def test_simulate_train_infer_plot(tmp_path, tiny_config):
 def test_run_writes_all_outputs(tmp_path, tiny_config, capsys):
     out = tmp_path / "run"
     assert main(["-q", "run", str(tiny_config), "--out", str(out)]) == 0
-    for name in ("train.npz", "observed.npz", "posterior.npz", "summary.json", "corner.png", "model/weights.pt"):
+    for name in ("train.npz", "observed.npz", "posterior.npz", "posterior_summary.json", "summary.json", "corner.png",
+                 "model/weights.pt"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     low, high = summary["parameters"]["theta"]["central_95"]

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"simulator {args.simulator} has data dimension {simulator.data_dim} and "
                          f"{len(simulator.parameter_names)} parameter(s); the model has {model.data_dim} and "
                          f"{model.parameter_dim}")
-    prior = resolve_prior(getattr(model, "prior", None), prior_override(args), model.parameter_dim)
+    prior = resolve_prior(getattr(model, "prior", None), prior_override(args, model), model.parameter_dim)
     result = run_calibration(
         simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
         n_events=args.n_events, seed=args.seed, n_rank_samples=args.rank_samples,

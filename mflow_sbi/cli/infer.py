@@ -9,6 +9,7 @@ import numpy as np
 
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.data.datasets import load_events
+from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 from mflow_sbi.layout import summary_path
 from mflow_sbi.priors import IndependentPrior
@@ -42,8 +43,14 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the model's prior: uniform(LOW,HIGH) or normal(LOC,SCALE), once per parameter")
 
 
-def prior_override(args: argparse.Namespace) -> IndependentPrior | None:
-    return IndependentPrior.from_specs(args.prior) if args.prior else None
+def prior_override(args: argparse.Namespace, model) -> IndependentPrior | None:
+    """The --prior specs, or None to use the model's prior (an error naming the flag when it has none)."""
+    if args.prior:
+        return IndependentPrior.from_specs(args.prior)
+    if getattr(model, "prior", None) is None:
+        raise InputError(f"{args.model} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
+                         "per parameter")
+    return None
 
 
 def load_model(path: str):
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
     if truth is not None:
         metadata["observed_theta"] = truth
     posterior = run_inference(
-        model, observed.x, prior=prior_override(args), cache=False if args.no_cache else "auto", metadata=metadata,
+        model, observed.x, prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
         init=args.init, progress=show_progress(args), until_converged=args.until_converged,
     )

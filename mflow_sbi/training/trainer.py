@@ -264,7 +264,7 @@ class Trainer:
         if state.get("plan") != plan:
             raise TrainingError(
                 f"{self.checkpoint_path}: checkpoint was written for phases {state.get('plan')}, but this run has "
-                f"{plan}; use the same configuration to resume, or start without --resume"
+                f"{plan}; use the same configuration to resume, or start afresh (without resume)"
             )
         return state
 
