@@ -2,34 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
-from mflow_sbi.inference.likelihood import ModelLikelihood
+from mflow_sbi.inference.likelihood import LikelihoodModel, ModelLikelihood
 from mflow_sbi.inference.posterior import Posterior
-from mflow_sbi.inference.sampler import sample_posterior
+from mflow_sbi.inference.potential import PosteriorPotential, Prior
+from mflow_sbi.inference.sampler import sample_potential
 from mflow_sbi.priors import resolve_prior
 
 
+class PosteriorModel(LikelihoodModel, Protocol):
+    """A :class:`~mflow_sbi.inference.likelihood.LikelihoodModel` that also carries what a posterior records:
+    the prior it was trained with (or None), its parameter names and its latent dimension (None: no manifold).
+    Every model of :mod:`mflow_sbi.flows` is one."""
+
+    prior: Prior | None
+    parameter_names: tuple[str, ...]
+    latent_dim: int | None
+
+
 def run_inference(
-    model,
+    model: PosteriorModel,
     x_observed: np.ndarray,
-    prior=None,
+    *,
+    prior: Prior | None = None,
     cache: bool | str = "auto",
     mode: str | None = None,
     metadata: dict | None = None,
-    **sampler_options,
+    **sampler_options: Any,
 ) -> Posterior:
-    """Sample p(theta | x_observed) for a trained ``model`` (interface: see likelihood.LikelihoodModel).
+    """Sample p(theta | x_observed) proportional to p(theta) prod_i p_model(x_i | theta) for a trained ``model``.
 
-    ``prior`` overrides the prior stored with the model. ``sampler_options`` go to
-    :func:`mflow_sbi.inference.sampler.sample_posterior` (n_walkers, n_steps, burn_in, thin, seed, init,
-    progress, until_converged).
+    ``prior`` overrides the prior stored with the model; ``cache`` and ``mode`` go to
+    :class:`~mflow_sbi.inference.likelihood.ModelLikelihood`; ``sampler_options`` to
+    :func:`~mflow_sbi.inference.sampler.sample_potential` (n_walkers, n_steps, burn_in, thin, seed, init,
+    progress, until_converged, moves). The posterior's metadata records the model, then ``metadata``.
     """
-    prior = resolve_prior(getattr(model, "prior", None), prior, model.parameter_dim)
-    likelihood = ModelLikelihood(model, x_observed, cache=cache, mode=mode)
-    names = getattr(model, "parameter_names", None)
-    info = {"model": {"class": type(model).__name__, "data_dim": int(model.data_dim),
-                      "latent_dim": getattr(model, "latent_dim", None), "mode": mode}}
+    prior = resolve_prior(model.prior, prior, model.parameter_dim)
+    potential = PosteriorPotential(ModelLikelihood(model, x_observed, cache=cache, mode=mode), prior)
+    info = {"model": {"class": type(model).__name__, "data_dim": int(model.data_dim), "latent_dim": model.latent_dim,
+                      "mode": mode}}
     info.update(metadata or {})
-    return sample_posterior(likelihood, prior, parameter_names=names, labels=getattr(model, "parameter_labels", None),
-                            metadata=info, **sampler_options)
+    return sample_potential(potential, parameter_names=model.parameter_names, metadata=info, **sampler_options)
