@@ -27,6 +27,18 @@ mode or under ``torch.no_grad()`` no graph is kept.
 
 With ``conditional_outer=True`` theta also conditions f; then the encoding depends on theta and the
 cached likelihood is unavailable.
+
+The "manifold" density is computed in one place (``_volume_term``), in raw units. Its Jacobian is
+J_raw = diag(s) J_std with J_std = d g / d u' in standardized units, so
+
+    log det(J_raw^T J_raw) = log det(J_std^T diag(s)^2 J_std),
+
+which differs from log det(J_std^T J_std) by a constant only when all scales s_j are equal. Training (the
+simultaneous algorithm's S step) therefore maximizes this raw-unit density, the one that inference uses.
+
+Training interface (standardized tensors in, differentiable): ``encode_std``, ``decode_std``,
+``latent_log_prob_std`` and ``log_prob_std`` (the density per mode); ``manifold_parameters`` and
+``density_parameters`` are the parameter groups of phases M and D.
 """
 
 from __future__ import annotations
@@ -177,6 +189,19 @@ class ManifoldFlow(ConditionalDensityModel):
         u = self.inner.inverse(noise, context=theta_std)[0]
         v = self._off_manifold_sample(rows, generator)
         return self._outer_inverse(u, v, self._outer_context(theta_std, rows))[0]
+
+    # --- training interface (standardized units, see the module docstring) ----------------------------------
+    def encode_std(self, x_std: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
+        """u'(x_std), shape (N, n); theta_std (p,) or (N, p) only with conditional_outer."""
+        return self._encode_std(x_std, self._outer_context(theta_std, x_std.shape[0]))
+
+    def decode_std(self, u: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
+        """g(u') in standardized units, shape (N, d); theta_std only with conditional_outer."""
+        return self._decode_std(u, self._outer_context(theta_std, u.shape[0]))
+
+    def latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
+        """log p(u'|theta) of the inner flow for standardized theta, shape (N,)."""
+        return self._latent_log_prob_std(u, theta_std)
 
     # --- public latent-space API (raw units in and out) --------------------------------------------------
     def _context_for(self, theta: ArrayLike | None, rows: int) -> torch.Tensor | None:

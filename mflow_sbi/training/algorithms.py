@@ -36,7 +36,6 @@ from mflow_sbi.training.history import History
 from mflow_sbi.training.losses import (
     encode_decode,
     log_prob_and_score,
-    manifold_log_prob,
     reconstruction_error,
     score_error,
 )
@@ -53,8 +52,9 @@ def ml_mode(model) -> str | None:
 
 
 def is_manifold_model(model) -> bool:
-    """True for models with separate manifold and density parameters (M-flow, Me-flow, PIE)."""
-    return all(hasattr(model, name) for name in ("manifold_parameters", "density_parameters", "_encode_std"))
+    """True for models with a learned manifold and separate manifold and density parameters (M-flow, Me-flow,
+    PIE): their class sets ``needs_latent_dim``."""
+    return bool(model.needs_latent_dim)
 
 
 def resolve_algorithm(model, config: TrainingConfig) -> str:
@@ -97,32 +97,32 @@ class _Losses:
 
     def latent_nll(self, batch: Batch) -> LossTerms:
         """Inner-flow NLL on precomputed latents batch[0]."""
-        return self._with_score(batch, lambda theta: self.model._latent_log_prob_std(batch[0], theta), "nll")
+        return self._with_score(batch, lambda theta: self.model.latent_log_prob_std(batch[0], theta), "nll")
 
     def fixed_manifold_nll(self, batch: Batch) -> LossTerms:
-        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
+        return self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
 
     def current_latent_nll(self, batch: Batch) -> LossTerms:
         """Inner-flow NLL on the current (detached) encoding of x: the D step of alternating training."""
         if self.model.conditional_outer:
             return self.fixed_manifold_nll(batch)
         with torch.no_grad():
-            u = self.model._encode_std(batch[0], None)
+            u = self.model.encode_std(batch[0])
         return self.latent_nll((u, *batch[1:]))
 
     def simultaneous(self, batch: Batch) -> LossTerms:
         terms = self.reconstruction(batch)
-        terms.update(self._with_score(batch, lambda theta: manifold_log_prob(self.model, batch[0], theta), "nll"))
+        terms.update(self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "manifold"), "nll"))
         return terms
 
     def maximum_likelihood(self, batch: Batch) -> LossTerms:
         mode = ml_mode(self.model)
-        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, mode), "nll")
+        return self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, mode), "nll")
 
 
 def _encode_frozen(model):
     def prepare(data: Batch) -> Batch:
-        return (model._encode_std(data[0], None), *data[1:])
+        return (model.encode_std(data[0]), *data[1:])
 
     return prepare
 

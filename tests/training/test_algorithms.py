@@ -191,3 +191,19 @@ def test_me_flow_sequential_reduces_its_losses():
     model = create_model("emflow", data_dim=3, parameter_dim=1, latent_dim=2)
     config = TrainingConfig(algorithm="sequential", epochs_m=3, epochs_d=3, **FAST)
     assert_losses_decrease(train_model(model, x, theta, config, progress=False), ["M", "D"])
+
+
+def test_simultaneous_step_trains_the_models_own_manifold_density():
+    """The S step's NLL is -mean log p(x|theta) of the "manifold" mode, the density inference uses."""
+    torch.manual_seed(0)
+    model = ManifoldFlow(data_dim=3, latent_dim=2, parameter_dim=1, outer={"n_layers": 1, "hidden_features": 8},
+                         inner={"n_layers": 1, "hidden_features": 8}).double()
+    rng = np.random.default_rng(0)
+    x, theta = rng.normal(size=(20, 3)) * [1.0, 5.0, 0.2], rng.uniform(-1, 1, (20, 1))
+    model.fit_scalers(x, theta)
+    phases = build_phases(model, TrainingConfig(algorithm="simultaneous", epochs_pretrain=0, epochs_posttrain=0))
+    (step,) = phases[0].steps
+    batch = (model.x_scaler(torch.as_tensor(x)), model.theta_scaler(torch.as_tensor(theta)))
+    model.train()
+    terms = step.loss(batch)
+    torch.testing.assert_close(terms["nll"], -model.log_prob(x, theta, "manifold").mean(), rtol=1e-10, atol=1e-10)
