@@ -77,7 +77,6 @@ def choice(options: Sequence[str]) -> Rule:
 
 
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
-TEXT = Rule("a string", lambda v: isinstance(v, str))
 SUBTABLE = Rule("a table", lambda v: isinstance(v, dict))
 NUMBERS = Rule("a non-empty array of numbers", lambda v: isinstance(v, list | tuple) and len(v) > 0
                and all(_is_number(x) for x in v))
@@ -119,7 +118,3 @@ def from_table(cls: type[T], values: Any, where: str) -> T:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
     return cls(**values)
 
-
-def defaults_of(cls: type[Table]) -> dict[str, Any]:
-    """The default value of every field of ``cls`` (for documentation and tests)."""
-    return dataclasses.asdict(cls())  # type: ignore[call-arg]
