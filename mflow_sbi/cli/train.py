@@ -53,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reconstruction", choices=RECONSTRUCTION_KINDS, help="reconstruction error (default mse)")
     parser.add_argument("--latent-l2", type=float, metavar="WEIGHT", help="L2 penalty on the latents in phase M")
     parser.add_argument("--scandal", type=float, metavar="WEIGHT",
-                        help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+                        help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off; default 10 when the data carry t_xz)")
+    parser.add_argument("--threads", type=int, help="torch threads (default 1; 0: torch's choice)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
