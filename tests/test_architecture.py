@@ -114,3 +114,14 @@ def _loaded_after(code: str) -> list[str]:
 ])
 def test_light_imports_do_not_load_the_sampler_or_plotting_stack(code):
     assert _loaded_after(code) == []
+
+
+def test_modules_moved_in_the_restructuring_stay_importable_from_their_01_paths():
+    import mflow_sbi.inference.priors as old_priors
+    import mflow_sbi.priors as priors
+    from mflow_sbi.inference import sampler
+    from mflow_sbi.inference.potential import PosteriorPotential
+    from mflow_sbi.inference.settings import DEFAULT_WALKERS
+
+    assert old_priors.IndependentPrior is priors.IndependentPrior and old_priors.resolve_prior is priors.resolve_prior
+    assert sampler.LogPosterior is PosteriorPotential and sampler.DEFAULT_WALKERS == DEFAULT_WALKERS

@@ -30,7 +30,7 @@ class RunOutputs:
     observed_data: Path
     model: Path
     posterior: Path
-    summary: Path
+    summary: Path  # posterior_summary.json; also written as summary.json, its 0.1 name
     corner: Path
     reference: Path | None = None
 
@@ -38,7 +38,8 @@ class RunOutputs:
     def under(cls, directory: Path) -> RunOutputs:
         return cls(directory=directory, training_data=directory / layout.TRAINING_DATA_FILE,
                    observed_data=directory / layout.OBSERVED_DATA_FILE, model=directory / layout.MODEL_SUBDIR,
-                   posterior=directory / layout.POSTERIOR_FILE, summary=directory / layout.RUN_SUMMARY_FILE,
+                   posterior=directory / layout.POSTERIOR_FILE,
+                   summary=layout.summary_path(directory / layout.POSTERIOR_FILE),
                    corner=directory / layout.CORNER_FILE)
 
 
@@ -96,8 +97,8 @@ def run_pipeline(
                                                                inference.seed)
         shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
     posterior.save(outputs.posterior)
-    posterior.save_summary(layout.summary_path(outputs.posterior))
     posterior.save_summary(outputs.summary)
+    posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
     corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(simulator.parameter_labels),
                 names=names)
     return outputs, posterior
