@@ -152,8 +152,10 @@ class ManifoldFlow(ConditionalDensityModel):
         return standard_normal_log_prob(noise) + log_det
 
     def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """-1/2 log det(J^T J) with J = d x_raw / d u' at u' (differentiable in training mode)."""
-        differentiable = self.training and torch.is_grad_enabled()
+        """-1/2 log det(J^T J) with J = d x_raw / d u' at u', differentiable in training mode and, with a conditional
+        outer flow, whenever theta carries gradients (the SCANDAL score of validation batches)."""
+        wants_theta_gradient = context is not None and context.requires_grad
+        differentiable = torch.is_grad_enabled() and (self.training or wants_theta_gradient)
         method = self.jacobian_method
         if differentiable and context is not None and method == "forward":
             method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)

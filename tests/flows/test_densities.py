@@ -178,3 +178,18 @@ def test_manifold_density_uses_the_raw_jacobian_diag_s_times_the_standardized_on
     torch.testing.assert_close(model.log_prob(x, theta, "manifold"), latent - raw, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(model.log_prob_std(x_std, theta_std, "manifold"), latent - raw, rtol=1e-9, atol=1e-9)
     assert float((raw - standardized).std()) > 1e-3
+
+
+def test_conditional_outer_manifold_density_has_its_theta_gradient_in_eval_mode():
+    """The SCANDAL score of a validation batch (eval mode) sees the volume term's theta dependence."""
+    model = make_model("mflow", conditional_outer=True).eval()
+    x, theta = random_inputs(model, 3)
+    x_std = model.x_scaler(x)
+    theta_std = model.theta_scaler(theta).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.log_prob_std(x_std, theta_std, "manifold").sum(), theta_std)
+    direction = torch.randn(theta_std.shape, generator=torch.Generator().manual_seed(1), dtype=theta_std.dtype)
+    step = 1e-6
+    with torch.no_grad():
+        up = model.log_prob_std(x_std, theta_std + step * direction, "manifold").sum()
+        down = model.log_prob_std(x_std, theta_std - step * direction, "manifold").sum()
+    torch.testing.assert_close((gradient * direction).sum(), (up - down) / (2 * step), rtol=1e-5, atol=1e-7)
