@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.bench_training import BENCH_OUTER
 from mflow_sbi.inference.likelihood import ModelLikelihood
-from mflow_sbi.inference.priors import box_uniform
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
+from mflow_sbi.priors import box_uniform
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 N_EVENTS = 20
@@ -48,7 +49,7 @@ def _model(path: str | None, data_dim: int, latent_dim: int, parameter_dim: int,
         return load_model(path).eval(), True
     torch.manual_seed(seed)
     model = create_model("mflow", data_dim=data_dim, parameter_dim=parameter_dim, latent_dim=latent_dim,
-                         prior=box_uniform([-1.0] * parameter_dim, [1.0] * parameter_dim))
+                         outer=BENCH_OUTER, prior=box_uniform([-1.0] * parameter_dim, [1.0] * parameter_dim))
     with torch.no_grad():  # nflows initializes coupling layers near the identity; make every layer act
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_training import subsample
+from benchmarks.bench_training import BENCH_OUTER, subsample
 from mflow_sbi.flows import ManifoldFlow
 from mflow_sbi.inference.diagnostics import autocorrelation_time
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
@@ -127,7 +127,7 @@ def mflow_posterior(simulator, theta_train, x_train, x_observed, exact: np.ndarr
                     scandal: float = 0.0) -> dict:
     """Sequential M/D M-flow; with ``scandal`` > 0 phase D adds the SCANDAL score loss on ``t_xz``."""
     torch.manual_seed(args.seed)
-    model = ManifoldFlow(3, 2, 1, prior=simulator.prior)
+    model = ManifoldFlow(3, 2, 1, outer=BENCH_OUTER, prior=simulator.prior)
     config = TrainingConfig(algorithm="sequential", epochs_m=args.epochs_m, epochs_d=args.epochs_d,
                             patience=args.patience, threads=1, seed=args.seed, scandal=scandal)
     began = time.perf_counter()

@@ -5,8 +5,9 @@ The public API is re-exported here and imported lazily (on first attribute acces
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mflow_sbi.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,7 @@ _LAZY = {
     "Posterior": "mflow_sbi.inference",
     "sample_posterior": "mflow_sbi.inference",
     "run_inference": "mflow_sbi.inference",
-    "IndependentPrior": "mflow_sbi.inference.priors",
+    "IndependentPrior": "mflow_sbi.priors",
     "corner_plot": "mflow_sbi.plotting",
     "load_any": "mflow_sbi.data",
     "load_events": "mflow_sbi.data",
@@ -33,20 +34,12 @@ if TYPE_CHECKING:
     from mflow_sbi.data import load_any, load_events
     from mflow_sbi.flows import PIE, AmbientFlow, EncoderManifoldFlow, ManifoldFlow, load_model
     from mflow_sbi.inference import ModelLikelihood, Posterior, SimulatorLikelihood, run_inference, sample_posterior
-    from mflow_sbi.inference.priors import IndependentPrior
     from mflow_sbi.plotting import corner_plot
+    from mflow_sbi.priors import IndependentPrior
     from mflow_sbi.training import TrainingConfig, train_model
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mflow_sbi' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "__version__",

@@ -2,22 +2,53 @@
 
 Simulator keyword options (e.g. ``latent_dim`` of the spherical Gaussian, ``smearing`` of the LHC generator)
 are stored with ``.npz`` data sets as ``simulator_options``, so later steps rebuild the same simulator.
+
+The ``[simulation]`` table of a run configuration (:class:`SimulationConfig`):
+
+    simulator    a registered simulator (``simulators.SIMULATORS``)
+    n_train      training events, theta drawn from the prior
+    n_observed   observed events, all at observed_theta
+    true_theta   the parameter point of the observed events
+    seed         the training set's seed (the observed set uses seed + 1)
+    joint_score  store the exact joint score t_xz with the training events (for SCANDAL)
+    reference    also sample the exact-likelihood posterior when the simulator has one
+    [simulation.options]  the simulator's keyword arguments
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
+from mflow_sbi.schema import BOOLEAN, NUMBERS, SUBTABLE, Table, choice, integer, setting
+from mflow_sbi.simulators import SIMULATORS
+
+
+@dataclass
+class SimulationConfig(Table):
+    """The ``[simulation]`` table (see the module docstring)."""
+
+    TABLE = "simulation"
+
+    simulator: str = setting("polynomial_surface", choice(sorted(SIMULATORS)))
+    n_train: int = setting(20000, integer(2))
+    n_observed: int = setting(20, integer(1))
+    true_theta: list[float] = setting([0.3], NUMBERS)
+    seed: int = setting(1, integer(0))
+    joint_score: bool = setting(True, BOOLEAN)
+    reference: bool = setting(True, BOOLEAN)
+    options: dict[str, Any] = setting({}, SUBTABLE)
 
 
 def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """(n, p) parameters: ``theta`` (shape (p,)) repeated, or drawn from the prior when None."""
     if n <= 0:
-        raise InputError(f"--n must be positive, got {n}")
+        raise InputError(f"the number of events must be positive, got {n}")
     p = len(simulator.parameter_names)
     if theta is None:
         return simulator.prior.sample(n, rng)

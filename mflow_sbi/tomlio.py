@@ -1,16 +1,19 @@
-"""Minimal TOML reading (stdlib ``tomllib``) and writing for our configuration files.
+"""TOML files: reading with the standard library's ``tomllib``, writing with ``tomli-w``, both atomic and
+with errors that name the file.
 
-The writer handles what our files contain: nested tables of strings, numbers, booleans and flat lists
-of those. Reading back what it writes gives the same dictionary.
+tomli-w quotes keys where TOML needs it (dots, spaces) and writes arrays of tables, so reading back what
+:func:`write_toml` wrote gives the same dictionary. TOML has no null: None values are left out (readers take
+the default for a missing key).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.io import save_text
@@ -28,32 +31,20 @@ def read_toml(path: str | os.PathLike) -> dict:
         raise ConfigError(f"{path}: invalid TOML ({err})") from None
 
 
-def _scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {type(value).__name__} value {value!r} to TOML")
+        return [_without_none(item) for item in value]
+    return value
 
 
-def dumps_toml(data: dict, _prefix: str = "") -> str:
-    """Serialize a nested dict: scalars first, then one [table] per nested dict. None values are omitted."""
-    lines = [f"{key} = {_scalar(value)}" for key, value in data.items() if value is not None and not isinstance(value, dict)]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            name = f"{_prefix}{key}"
-            lines += ["", f"[{name}]", dumps_toml(value, f"{name}.").strip("\n")]
-    return "\n".join(lines).strip("\n") + "\n"
+def dumps_toml(data: dict) -> str:
+    """``data`` as TOML text (None values left out)."""
+    try:
+        return tomli_w.dumps(_without_none(data))
+    except TypeError as err:
+        raise ConfigError(f"cannot write to TOML: {err}") from None
 
 
 def write_toml(path: str | os.PathLike, data: dict) -> Path:

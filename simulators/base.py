@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 __all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "CONSTANTS"]
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from mflow_sbi.data.kinematics import event_features, sort_by_pt
 from mflow_sbi.errors import ConfigError, IntractableLikelihood
-from mflow_sbi.inference.priors import diagonal_normal
+from mflow_sbi.priors import diagonal_normal
 
 from .base import broadcast_theta, check_x, load_constants
 from .lhc_constraints import closure, constraint_violations

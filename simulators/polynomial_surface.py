@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from mflow_sbi.inference.priors import IndependentPrior, Uniform1D
+from mflow_sbi.priors import IndependentPrior, Uniform1D
 
 from .base import broadcast_theta, check_x, load_constants
 

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.priors import box_uniform
+from mflow_sbi.priors import box_uniform
 
 from .base import broadcast_theta, check_x
 

@@ -9,7 +9,8 @@ import pytest
 
 from mflow_sbi.cli import main
 from mflow_sbi.flows import load_model
-from mflow_sbi.pipeline import distance_to_reference
+from mflow_sbi.inference.metrics import subsampled_mmd2
+from mflow_sbi.workflow.run import REFERENCE_DRAWS
 
 TINY_CONFIG = """
 [simulation]
@@ -79,18 +80,19 @@ def test_simulate_train_infer_plot(tmp_path, tiny_config):
 def test_run_writes_all_outputs(tmp_path, tiny_config, capsys):
     out = tmp_path / "run"
     assert main(["-q", "run", str(tiny_config), "--out", str(out)]) == 0
-    for name in ("train.npz", "observed.npz", "posterior.npz", "summary.json", "corner.png", "model/weights.pt"):
+    for name in ("train.npz", "observed.npz", "posterior.npz", "posterior_summary.json", "summary.json", "corner.png",
+                 "model/weights.pt"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     low, high = summary["parameters"]["theta"]["central_95"]
     assert -1.0 <= low <= high <= 1.0
-    assert summary["metadata"]["true_theta"] == [0.3]
+    assert summary["metadata"]["observed_theta"] == [0.3]
     printed = capsys.readouterr().out
     assert str(out / "corner.png") in printed
     # the simulator's likelihood is tractable: the exact-likelihood posterior comes along, with its distance
     with np.load(out / "reference_posterior.npz") as reference, np.load(out / "posterior.npz") as posterior:
         assert reference["samples"].shape == (4 * 20, 1)
-        distance = distance_to_reference(posterior["samples"], reference["samples"], 0)
+        distance = subsampled_mmd2(posterior["samples"], reference["samples"], REFERENCE_DRAWS, 0)
     assert summary["metadata"]["mmd2_to_exact"] == pytest.approx(distance)
     assert "MMD^2 to the exact-likelihood posterior" in printed
 
@@ -104,8 +106,8 @@ def test_run_without_reference(tmp_path):
 
 def test_distance_to_reference_separates_posteriors():
     rng = np.random.default_rng(1)
-    same = distance_to_reference(rng.normal(size=(5000, 1)), rng.normal(size=(5000, 1)))
-    shifted = distance_to_reference(rng.normal(size=(5000, 1)), rng.normal(0.5, 1.0, size=(5000, 1)))
+    same = subsampled_mmd2(rng.normal(size=(5000, 1)), rng.normal(size=(5000, 1)))
+    shifted = subsampled_mmd2(rng.normal(size=(5000, 1)), rng.normal(0.5, 1.0, size=(5000, 1)))
     assert abs(same) < 0.005 < shifted
 
 

@@ -6,10 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from mflow_sbi import layout
 from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.calibration import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
+from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi import plotting
     from mflow_sbi.inference.calibration import run_calibration
     from mflow_sbi.inference.likelihood import ModelLikelihood
-    from mflow_sbi.inference.priors import resolve_prior
+    from mflow_sbi.priors import resolve_prior
     from mflow_sbi.simulators import get_simulator
 
     simulator = get_simulator(args.simulator)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"simulator {args.simulator} has data dimension {simulator.data_dim} and "
                          f"{len(simulator.parameter_names)} parameter(s); the model has {model.data_dim} and "
                          f"{model.parameter_dim}")
-    prior = resolve_prior(getattr(model, "prior", None), prior_override(args), model.parameter_dim)
+    prior = resolve_prior(getattr(model, "prior", None), prior_override(args, model), model.parameter_dim)
     result = run_calibration(
         simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
         n_events=args.n_events, seed=args.seed, n_rank_samples=args.rank_samples,
@@ -52,8 +53,9 @@ def run(args: argparse.Namespace) -> None:
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin,
     )
     out = Path(args.out)
-    written = [result.save(out / "calibration.npz"), result.save_summary(out / "calibration_summary.json"),
-               plotting.sbc_plot(result, out / "sbc_ranks.png"), plotting.coverage_plot(result, out / "coverage.png")]
+    written = [result.save(out / layout.CALIBRATION_FILE), result.save_summary(out / layout.CALIBRATION_SUMMARY_FILE),
+               plotting.sbc_plot(result, out / layout.SBC_PLOT_FILE),
+               plotting.coverage_plot(result, out / layout.COVERAGE_PLOT_FILE)]
     summary = result.summary()
     print(f"rank uniformity p-values: {summary['rank_uniformity_pvalue']}")
     print(f"expected coverage: {summary['expected_coverage']}")

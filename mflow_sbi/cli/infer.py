@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.data.datasets import load_events
-from mflow_sbi.inference.priors import IndependentPrior
-from mflow_sbi.inference.sampler import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
+from mflow_sbi.errors import InputError
+from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
+from mflow_sbi.layout import summary_path
+from mflow_sbi.priors import IndependentPrior
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,14 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the model's prior: uniform(LOW,HIGH) or normal(LOC,SCALE), once per parameter")
 
 
-def prior_override(args: argparse.Namespace) -> IndependentPrior | None:
-    return IndependentPrior.from_specs(args.prior) if args.prior else None
+def prior_override(args: argparse.Namespace, model) -> IndependentPrior | None:
+    """The --prior specs, or None to use the model's prior (an error naming the flag when it has none)."""
+    if args.prior:
+        return IndependentPrior.from_specs(args.prior)
+    if getattr(model, "prior", None) is None:
+        raise InputError(f"{args.model} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
+                         "per parameter")
+    return None
 
 
 def load_model(path: str):
@@ -51,12 +58,6 @@ def load_model(path: str):
     from mflow_sbi.flows import load_model as load
 
     return load(path)
-
-
-def summary_path(out: str | Path) -> Path:
-    """Where the JSON summary of a posterior written to ``out`` goes: ``<stem>_summary.json`` next to it."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}_summary.json")
 
 
 def observed_theta(theta: np.ndarray | None) -> list[float] | None:
@@ -67,7 +68,7 @@ def observed_theta(theta: np.ndarray | None) -> list[float] | None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mflow_sbi.inference.pipeline import run_inference
+    from mflow_sbi.inference.infer import run_inference
 
     observed = load_events(args.observed)
     model = load_model(args.model)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
     if truth is not None:
         metadata["observed_theta"] = truth
     posterior = run_inference(
-        model, observed.x, prior=prior_override(args), cache=False if args.no_cache else "auto", metadata=metadata,
+        model, observed.x, prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
         init=args.init, progress=show_progress(args), until_converged=args.until_converged,
     )

@@ -7,7 +7,6 @@ import logging
 
 from mflow_sbi.cli.options import parse_vector
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.posterior import Posterior
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi import plotting
+    from mflow_sbi.inference.posterior import Posterior
 
     posteriors = [Posterior.load(path) for path in args.posteriors]
     names = args.names.split(",") if args.names else None
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> None:
     if args.truth is not None:
         truth = parse_vector(args.truth, "--truth")
     else:
-        truth = posteriors[0].metadata.get("observed_theta")
+        metadata = posteriors[0].metadata
+        truth = metadata.get("observed_theta", metadata.get("true_theta"))  # true_theta: `run` posteriors of 0.1
     levels = tuple(parse_vector(args.levels, "--levels"))
     if not all(0 < level < 1 for level in levels):
         raise InputError(f"--levels must lie strictly between 0 and 1, got {args.levels}")

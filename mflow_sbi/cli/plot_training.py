@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mflow_sbi.training.curves import LEARNING_CURVES_FILE, plot_learning_curves
-from mflow_sbi.training.history import load_history
+from mflow_sbi.layout import LEARNING_CURVES_FILE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mflow_sbi.training.curves import plot_learning_curves
+    from mflow_sbi.training.history import load_history
+
     history = load_history(args.model_dir)
     out = Path(args.out) if args.out else Path(args.model_dir) / LEARNING_CURVES_FILE
     plot_learning_curves(history.records, out)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import load_config
-from mflow_sbi.pipeline import run_pipeline
 
 DEFAULT_OUT = "mflow_sbi_output"
 
@@ -22,9 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mflow_sbi.workflow.run import run_pipeline
+
     config = load_config(args.config)
     outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args), resume=args.resume)
-    truth = posterior.metadata["true_theta"]
+    truth = posterior.metadata["observed_theta"]
     print(posterior.format_summary())
     parameters = posterior.summary()["parameters"]
     for k, name in enumerate(posterior.parameter_names):

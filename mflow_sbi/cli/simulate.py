@@ -52,6 +52,8 @@ def parse_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.n <= 0:
+        raise InputError(f"--n must be positive, got {args.n}")
     theta = None if args.from_prior else parse_vector(args.theta, "--theta")
     options = parse_options(args.option)
     if Path(args.out).suffix == ".root":

@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.priors import IndependentPrior
-from mflow_sbi.pipeline import train_from_data
+from mflow_sbi.flows import MODEL_TYPES
+from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.training.settings import ALGORITHMS, RECONSTRUCTION_KINDS
-from mflow_sbi.training.streaming import StreamedData, open_streamed
+from mflow_sbi.workflow.train import train_from_data
 
-MODEL_CHOICES = ("af", "pie", "mflow", "emflow")
+if TYPE_CHECKING:
+    from mflow_sbi.training.streaming import StreamedData
 
 # flag destination -> TrainingConfig field
 TRAINING_FLAGS = {
@@ -38,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(with --format); globs allowed")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--config", help="TOML file with [model] and [training] options (flags override it)")
-    parser.add_argument("--model", choices=MODEL_CHOICES, help="model type (default: the config's, else mflow)")
+    parser.add_argument("--model", choices=list(MODEL_TYPES), help="model type (default: the config's, else mflow)")
     parser.add_argument("--latent-dim", type=int, help="manifold dimension n (default: the simulator's)")
     parser.add_argument("--algorithm", choices=ALGORITHMS,
                         help="training algorithm (default auto: ml for af/pie, sequential for mflow/emflow)")
@@ -51,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reconstruction", choices=RECONSTRUCTION_KINDS, help="reconstruction error (default mse)")
     parser.add_argument("--latent-l2", type=float, metavar="WEIGHT", help="L2 penalty on the latents in phase M")
     parser.add_argument("--scandal", type=float, metavar="WEIGHT",
-                        help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+                        help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off; default 10 when the data carry t_xz)")
+    parser.add_argument("--threads", type=int, help="torch threads (default 1; 0: torch's choice)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
@@ -80,6 +82,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mflow_sbi.training.streaming import StreamedData
+
     config = config_from_args(args)
     data = _load(args, config)
     head = data.head if isinstance(data, StreamedData) else data
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
             f"{' '.join(args.data)} stores no prior: give one --prior uniform(LOW,HIGH) or normal(LOC,SCALE) "
             "per parameter"
         )
-    if config.training.scandal > 0 and head.t_xz is None:
+    if config.training.score_weight > 0 and head.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
     print(f"model written to {out}")
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> None:
 def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedData:
     """The training events: in memory, or (``--stream`` / ``[training] stream``) prepared for streaming."""
     from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths, load_any
+    from mflow_sbi.training.streaming import open_streamed
 
     fmt = format_from_args(args)
     if not config.training.stream:
@@ -107,6 +112,6 @@ def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedDa
     if not_root:
         raise InputError(f"streaming (--stream, [training] stream) reads ROOT files only, got {', '.join(not_root)}; "
                          "train on .npz files in memory")
-    if config.training.scandal > 0:
+    if config.training.score_weight > 0:
         raise InputError("SCANDAL (--scandal) is not available when streaming: the joint score is not streamed")
     return open_streamed(args.data, fmt, args.step_size, config.training.validation_fraction)

@@ -6,22 +6,16 @@ uproot, awkward or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mflow_sbi.data.datasets import EventData, load_events
+from mflow_sbi.lazy import lazy_exports
 
-_LAZY = {
+_MODULES = {
     "Collection": "event_format", "EventFormat": "event_format", "load_format": "event_format",
     "preset_names": "event_format", "expand_paths": "loading", "load_any": "loading", "ReadStats": "root_read",
     "read_root": "root_read", "write_delphes": "root_write", "write_flat": "root_write",
     "EventStream": "streaming", "Moments": "streaming", "stream_moments": "streaming",
 }
+_LAZY = {name: f"mflow_sbi.data.{module}" for name, module in _MODULES.items()}
 
 __all__ = ["EventData", "load_events", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"mflow_sbi.data.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi.errors import DataFileError
-from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.io import read_npz, save_npz
+from mflow_sbi.priors import IndependentPrior
 
 
 @dataclass

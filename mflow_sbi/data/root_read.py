@@ -36,7 +36,7 @@ from mflow_sbi.data.datasets import EventData
 from mflow_sbi.data.event_format import Collection, EventFormat, closest, load_format
 from mflow_sbi.data.root_files import get_tree, open_root, read_metadata, reading
 from mflow_sbi.errors import DataFileError, InputError
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from mflow_sbi.data import kinematics
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.data.root_files import METADATA_KEY, metadata_json
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.io import atomic_path
+from mflow_sbi.priors import IndependentPrior
 
 DELPHES_TREE = "Delphes"
 FLAT_TREE = "events"

@@ -30,7 +30,7 @@ MODEL_TYPES: dict[str, type[ConditionalDensityModel]] = {
 def create_model(
     model_type: str, data_dim: int, parameter_dim: int, latent_dim: int | None = None, **options
 ) -> ConditionalDensityModel:
-    """Instantiate a model by type name ("af", "pie", "mflow", "emflow").
+    """Instantiate a model by type name (a key of ``MODEL_TYPES``).
 
     ``options`` are the class's keyword arguments; options given as None take the class default. An AF
     takes no latent_dim (a given one is an error).

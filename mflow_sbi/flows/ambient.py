@@ -18,7 +18,7 @@ import torch
 from mflow_sbi.flows.base import ConditionalDensityModel
 from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
 from mflow_sbi.flows.manifold import standard_normal_log_prob
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 DEFAULT_FLOW = StackConfig(n_layers=6, hidden_features=64)
 
@@ -27,6 +27,7 @@ class AmbientFlow(ConditionalDensityModel):
     """Conditional ambient flow p(x|theta) on R^d."""
 
     model_type = "af"
+    display_name = "AF"
     modes = ("ambient",)
     default_mode = "ambient"
 

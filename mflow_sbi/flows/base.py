@@ -6,8 +6,10 @@ A model estimates p(x|theta) for x in R^d and theta in R^p. Inputs are standardi
     log p(x|theta) = log p_std(x_std|theta) - sum_j log scale_j       (full-dimensional densities)
 
 Subclasses set ``model_type``, ``modes`` and ``default_mode`` and implement ``_log_prob_std`` and
-``_sample_std``. Models whose theta enters only an inner flow on latent coordinates also implement the
-cached-likelihood pair ``cache_observed`` / ``latent_log_prob``; the others raise NoCachedLikelihood.
+``_sample_std``. Training works on standardized tensors through the public ``log_prob_std`` (and, for
+models with a manifold, the methods listed in ``manifold.py``). Models whose theta enters only an inner flow
+on latent coordinates also implement the cached-likelihood pair ``cache_observed`` / ``latent_log_prob``;
+the others raise NoCachedLikelihood.
 
 Networks run in float32 by default; ``model.double()`` switches a model (weights, scalers and the dtype
 its inputs are converted to) to float64, e.g. for precise reference computations.
@@ -28,13 +30,10 @@ from torch import nn
 from mflow_sbi import __version__
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.flows.standardize import Standardizer
-from mflow_sbi.inference.priors import IndependentPrior
 from mflow_sbi.io import atomic_path, save_json
+from mflow_sbi.layout import CONFIG_FILE, VERSIONS_FILE, WEIGHTS_FILE
+from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.tomlio import read_toml, write_toml
-
-CONFIG_FILE = "config.toml"
-WEIGHTS_FILE = "weights.pt"
-VERSIONS_FILE = "versions.json"
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -55,10 +54,11 @@ def as_tensor(values: ArrayLike, dtype: torch.dtype = torch.float32) -> torch.Te
 class ConditionalDensityModel(nn.Module):
     """Base class of AF, PIE, M-flow and Me-flow."""
 
-    model_type: ClassVar[str]
+    model_type: ClassVar[str]  # the registry key (``MODEL_TYPES``), written to config.toml
+    display_name: ClassVar[str]  # for legends and reports
     modes: ClassVar[tuple[str, ...]]
     default_mode: ClassVar[str]
-    needs_latent_dim: ClassVar[bool] = False
+    needs_latent_dim: ClassVar[bool] = False  # True for models with a learned manifold (of dimension latent_dim)
     latent_dim: int | None = None
     conditional_outer: bool = False
 
@@ -136,6 +136,11 @@ class ConditionalDensityModel(nn.Module):
         mode = self.check_mode(mode)
         x, theta = self.check_inputs(x, theta)
         return self._log_prob_std(self.x_scaler(x), self.theta_scaler(theta), mode)
+
+    def log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """log p(x|theta) per event in raw units for standardized inputs (x_std, theta_std) of shape (N, d) and
+        (N, p), differentiable w.r.t. the parameters and theta_std: the density that training maximizes."""
+        return self._log_prob_std(x_std, theta_std, self.check_mode(mode))
 
     def sample(self, theta: ArrayLike, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n events x ~ p(x|theta) for one parameter point theta (p,), shape (n, d), raw units."""

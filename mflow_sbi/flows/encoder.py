@@ -26,7 +26,7 @@ from torch import nn
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.builders import StackConfig, config_from_dict, resolve_config
 from mflow_sbi.flows.manifold import ManifoldFlow
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class EncoderManifoldFlow(ManifoldFlow):
     """Conditional Me-flow: M-flow decoder and inner flow, separate residual-MLP encoder."""
 
     model_type = "emflow"
+    display_name = "Me-flow"
     modes = ("manifold", "fixed_manifold")
     default_mode = "manifold"
 

@@ -27,6 +27,18 @@ mode or under ``torch.no_grad()`` no graph is kept.
 
 With ``conditional_outer=True`` theta also conditions f; then the encoding depends on theta and the
 cached likelihood is unavailable.
+
+The "manifold" density is computed in one place (``_volume_term``), in raw units. Its Jacobian is
+J_raw = diag(s) J_std with J_std = d g / d u' in standardized units, so
+
+    log det(J_raw^T J_raw) = log det(J_std^T diag(s)^2 J_std),
+
+which differs from log det(J_std^T J_std) by a constant only when all scales s_j are equal. Training (the
+simultaneous algorithm's S step) therefore maximizes this raw-unit density, the one that inference uses.
+
+Training interface (standardized tensors in, differentiable): ``encode_std``, ``decode_std``,
+``latent_log_prob_std`` and ``log_prob_std`` (the density per mode); ``manifold_parameters`` and
+``density_parameters`` are the parameter groups of phases M and D.
 """
 
 from __future__ import annotations
@@ -41,9 +53,9 @@ from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
 from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
 from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
-DEFAULT_OUTER = StackConfig(n_layers=6, hidden_features=64)
+DEFAULT_OUTER = StackConfig(n_layers=4, hidden_features=64)
 DEFAULT_INNER = StackConfig(n_layers=4, hidden_features=64)
 
 
@@ -56,6 +68,7 @@ class ManifoldFlow(ConditionalDensityModel):
     """Conditional M-flow: outer flow, projection to n latent coordinates, conditional inner flow."""
 
     model_type = "mflow"
+    display_name = "M-flow"
     modes = ("manifold", "fixed_manifold")
     default_mode = "manifold"
     needs_latent_dim = True
@@ -139,8 +152,10 @@ class ManifoldFlow(ConditionalDensityModel):
         return standard_normal_log_prob(noise) + log_det
 
     def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """-1/2 log det(J^T J) with J = d x_raw / d u' at u' (differentiable in training mode)."""
-        differentiable = self.training and torch.is_grad_enabled()
+        """-1/2 log det(J^T J) with J = d x_raw / d u' at u', differentiable in training mode and, with a conditional
+        outer flow, whenever theta carries gradients (the SCANDAL score of validation batches)."""
+        wants_theta_gradient = context is not None and context.requires_grad
+        differentiable = torch.is_grad_enabled() and (self.training or wants_theta_gradient)
         method = self.jacobian_method
         if differentiable and context is not None and method == "forward":
             method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)
@@ -176,6 +191,19 @@ class ManifoldFlow(ConditionalDensityModel):
         u = self.inner.inverse(noise, context=theta_std)[0]
         v = self._off_manifold_sample(rows, generator)
         return self._outer_inverse(u, v, self._outer_context(theta_std, rows))[0]
+
+    # --- training interface (standardized units, see the module docstring) ----------------------------------
+    def encode_std(self, x_std: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
+        """u'(x_std), shape (N, n); theta_std (p,) or (N, p) only with conditional_outer."""
+        return self._encode_std(x_std, self._outer_context(theta_std, x_std.shape[0]))
+
+    def decode_std(self, u: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
+        """g(u') in standardized units, shape (N, d); theta_std only with conditional_outer."""
+        return self._decode_std(u, self._outer_context(theta_std, u.shape[0]))
+
+    def latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
+        """log p(u'|theta) of the inner flow for standardized theta, shape (N,)."""
+        return self._latent_log_prob_std(u, theta_std)
 
     # --- public latent-space API (raw units in and out) --------------------------------------------------
     def _context_for(self, theta: ArrayLike | None, rows: int) -> torch.Tensor | None:

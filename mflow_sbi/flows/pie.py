@@ -20,13 +20,14 @@ import torch
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.builders import StackConfig
 from mflow_sbi.flows.manifold import ManifoldFlow, standard_normal_log_prob
-from mflow_sbi.inference.priors import IndependentPrior
+from mflow_sbi.priors import IndependentPrior
 
 
 class PIE(ManifoldFlow):
     """Conditional PIE: an M-flow architecture with Gaussian off-manifold coordinates of width ``eps``."""
 
     model_type = "pie"
+    display_name = "PIE"
     modes = ("pie", "manifold", "fixed_manifold")
     default_mode = "pie"
 

@@ -25,10 +25,9 @@ from scipy.stats import chisquare, kstest
 from tqdm.auto import tqdm
 
 from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
 from mflow_sbi.io import save_json, save_npz
 
-DEFAULT_DATASETS = 200
-DEFAULT_RANK_SAMPLES = 99
 RANK_BINS = 10
 
 
@@ -130,9 +129,10 @@ def run_calibration(
 
     ``simulate(theta (p,), n, rng)`` draws events; ``likelihood_factory(x)`` returns the summed
     log-likelihood callable for observed events ``x`` (e.g. ``lambda x: ModelLikelihood(model, x)``);
-    ``sampler_options`` go to :func:`mflow_sbi.inference.sampler.sample_posterior`.
+    ``sampler_options`` go to :func:`mflow_sbi.inference.sampler.sample_potential`.
     """
-    from mflow_sbi.inference.sampler import LogPosterior, prior_dim, sample_posterior
+    from mflow_sbi.inference.potential import PosteriorPotential, prior_dim
+    from mflow_sbi.inference.sampler import sample_potential
 
     if n_datasets < 1 or n_events < 1 or n_rank_samples < 1:
         raise InputError(f"need positive n_datasets, n_events, n_rank_samples; got {n_datasets}, {n_events}, "
@@ -142,11 +142,12 @@ def run_calibration(
     for k in tqdm(range(n_datasets), desc="calibration", disable=not progress):
         theta_true = prior.sample(1, rng)[0]
         likelihood = likelihood_factory(simulate(theta_true, n_events, rng))
-        posterior = sample_posterior(likelihood, prior, seed=seed + 1 + k, progress=False, **sampler_options)
+        potential = PosteriorPotential(likelihood, prior)
+        posterior = sample_potential(potential, seed=seed + 1 + k, progress=False, **sampler_options)
         if posterior.n_samples < n_rank_samples:
             raise InputError(f"posterior has {posterior.n_samples} samples, fewer than {n_rank_samples} rank draws")
         draws = posterior.samples[rng.choice(posterior.n_samples, n_rank_samples, replace=False)]
-        truth_log_prob = LogPosterior(likelihood, prior)(theta_true[None, :])[0]
+        truth_log_prob = potential(theta_true[None, :])[0]
         truths.append(theta_true)
         ranks.append(sbc_ranks(draws, theta_true))
         credibility.append(hpd_credibility(posterior.log_prob, truth_log_prob))

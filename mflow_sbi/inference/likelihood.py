@@ -128,6 +128,11 @@ class ModelLikelihood:
             self._u = u.detach()
             self._const = float(const.detach().double().sum())
 
+    @property
+    def metadata(self) -> dict:
+        """Recorded with a posterior: the observed data's fingerprint, their number, whether encoding was cached."""
+        return {"observed_fingerprint": self.fingerprint, "n_events": self.n_events, "cached": self.cached}
+
     def _rows(self, x_rows: torch.Tensor, theta_rows: torch.Tensor) -> torch.Tensor:
         if self.cached:
             return self.model.latent_log_prob(x_rows, theta_rows)
@@ -173,6 +178,11 @@ class SimulatorLikelihood:
         self.n_events = self.x_observed.shape[0]
         self.chunk_size = int(chunk_size)
         self.fingerprint = observed_fingerprint(self.x_observed)
+
+    @property
+    def metadata(self) -> dict:
+        """Recorded with a posterior: the observed data's fingerprint and their number."""
+        return {"observed_fingerprint": self.fingerprint, "n_events": self.n_events}
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         theta = _check_theta(theta, self.parameter_dim)

@@ -1,7 +1,8 @@
 """The result of an MCMC run: posterior samples with their provenance, summaries and credible regions.
 
 File layout (``.npz``, written atomically): ``samples`` (M, p), ``log_prob`` (M,) (unnormalized log
-posterior of each sample), ``param_names`` (p,), ``labels`` (p,), ``diagnostics`` and ``metadata``
+posterior of each sample), ``parameter_names`` (p,) (the name data files use; also written as ``param_names``,
+the 0.1 name, which is read when ``parameter_names`` is absent), ``labels`` (p,), ``diagnostics`` and ``metadata``
 (JSON strings), and optionally the full ensemble ``chain`` (steps, walkers, p) with ``chain_log_prob``
 (steps, walkers), burn-in included, for trace plots.
 """
@@ -18,6 +19,8 @@ import numpy as np
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.inference.credible import DEFAULT_LEVELS, HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
 from mflow_sbi.io import read_npz, save_json, save_npz
+
+LEGACY_NAMES_KEY = "param_names"  # the key of the parameter names in posterior files of 0.1
 
 
 def _plain(value):
@@ -91,7 +94,8 @@ class Posterior:
         arrays = {
             "samples": self.samples,
             "log_prob": self.log_prob,
-            "param_names": np.array(self.parameter_names),
+            "parameter_names": np.array(self.parameter_names),
+            LEGACY_NAMES_KEY: np.array(self.parameter_names),
             "labels": np.array(self.labels),
             "diagnostics": np.array(json.dumps(self.diagnostics)),
             "metadata": np.array(json.dumps(self.metadata)),
@@ -118,7 +122,7 @@ class Posterior:
 
         try:
             return cls(
-                fields["samples"], fields["log_prob"], strings("param_names"), strings("labels"),
+                fields["samples"], fields["log_prob"], strings("parameter_names") or strings(LEGACY_NAMES_KEY), strings("labels"),
                 mapping("diagnostics"), mapping("metadata"), fields.get("chain"), fields.get("chain_log_prob"),
             )
         except InputError as err:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import emcee
 import numpy as np
@@ -34,35 +35,19 @@ from scipy.optimize import minimize
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, autocorrelation_time, chain_diagnostics
 from mflow_sbi.inference.posterior import Posterior
+from mflow_sbi.inference.potential import LogLikelihood, PosteriorPotential, Potential, Prior
+from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 
 log = logging.getLogger(__name__)
 
-# 64 walkers cost little more than 32 per vectorized call (fixed per-call overhead dominates), and with
-# DE moves (tau ~ 5-13 steps for 1-4 parameters) give >= 5,000 effective samples in 1,200 post-burn-in steps.
-DEFAULT_WALKERS = 64
-DEFAULT_STEPS = 1500
-DEFAULT_BURN_IN = 300
 CONVERGENCE_CHECK_EVERY = 100
 TAU_RTOL = 0.01
 INIT_ATTEMPTS = 100
 BALL_SCALE = 1e-3
 
 
-class LogPosterior:
-    """Vectorized unnormalized log posterior: theta (K, p) -> (K,); -inf outside the prior support."""
-
-    def __init__(self, log_likelihood: Callable[[np.ndarray], np.ndarray], prior):
-        self.log_likelihood = log_likelihood
-        self.prior = prior
-
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
-        result = np.broadcast_to(np.asarray(self.prior.log_prob(theta), dtype=np.float64), (len(theta),)).copy()
-        inside = np.isfinite(result)
-        if inside.any():
-            result[inside] += np.asarray(self.log_likelihood(theta[inside]), dtype=np.float64)
-        result[~inside] = -np.inf
-        return np.where(np.isnan(result), -np.inf, result)
+# The 0.1 name of the posterior potential.
+LogPosterior = PosteriorPotential
 
 
 MOVES = ("de", "stretch")
@@ -77,17 +62,7 @@ def make_moves(name: str) -> list:
     raise InputError(f"moves must be one of {MOVES}, got {name!r}")
 
 
-def prior_dim(prior) -> int:
-    """Number of parameters of ``prior``: its ``dim``, or the width of one draw for priors without it."""
-    dim = getattr(prior, "dim", None)
-    return int(dim) if dim is not None else int(np.atleast_2d(prior.sample(1, np.random.default_rng(0))).shape[1])
-
-
-def _check_settings(prior, log_likelihood, n_walkers: int, n_steps: int, burn_in: int, thin: int, init: str) -> None:
-    p = prior_dim(prior)
-    expected = getattr(log_likelihood, "parameter_dim", None)
-    if expected is not None and expected != p:
-        raise InputError(f"the prior has {p} parameter(s) but the likelihood (model) has {expected}")
+def _check_settings(p: int, n_walkers: int, n_steps: int, burn_in: int, thin: int, init: str) -> None:
     if n_walkers < 2 * p:
         raise InputError(f"need at least 2 x {p} = {2 * p} walkers for {p} parameter(s), got {n_walkers}")
     if burn_in < 0 or thin < 1:
@@ -98,7 +73,7 @@ def _check_settings(prior, log_likelihood, n_walkers: int, n_steps: int, burn_in
         raise InputError(f"init must be 'prior' or 'map', got {init!r}")
 
 
-def _draw_valid(draw: Callable[[int], np.ndarray], log_post: LogPosterior, n: int, what: str) -> np.ndarray:
+def _draw_valid(draw: Callable[[int], np.ndarray], log_post: Potential, n: int, what: str) -> np.ndarray:
     """``n`` points from ``draw`` with a finite log posterior, redrawing the others."""
     points = draw(n)
     for _ in range(INIT_ATTEMPTS):
@@ -109,7 +84,7 @@ def _draw_valid(draw: Callable[[int], np.ndarray], log_post: LogPosterior, n: in
     raise InputError(f"could not place walkers {what} with a finite posterior after {INIT_ATTEMPTS} attempts")
 
 
-def find_map(log_post: LogPosterior, prior, rng: np.random.Generator, n_candidates: int = 256) -> np.ndarray:
+def find_map(log_post: Potential, prior: Prior, rng: np.random.Generator, n_candidates: int = 256) -> np.ndarray:
     """Approximate MAP: the best of ``n_candidates`` prior draws, refined by Nelder-Mead."""
     candidates = prior.sample(n_candidates, rng)
     values = log_post(candidates)
@@ -125,7 +100,7 @@ def find_map(log_post: LogPosterior, prior, rng: np.random.Generator, n_candidat
     return result.x if np.isfinite(result.fun) and result.fun <= objective(start) else start
 
 
-def initial_walkers(log_post: LogPosterior, prior, n_walkers: int, init: str, rng: np.random.Generator) -> np.ndarray:
+def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str, rng: np.random.Generator) -> np.ndarray:
     """Starting points (n_walkers, p), all with a finite log posterior."""
     if init == "prior":
         return _draw_valid(lambda n: prior.sample(n, rng), log_post, n_walkers, "from the prior")
@@ -151,9 +126,9 @@ def _run(sampler: emcee.EnsembleSampler, start: np.ndarray, n_steps: int, burn_i
     return False
 
 
-def sample_posterior(
-    log_likelihood: Callable[[np.ndarray], np.ndarray],
-    prior,
+def sample_potential(
+    potential: Potential,
+    *,
     n_walkers: int = DEFAULT_WALKERS,
     n_steps: int = DEFAULT_STEPS,
     burn_in: int = DEFAULT_BURN_IN,
@@ -167,21 +142,19 @@ def sample_posterior(
     until_converged: bool = False,
     moves: str = "de",
 ) -> Posterior:
-    """Sample p(theta | x_obs) with emcee; ``log_likelihood`` maps theta (K, p) to (K,) summed log-likelihoods.
+    """Sample exp(U(theta)) for a vectorized ``potential`` U (see :mod:`mflow_sbi.inference.potential`) with emcee.
 
-    ``prior`` is any object with ``sample(n, rng)`` -> (n, p) and ``log_prob(theta)`` (theta (K, p) -> (K,),
-    -inf outside its support), e.g. an ``IndependentPrior``; ``moves`` is "de" or
-    "stretch" (see the module docstring). With ``until_converged``,
-    ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned post-burn-in samples,
-    the full chain, diagnostics (see diagnostics.py) and metadata (sampler settings, observed-data fingerprint).
+    ``moves`` is "de" or "stretch" (see the module docstring); ``init`` is "prior" or "map". With
+    ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
+    post-burn-in samples, the full chain, diagnostics (see diagnostics.py) and metadata: the sampler settings,
+    the potential's metadata, then ``metadata``.
     """
-    _check_settings(prior, log_likelihood, n_walkers, n_steps, burn_in, thin, init)
+    p = potential.parameter_dim
+    _check_settings(p, n_walkers, n_steps, burn_in, thin, init)
     proposal = make_moves(moves)
-    log_post = LogPosterior(log_likelihood, prior)
     rng = np.random.default_rng(seed)
-    start = initial_walkers(log_post, prior, n_walkers, init, rng)
-    p = prior_dim(prior)
-    sampler = emcee.EnsembleSampler(n_walkers, p, log_post, vectorize=True, moves=proposal)
+    start = initial_walkers(potential, potential.prior, n_walkers, init, rng)
+    sampler = emcee.EnsembleSampler(n_walkers, p, potential, vectorize=True, moves=proposal)
     sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
     converged = _run(sampler, start, n_steps, burn_in, until_converged, progress)
@@ -196,13 +169,7 @@ def sample_posterior(
         log.warning("MCMC: %s", message)
     settings = {"n_walkers": n_walkers, "n_steps": n_steps, "steps_run": steps_run, "burn_in": burn_in,
                 "thin": thin, "seed": seed, "init": init, "until_converged": until_converged, "moves": moves}
-    info = {"sampler": settings}
-    for key in ("fingerprint", "n_events", "cached"):
-        if hasattr(log_likelihood, key):
-            info["observed_fingerprint" if key == "fingerprint" else key] = getattr(log_likelihood, key)
-    if hasattr(prior, "specs"):
-        info["prior"] = list(prior.specs)
-    info.update(metadata or {})
+    info = {"sampler": settings, **potential.metadata, **(metadata or {})}
     return Posterior(
         samples=chain[burn_in::thin].reshape(-1, p),
         log_prob=chain_log_prob[burn_in::thin].reshape(-1),
@@ -213,3 +180,14 @@ def sample_posterior(
         chain=chain,
         chain_log_prob=chain_log_prob,
     )
+
+
+def sample_posterior(log_likelihood: LogLikelihood, prior: Prior, **options: Any) -> Posterior:
+    """Sample p(theta | x_obs) proportional to prior(theta) * exp(log_likelihood(theta)): :func:`sample_potential`
+    of their :class:`~mflow_sbi.inference.potential.PosteriorPotential`, with the same keyword-only ``options``.
+
+    ``log_likelihood`` maps theta (K, p) to (K,) summed log-likelihoods; ``prior`` is any object with
+    ``sample(n, rng)`` -> (n, p) and ``log_prob(theta)`` (theta (K, p) -> (K,), -inf outside its support),
+    e.g. an ``IndependentPrior``.
+    """
+    return sample_potential(PosteriorPotential(log_likelihood, prior), **options)

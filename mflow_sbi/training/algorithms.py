@@ -36,13 +36,12 @@ from mflow_sbi.training.history import History
 from mflow_sbi.training.losses import (
     encode_decode,
     log_prob_and_score,
-    manifold_log_prob,
     reconstruction_error,
     score_error,
 )
 from mflow_sbi.training.settings import TrainingConfig
 from mflow_sbi.training.tensors import prepare_tensors
-from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer, TrainerSettings
+from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer
 
 ML_MODES = ("ambient", "pie")
 
@@ -53,8 +52,9 @@ def ml_mode(model) -> str | None:
 
 
 def is_manifold_model(model) -> bool:
-    """True for models with separate manifold and density parameters (M-flow, Me-flow, PIE)."""
-    return all(hasattr(model, name) for name in ("manifold_parameters", "density_parameters", "_encode_std"))
+    """True for models with a learned manifold and separate manifold and density parameters (M-flow, Me-flow,
+    PIE): their class sets ``needs_latent_dim``."""
+    return bool(model.needs_latent_dim)
 
 
 def resolve_algorithm(model, config: TrainingConfig) -> str:
@@ -83,7 +83,7 @@ class _Losses:
 
     def _with_score(self, batch: Batch, log_prob, name: str) -> LossTerms:
         """{name: mean -log p} plus, with SCANDAL, {"score": mean |score - t_xz|^2}."""
-        if self.config.scandal <= 0:
+        if self.config.score_weight <= 0:
             return {name: -log_prob(batch[1]).mean()}
         values, score = log_prob_and_score(log_prob, batch[1], self.model.theta_scaler.scale)
         return {name: -values.mean(), "score": score_error(score, batch[2]).mean()}
@@ -97,32 +97,32 @@ class _Losses:
 
     def latent_nll(self, batch: Batch) -> LossTerms:
         """Inner-flow NLL on precomputed latents batch[0]."""
-        return self._with_score(batch, lambda theta: self.model._latent_log_prob_std(batch[0], theta), "nll")
+        return self._with_score(batch, lambda theta: self.model.latent_log_prob_std(batch[0], theta), "nll")
 
     def fixed_manifold_nll(self, batch: Batch) -> LossTerms:
-        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
+        return self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
 
     def current_latent_nll(self, batch: Batch) -> LossTerms:
         """Inner-flow NLL on the current (detached) encoding of x: the D step of alternating training."""
         if self.model.conditional_outer:
             return self.fixed_manifold_nll(batch)
         with torch.no_grad():
-            u = self.model._encode_std(batch[0], None)
+            u = self.model.encode_std(batch[0])
         return self.latent_nll((u, *batch[1:]))
 
     def simultaneous(self, batch: Batch) -> LossTerms:
         terms = self.reconstruction(batch)
-        terms.update(self._with_score(batch, lambda theta: manifold_log_prob(self.model, batch[0], theta), "nll"))
+        terms.update(self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "manifold"), "nll"))
         return terms
 
     def maximum_likelihood(self, batch: Batch) -> LossTerms:
         mode = ml_mode(self.model)
-        return self._with_score(batch, lambda theta: self.model._log_prob_std(batch[0], theta, mode), "nll")
+        return self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, mode), "nll")
 
 
 def _encode_frozen(model):
     def prepare(data: Batch) -> Batch:
-        return (model._encode_std(data[0], None), *data[1:])
+        return (model.encode_std(data[0]), *data[1:])
 
     return prepare
 
@@ -131,7 +131,7 @@ def build_phases(model, config: TrainingConfig) -> list[Phase]:
     """The phases of the configured algorithm for ``model``; see the module docstring."""
     algorithm = resolve_algorithm(model, config)
     losses = _Losses(model, config)
-    weights = {"latent_l2": config.latent_l2, "score": config.scandal}
+    weights = {"latent_l2": config.latent_l2, "score": config.score_weight}
     if algorithm == "ml":
         return [Phase("ML", [Step("ml", list(model.parameters()), losses.maximum_likelihood, config.learning_rate,
                                   weights)], config.epochs)]
@@ -168,8 +168,10 @@ def train_model(
     """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
 
     ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
-    score, needed when ``config.scandal`` > 0. ``callback`` receives every epoch's history record.
+    score, needed when ``config.scandal`` > 0; an unset ``scandal`` trains with the score exactly when ``t_xz`` is
+    given (:meth:`TrainingConfig.for_data`). ``callback`` receives every epoch's history record.
     """
+    config = config.for_data(t_xz is not None)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         data = prepare_tensors(model, x, theta, t_xz, config)
@@ -191,10 +193,6 @@ def fit_prepared(
 ) -> History:
     """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
     source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`)."""
-    settings = TrainerSettings(
-        batch_size=config.batch_size, weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-        validation_fraction=config.validation_fraction, patience=config.patience,
-        max_nonfinite=config.max_nonfinite, seed=config.seed, progress=progress,
-    )
-    trainer = Trainer(model, data, settings, checkpoint=checkpoint, callback=callback, validation=validation)
+    trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
+                      validation=validation)
     return trainer.fit(build_phases(model, config), resume=resume)

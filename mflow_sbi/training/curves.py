@@ -18,7 +18,6 @@ from mflow_sbi.errors import InputError
 from mflow_sbi.io import atomic_path
 from mflow_sbi.training.history import SPLITS, History
 
-LEARNING_CURVES_FILE = "learning_curves.png"
 STYLES = {"train": "-", "val": "--"}
 
 

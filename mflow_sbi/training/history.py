@@ -17,9 +17,8 @@ from pathlib import Path
 
 from mflow_sbi.errors import DataFileError
 from mflow_sbi.io import save_json, save_text
+from mflow_sbi.layout import HISTORY_CSV, HISTORY_JSON
 
-HISTORY_JSON = "history.json"
-HISTORY_CSV = "history.csv"
 SPLITS = ("train", "val")
 
 

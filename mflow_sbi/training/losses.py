@@ -7,15 +7,15 @@ With x_std = (x - m_x)/s_x and theta_std = (theta - m_t)/s_t (the model's scaler
 - latent L2: ||u'||^2, a penalty that keeps the latent coordinates small;
 - latent NLL: -log p(u'|theta) of the inner flow on given latents. While the outer flow is frozen this differs
   from the fixed-manifold NLL by a term without inner-flow parameters or theta (same gradients);
-- manifold NLL: the exact M-flow NLL on the learned manifold in standardized units,
-      -log p(u'|theta) + 1/2 log det(J^T J),   J = d g / d u'  (d x n),
-  with J from the double-backward Jacobian kept in the graph, so it is differentiable w.r.t. the decoder's
-  parameters (the volume term is differentiated at the encoded u', not through the encoder);
-- model NLL: -log p(x|theta) in one of the model's density modes ("ambient" for AF, "pie" for PIE);
+- model NLL: -log p(x|theta) in one of the model's density modes (``model.log_prob_std``): "ambient" for AF,
+  "pie" for PIE, and "manifold" for the simultaneous step, the exact density on the learned manifold
+      -log p(u'|theta) + 1/2 log det(J_raw^T J_raw),   J_raw = d x_raw / d u'  (d x n),
+  differentiable w.r.t. the decoder's parameters in training mode (see ``mflow_sbi.flows.manifold``);
 - SCANDAL score loss: |grad_theta log p_model(x|theta) - t_xz|^2 with theta in raw units. Since
   theta_std = (theta - m_t)/s_t, grad_theta = grad_theta_std / s_t, and the x scaler only adds a constant.
 
-Raw-unit NLLs differ from the standardized ones by the constant sum_j log s_x,j, irrelevant for training.
+The full-dimensional NLLs in raw units differ from those in standardized units by the constant
+sum_j log s_x,j; the manifold NLL does not (its volume term sees the scales through J_raw = diag(s_x) J_std).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from collections.abc import Callable
 
 import torch
 from torch.nn import functional
-
-from mflow_sbi.flows.jacobian import decoder_jacobian, log_det_metric
 
 
 def reconstruction_error(reconstructed: torch.Tensor, x_std: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -36,18 +34,10 @@ def reconstruction_error(reconstructed: torch.Tensor, x_std: torch.Tensor, kind:
 
 
 def encode_decode(model, x_std: torch.Tensor, theta_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(u', g(u')) for an M-flow-like model (outer context from theta when the outer flow is conditional)."""
-    context = model._outer_context(theta_std, x_std.shape[0])
-    u = model._encode_std(x_std, context)
-    return u, model._decode_std(u, context)
-
-
-def manifold_log_prob(model, x_std: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
-    """Exact log density on the learned manifold (standardized units), differentiable w.r.t. all parameters."""
-    context = model._outer_context(theta_std, x_std.shape[0])
-    u = model._encode_std(x_std, context)
-    jacobian = decoder_jacobian(model._decode_std, u, context, method="double_backward", create_graph=True)
-    return model._latent_log_prob_std(u, theta_std) - 0.5 * log_det_metric(jacobian).to(u.dtype)
+    """(u', g(u')) for an M-flow-like model (theta_std conditions the outer flow when it is conditional)."""
+    theta = theta_std if model.conditional_outer else None
+    u = model.encode_std(x_std, theta)
+    return u, model.decode_std(u, theta)
 
 
 def log_prob_and_score(

@@ -139,7 +139,7 @@ def train_streamed(
 ) -> History:
     """Set the model's scalers from ``data.moments`` and train it on the streamed events (see the module
     docstring); the same arguments and result as :func:`~mflow_sbi.training.algorithms.train_model`."""
-    if config.scandal > 0:
+    if config.score_weight > 0:
         raise ConfigError("SCANDAL (training.scandal > 0) is not available when streaming; train in memory")
     if data.head.x.shape[1] != model.data_dim or data.head.theta.shape[1] != model.parameter_dim:
         raise InputError(f"the model takes x of {model.data_dim} and theta of {model.parameter_dim} columns, but "

@@ -42,11 +42,11 @@ def finite_rows(named: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | None, config: TrainingConfig):
     """Drop non-finite events, fit the model's scalers, and return the standardized training tensors."""
-    if config.scandal > 0 and t_xz is None:
+    if config.score_weight > 0 and t_xz is None:
         raise ConfigError("SCANDAL (training.scandal > 0) needs the joint score: "
                           "the training data have no 't_xz' field")
     named = {"x": torch.as_tensor(x).to(torch.float32), "theta": torch.as_tensor(theta).to(torch.float32)}
-    if config.scandal > 0:
+    if config.score_weight > 0:
         named["t_xz"] = torch.as_tensor(t_xz).to(torch.float32)
     if named["x"].ndim != 2:
         raise InputError(f"x must have shape (N, {model.data_dim}), got {tuple(named['x'].shape)}")
@@ -57,7 +57,7 @@ def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | Non
     model.fit_scalers(x_t, theta_t)
     with torch.no_grad():
         data = (model.x_scaler(x_t), model.theta_scaler(theta_t))
-    if config.scandal > 0:
+    if config.score_weight > 0:
         score = named["t_xz"][keep]
         if score.shape[1] != model.parameter_dim:
             raise InputError(f"t_xz must have shape (N, {model.parameter_dim}) like theta, got {tuple(score.shape)}")

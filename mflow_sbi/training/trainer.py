@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from mflow_sbi.errors import TrainingError
 from mflow_sbi.io import atomic_path
 from mflow_sbi.training.history import History
+from mflow_sbi.training.settings import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +98,6 @@ class Phase:
     prepare: Callable[[Batch], Batch] | None = None
 
 
-@dataclass
-class TrainerSettings:
-    batch_size: int = 256
-    weight_decay: float = 1e-5
-    clip_norm: float = 5.0
-    validation_fraction: float = 0.1
-    patience: int = 5
-    max_nonfinite: int = 20
-    seed: int = 0
-    progress: bool = True
-
 
 def _epoch_seed(seed: int, phase_index: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase_index * 10_007 + epoch) % (2**63 - 1)
@@ -145,8 +135,11 @@ def _check_tensors(data: Batch, what: str, allow_empty: bool = False) -> None:
 
 class Trainer:
     """Runs phases over in-memory data tensors (all of the same first dimension), split at random into
-    training and validation by ``settings.validation_fraction``, or over a :class:`BatchSource` with the
+    training and validation by ``config.validation_fraction``, or over a :class:`BatchSource` with the
     in-memory ``validation`` tensors (possibly with zero rows: then the training loss scores the epochs).
+
+    Of the training configuration the loop reads ``batch_size``, ``weight_decay``, ``clip_norm``,
+    ``validation_fraction``, ``patience``, ``max_nonfinite`` and ``seed``; the phases carry the rest.
 
     ``callback`` (optional) is called with each epoch's history record after its checkpoint is written.
     """
@@ -155,13 +148,16 @@ class Trainer:
         self,
         model: nn.Module,
         data: Batch | BatchSource,
-        settings: TrainerSettings,
+        config: TrainingConfig,
+        *,
+        progress: bool = True,
         checkpoint: str | os.PathLike | None = None,
         callback: Callable[[dict], None] | None = None,
         validation: Batch | None = None,
     ):
         self.model = model
-        self.settings = settings
+        self.config = config
+        self.progress = progress
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.callback = callback
         if isinstance(data, tuple):
@@ -169,7 +165,7 @@ class Trainer:
             if validation is not None:
                 raise TrainingError("in-memory training data are split into training and validation by "
                                     "validation_fraction; give validation tensors only with a batch source")
-            train_idx, val_idx = split_indices(data[0].shape[0], settings.validation_fraction, settings.seed)
+            train_idx, val_idx = split_indices(data[0].shape[0], config.validation_fraction, config.seed)
             self.train_data: Batch | BatchSource = tuple(t[train_idx] for t in data)
             self.val_data = tuple(t[val_idx] for t in data)
         else:
@@ -184,7 +180,7 @@ class Trainer:
     def _batches(self, data: Batch, generator: torch.Generator | None) -> Iterator[Batch]:
         n = data[0].shape[0]
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for idx in order.split(self.settings.batch_size):
+        for idx in order.split(self.config.batch_size):
             yield tuple(t[idx] for t in data)
 
     def _optimize(self, step: Step, optimizer: torch.optim.Optimizer, batch: Batch) -> LossTerms | None:
@@ -195,7 +191,7 @@ class Trainer:
             return None
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(step.parameters, self.settings.clip_norm)
+        norm = torch.nn.utils.clip_grad_norm_(step.parameters, self.config.clip_norm)
         if not bool(torch.isfinite(norm)):
             optimizer.zero_grad(set_to_none=True)
             return None
@@ -219,7 +215,7 @@ class Trainer:
                 if terms is None:
                     skipped += 1
                     self.consecutive_nonfinite += 1
-                    if self.consecutive_nonfinite > self.settings.max_nonfinite:
+                    if self.consecutive_nonfinite > self.config.max_nonfinite:
                         where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
                         raise TrainingError(
                             f"{self.consecutive_nonfinite} consecutive non-finite losses or gradients in step "
@@ -268,7 +264,7 @@ class Trainer:
         if state.get("plan") != plan:
             raise TrainingError(
                 f"{self.checkpoint_path}: checkpoint was written for phases {state.get('plan')}, but this run has "
-                f"{plan}; use the same configuration to resume, or start without --resume"
+                f"{plan}; use the same configuration to resume, or start afresh (without resume)"
             )
         return state
 
@@ -292,7 +288,7 @@ class Trainer:
 
     def _run_phase(self, plan, phase_index: int, phase: Phase, state: dict | None) -> None:
         optimizers = [
-            torch.optim.AdamW(step.parameters, lr=step.learning_rate, weight_decay=self.settings.weight_decay)
+            torch.optim.AdamW(step.parameters, lr=step.learning_rate, weight_decay=self.config.weight_decay)
             for step in phase.steps
         ]
         schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(phase.epochs, 1)) for opt in optimizers]
@@ -321,9 +317,9 @@ class Trainer:
         start = progress["start"]
         self.consecutive_nonfinite = 0
         bar = tqdm(range(start, phase.epochs), desc=f"phase {phase.name}", initial=start, total=phase.epochs,
-                   disable=None if self.settings.progress else True, leave=False)
+                   disable=None if self.progress else True, leave=False)
         for epoch in bar:
-            seed = _epoch_seed(self.settings.seed, phase_index, epoch)
+            seed = _epoch_seed(self.config.seed, phase_index, epoch)
             train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)
             for scheduler in schedulers:
                 scheduler.step()
@@ -338,7 +334,7 @@ class Trainer:
                 progress.update(best_loss=score, best_state=copy.deepcopy(self.model.state_dict()), stale=0)
             else:
                 progress["stale"] += 1
-            done = progress["stale"] >= self.settings.patience or epoch == phase.epochs - 1
+            done = progress["stale"] >= self.config.patience or epoch == phase.epochs - 1
             self._save_checkpoint({
                 "plan": plan, "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
@@ -348,7 +344,7 @@ class Trainer:
             if self.callback is not None:
                 self.callback(record)
             if done:
-                if progress["stale"] >= self.settings.patience:
+                if progress["stale"] >= self.config.patience:
                     log.info("phase %s: early stopping after epoch %d", phase.name, epoch)
                 break
         bar.close()

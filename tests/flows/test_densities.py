@@ -155,3 +155,41 @@ def test_conditional_outer_manifold_density_is_differentiable_in_training_mode()
     model.log_prob(x, theta, "manifold").sum().backward()
     assert all(p.grad is not None for p in model.inner.parameters())
     assert float(theta.grad.abs().max()) > 0
+
+
+@pytest.mark.parametrize("kind", ["mflow", "emflow"])
+def test_manifold_density_uses_the_raw_jacobian_diag_s_times_the_standardized_one(kind):
+    """J_raw = diag(s) J_std: log p = log p(u') - 1/2 log det(J_std^T diag(s)^2 J_std), which is not the
+    standardized-unit density shifted by a constant when the scales differ."""
+    model = make_model(kind)
+    scale = model.x_scaler.scale
+    assert float(scale.max() / scale.min()) > 1.5
+    x, theta = random_inputs(model, 5)
+    x_std, theta_std = model.x_scaler(x), model.theta_scaler(theta)
+    with torch.no_grad():
+        u = model.encode_std(x_std)
+        latent = model.latent_log_prob_std(u, theta_std)
+    raw, standardized = [], []
+    for ui in u:
+        j_std = jacobian(lambda v: model.decode_std(v[None])[0], ui)
+        raw.append(0.5 * log_abs_det(j_std.T @ torch.diag(scale**2) @ j_std))
+        standardized.append(0.5 * log_abs_det(j_std.T @ j_std))
+    raw, standardized = torch.stack(raw), torch.stack(standardized)
+    torch.testing.assert_close(model.log_prob(x, theta, "manifold"), latent - raw, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(model.log_prob_std(x_std, theta_std, "manifold"), latent - raw, rtol=1e-9, atol=1e-9)
+    assert float((raw - standardized).std()) > 1e-3
+
+
+def test_conditional_outer_manifold_density_has_its_theta_gradient_in_eval_mode():
+    """The SCANDAL score of a validation batch (eval mode) sees the volume term's theta dependence."""
+    model = make_model("mflow", conditional_outer=True).eval()
+    x, theta = random_inputs(model, 3)
+    x_std = model.x_scaler(x)
+    theta_std = model.theta_scaler(theta).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.log_prob_std(x_std, theta_std, "manifold").sum(), theta_std)
+    direction = torch.randn(theta_std.shape, generator=torch.Generator().manual_seed(1), dtype=theta_std.dtype)
+    step = 1e-6
+    with torch.no_grad():
+        up = model.log_prob_std(x_std, theta_std + step * direction, "manifold").sum()
+        down = model.log_prob_std(x_std, theta_std - step * direction, "manifold").sum()
+    torch.testing.assert_close((gradient * direction).sum(), (up - down) / (2 * step), rtol=1e-5, atol=1e-7)

@@ -5,8 +5,8 @@ import pytest
 from scipy.stats import norm
 
 from mflow_sbi.errors import InputError
+from mflow_sbi.inference.infer import run_inference
 from mflow_sbi.inference.likelihood import ModelLikelihood
-from mflow_sbi.inference.pipeline import run_inference
 from mflow_sbi.inference.priors import box_uniform, diagonal_normal
 from mflow_sbi.inference.sampler import LogPosterior, find_map, sample_posterior
 

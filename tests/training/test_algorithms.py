@@ -12,7 +12,7 @@ import torch
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES, ManifoldFlow, create_model
 from mflow_sbi.simulators import SIMULATORS, get_simulator
-from mflow_sbi.training import Trainer, TrainerSettings, TrainingConfig, build_phases, resolve_algorithm, train_model
+from mflow_sbi.training import Trainer, TrainingConfig, build_phases, resolve_algorithm, train_model
 from tests.training.helpers import TINY, polynomial_data, tiny_mflow
 
 FAST = {"batch_size": 50, "threads": 1, "learning_rate": 3e-3, "patience": 100}
@@ -118,15 +118,15 @@ def test_phase_m_leaves_inner_flow_and_phase_d_leaves_outer_flow_bit_identical()
     data = (model.x_scaler(torch.as_tensor(x, dtype=torch.float32)).detach(),
             model.theta_scaler(torch.as_tensor(theta, dtype=torch.float32)).detach())
     phase_m, phase_d = build_phases(model, TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=2, **FAST))
-    settings = TrainerSettings(batch_size=50, weight_decay=0.1, progress=False)
+    settings = TrainingConfig(batch_size=50, weight_decay=0.1, patience=5)
 
     inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
-    Trainer(model, data, settings).fit([phase_m])
+    Trainer(model, data, settings, progress=False).fit([phase_m])
     assert identical(inner, model.inner.parameters())
     assert not identical(outer, model.outer.parameters())
 
     inner, outer = snapshot(model.inner.parameters()), snapshot(model.outer.parameters())
-    Trainer(model, data, settings).fit([phase_d])
+    Trainer(model, data, settings, progress=False).fit([phase_d])
     assert identical(outer, model.outer.parameters())
     assert not identical(inner, model.inner.parameters())
 
@@ -224,3 +224,19 @@ def test_me_flow_sequential_reduces_its_losses():
     assert phases_of(train_model(model, x, theta, config, progress=False)) == ["M", "D"]
     assert reconstruction_error(model, x_test) < 0.5 * untrained.reconstruction
     assert inner_nll(model, model.inner.state_dict(), x, theta) < inner_nll(model, untrained.inner, x, theta) - 0.1
+
+
+def test_simultaneous_step_trains_the_models_own_manifold_density():
+    """The S step's NLL is -mean log p(x|theta) of the "manifold" mode, the density inference uses."""
+    torch.manual_seed(0)
+    model = ManifoldFlow(data_dim=3, latent_dim=2, parameter_dim=1, outer={"n_layers": 1, "hidden_features": 8},
+                         inner={"n_layers": 1, "hidden_features": 8}).double()
+    rng = np.random.default_rng(0)
+    x, theta = rng.normal(size=(20, 3)) * [1.0, 5.0, 0.2], rng.uniform(-1, 1, (20, 1))
+    model.fit_scalers(x, theta)
+    phases = build_phases(model, TrainingConfig(algorithm="simultaneous", epochs_pretrain=0, epochs_posttrain=0))
+    (step,) = phases[0].steps
+    batch = (model.x_scaler(torch.as_tensor(x)), model.theta_scaler(torch.as_tensor(theta)))
+    model.train()
+    terms = step.loss(batch)
+    torch.testing.assert_close(terms["nll"], -model.log_prob(x, theta, "manifold").mean(), rtol=1e-10, atol=1e-10)

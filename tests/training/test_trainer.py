@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from mflow_sbi.errors import TrainingError
-from mflow_sbi.training.trainer import Phase, Step, Trainer, TrainerSettings, split_indices
+from mflow_sbi.training.settings import TrainingConfig
+from mflow_sbi.training.trainer import Phase, Step, Trainer, split_indices
 
 
 def regression_data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,9 +25,9 @@ def mse_step(model: nn.Module, learning_rate: float = 0.05) -> Step:
                 learning_rate)
 
 
-def settings(**changes) -> TrainerSettings:
-    values = {"batch_size": 16, "weight_decay": 0.0, "validation_fraction": 0.0, "patience": 100, "progress": False}
-    return TrainerSettings(**(values | changes))
+def settings(**changes) -> TrainingConfig:
+    values = {"batch_size": 16, "weight_decay": 0.0, "validation_fraction": 0.0, "patience": 100}
+    return TrainingConfig(**(values | changes))
 
 
 def test_split_is_disjoint_complete_and_seeded():

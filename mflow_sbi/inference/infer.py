@@ -1,0 +1,48 @@
+"""One call from a trained model and observed events to a posterior."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from mflow_sbi.inference.likelihood import LikelihoodModel, ModelLikelihood
+from mflow_sbi.inference.posterior import Posterior
+from mflow_sbi.inference.potential import PosteriorPotential, Prior
+from mflow_sbi.inference.sampler import sample_potential
+from mflow_sbi.priors import resolve_prior
+
+
+class PosteriorModel(LikelihoodModel, Protocol):
+    """A :class:`~mflow_sbi.inference.likelihood.LikelihoodModel` that also carries what a posterior records:
+    the prior it was trained with (or None), its parameter names and its latent dimension (None: no manifold).
+    Every model of :mod:`mflow_sbi.flows` is one."""
+
+    prior: Prior | None
+    parameter_names: tuple[str, ...]
+    latent_dim: int | None
+
+
+def run_inference(
+    model: PosteriorModel,
+    x_observed: np.ndarray,
+    *,
+    prior: Prior | None = None,
+    cache: bool | str = "auto",
+    mode: str | None = None,
+    metadata: dict | None = None,
+    **sampler_options: Any,
+) -> Posterior:
+    """Sample p(theta | x_observed) proportional to p(theta) prod_i p_model(x_i | theta) for a trained ``model``.
+
+    ``prior`` overrides the prior stored with the model; ``cache`` and ``mode`` go to
+    :class:`~mflow_sbi.inference.likelihood.ModelLikelihood`; ``sampler_options`` to
+    :func:`~mflow_sbi.inference.sampler.sample_potential` (n_walkers, n_steps, burn_in, thin, seed, init,
+    progress, until_converged, moves). The posterior's metadata records the model, then ``metadata``.
+    """
+    prior = resolve_prior(model.prior, prior, model.parameter_dim)
+    potential = PosteriorPotential(ModelLikelihood(model, x_observed, cache=cache, mode=mode), prior)
+    info = {"model": {"class": type(model).__name__, "data_dim": int(model.data_dim), "latent_dim": model.latent_dim,
+                      "mode": mode}}
+    info.update(metadata or {})
+    return sample_potential(potential, parameter_names=model.parameter_names, metadata=info, **sampler_options)

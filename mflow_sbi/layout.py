@@ -1,0 +1,59 @@
+"""Where the workflow writes its files: the model directory, the run directory and posterior files.
+
+Every file name the package writes is defined here, and only here.
+
+    MODEL_DIR/                    (``mflow-sbi train --out``, ``run``'s ``model/``)
+        config.toml               model type, architecture, parameter names, prior
+        weights.pt                the state dict
+        versions.json             package versions it was trained with
+        training.toml             the [training] options of the run
+        history.json, history.csv per-epoch losses
+        learning_curves.png
+        checkpoint.pt             for ``resume``
+
+    RUN_DIR/                      (``mflow-sbi run --out``)
+        train.npz, observed.npz   the simulated data sets
+        model/                    a MODEL_DIR
+        posterior.npz             the learned posterior, with posterior_summary.json beside it
+        summary.json              the same summary under its 0.1 name (documented in the README)
+        reference_posterior.npz   the exact-likelihood posterior, when the simulator has one
+        corner.png
+
+A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# model directory
+CONFIG_FILE = "config.toml"
+WEIGHTS_FILE = "weights.pt"
+VERSIONS_FILE = "versions.json"
+TRAINING_CONFIG_FILE = "training.toml"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+LEARNING_CURVES_FILE = "learning_curves.png"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+# run directory
+TRAINING_DATA_FILE = "train.npz"
+OBSERVED_DATA_FILE = "observed.npz"
+MODEL_SUBDIR = "model"
+POSTERIOR_FILE = "posterior.npz"
+RUN_SUMMARY_FILE = "summary.json"
+REFERENCE_POSTERIOR_FILE = "reference_posterior.npz"
+CORNER_FILE = "corner.png"
+
+# calibration directory
+CALIBRATION_FILE = "calibration.npz"
+CALIBRATION_SUMMARY_FILE = "calibration_summary.json"
+SBC_PLOT_FILE = "sbc_ranks.png"
+COVERAGE_PLOT_FILE = "coverage.png"
+
+
+def summary_path(posterior: str | os.PathLike) -> Path:
+    """Where the JSON summary of a posterior written to ``posterior`` goes: ``<stem>_summary.json`` beside it."""
+    path = Path(posterior)
+    return path.with_name(f"{path.stem}_summary.json")

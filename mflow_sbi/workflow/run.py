@@ -1,0 +1,104 @@
+"""The run job (``mflow-sbi run``): simulate training and observed data, train, sample the posterior, compare
+with the exact-likelihood posterior where there is one, and plot."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mflow_sbi import layout
+from mflow_sbi.config import RunConfig
+from mflow_sbi.data.datasets import EventData, load_events
+from mflow_sbi.inference.posterior import Posterior
+from mflow_sbi.simulation import SimulationConfig, simulate_events
+from mflow_sbi.workflow.train import train_from_data
+
+log = logging.getLogger(__name__)
+
+REFERENCE_DRAWS = 2000  # points of each posterior in the MMD^2 to the exact one
+
+
+@dataclass
+class RunOutputs:
+    """Where `mflow-sbi run` wrote its results (names: :mod:`mflow_sbi.layout`)."""
+
+    directory: Path
+    training_data: Path
+    observed_data: Path
+    model: Path
+    posterior: Path
+    summary: Path  # posterior_summary.json; also written as summary.json, its 0.1 name
+    corner: Path
+    reference: Path | None = None
+
+    @classmethod
+    def under(cls, directory: Path) -> RunOutputs:
+        return cls(directory=directory, training_data=directory / layout.TRAINING_DATA_FILE,
+                   observed_data=directory / layout.OBSERVED_DATA_FILE, model=directory / layout.MODEL_SUBDIR,
+                   posterior=directory / layout.POSTERIOR_FILE,
+                   summary=layout.summary_path(directory / layout.POSTERIOR_FILE),
+                   corner=directory / layout.CORNER_FILE)
+
+
+def run_data(sim: SimulationConfig, outputs: RunOutputs, resume: bool) -> tuple[EventData, EventData]:
+    """(training, observed) events: simulated and saved, or with ``resume`` the files already there."""
+    if resume and outputs.training_data.is_file() and outputs.observed_data.is_file():
+        log.info("resuming: reusing %s and %s", outputs.training_data, outputs.observed_data)
+        return load_events(outputs.training_data, require_theta=True), load_events(outputs.observed_data)
+    log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
+    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
+                               options=sim.options)
+    observed = simulate_events(sim.simulator, sim.n_observed, np.asarray(sim.true_theta, dtype=np.float64),
+                               sim.seed + 1, options=sim.options)
+    training.save(outputs.training_data)
+    observed.save(outputs.observed_data)
+    return training, observed
+
+
+def run_pipeline(
+    config: RunConfig, out_dir: Path, progress: bool = True, resume: bool = False
+) -> tuple[RunOutputs, Posterior]:
+    """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior).
+
+    With ``resume``, data files already in ``out_dir`` are reused and training continues from its checkpoint.
+    The posterior's metadata holds ``observed_theta`` (the parameter point of the observed events). When
+    ``config.simulation.reference`` is set and the simulator's likelihood is tractable, the exact-likelihood
+    posterior is sampled too, overlaid in the corner plot, and the MMD^2 between the two is stored in the
+    metadata as ``mmd2_to_exact``.
+    """
+    from mflow_sbi.flows import load_model
+    from mflow_sbi.inference.infer import run_inference
+    from mflow_sbi.inference.metrics import subsampled_mmd2
+    from mflow_sbi.plotting import corner_plot
+    from mflow_sbi.simulators import get_simulator
+    from mflow_sbi.workflow.reference import exact_reference
+
+    sim = config.simulation
+    simulator = get_simulator(sim.simulator, **sim.options)
+    outputs = RunOutputs.under(out_dir)
+    training, observed = run_data(sim, outputs, resume)
+    log.info("training %s", config.model.type)
+    train_from_data(training, config, outputs.model, resume=resume, progress=progress)
+    model = load_model(outputs.model)
+    log.info("sampling the posterior")
+    inference = config.inference
+    posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
+                              burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
+                              metadata={"observed_theta": [float(v) for v in sim.true_theta]})
+    reference = exact_reference(simulator, observed.x, inference, progress) if sim.reference else None
+    shown, names = [posterior], None
+    if reference is not None:
+        outputs.reference = out_dir / layout.REFERENCE_POSTERIOR_FILE
+        reference.save(outputs.reference)
+        posterior.metadata["mmd2_to_exact"] = subsampled_mmd2(posterior.samples, reference.samples, REFERENCE_DRAWS,
+                                                               inference.seed)
+        shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
+    posterior.save(outputs.posterior)
+    posterior.save_summary(outputs.summary)
+    posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
+    corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(simulator.parameter_labels),
+                names=names)
+    return outputs, posterior
