@@ -7,6 +7,7 @@ Every file name the package writes is defined here, and only here.
         weights.pt                the state dict
         versions.json             package versions it was trained with
         training.toml             the [training] options of the run
+        training_data.json        what it was trained on: simulator, events, parameter names, fingerprint
         history.json, history.csv per-epoch losses
         learning_curves.png
         checkpoint.pt             for ``resume``
@@ -32,6 +33,7 @@ CONFIG_FILE = "config.toml"
 WEIGHTS_FILE = "weights.pt"
 VERSIONS_FILE = "versions.json"
 TRAINING_CONFIG_FILE = "training.toml"
+TRAINING_DATA_RECORD_FILE = "training_data.json"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES_FILE = "learning_curves.png"

@@ -210,3 +210,38 @@ def test_run_resume_reuses_data_and_checkpoint(tmp_path, tiny_config):
     assert main(["-q", "run", str(tiny_config), "--out", str(second), "--resume"]) == 0
     with np.load(first / "posterior.npz") as a, np.load(second / "posterior.npz") as b:
         assert np.array_equal(a["samples"], b["samples"])
+
+
+def test_negative_parameter_values_are_values_not_flags(tmp_path):
+    """The paper's third LHC point: `--theta -1,-1` used to be read as an unknown flag."""
+    out = tmp_path / "lhc.npz"
+    assert main(["-q", "simulate", "lhc", "--n", "5", "--theta", "-1,-1", "--seed", "1", "--out", str(out)]) == 0
+    with np.load(out) as data:
+        np.testing.assert_array_equal(data["theta"], np.full((5, 2), -1.0))
+    assert main(["-q", "simulate", "polynomial_surface", "--n", "3", "--theta", "-.5", "--out", str(out)]) == 0
+    with np.load(out) as data:
+        np.testing.assert_array_equal(data["theta"], np.full((3, 1), -0.5))
+
+
+def test_info_describes_the_model_and_its_training_data(tmp_path, tiny_config, capsys):
+    import hashlib
+
+    train, model_dir = tmp_path / "train.npz", tmp_path / "model"
+    assert main(["-q", "simulate", "polynomial_surface", "--n", "300", "--from-prior", "--seed", "4", "--out", str(train)]) == 0
+    assert main(["-q", "train", "--data", str(train), "--out", str(model_dir), "--config", str(tiny_config),
+                 "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(model_dir)]) == 0
+    printed = capsys.readouterr().out
+    with np.load(train) as data:
+        digest = hashlib.sha256()
+        for key in ("x", "theta"):
+            digest.update(repr(data[key].shape).encode())
+            digest.update(np.ascontiguousarray(data[key], dtype=np.float64).tobytes())
+    assert "model type       mflow" in printed and "prior            uniform(-1.0,1.0)" in printed
+    assert "training data    300 events of dimension 3 from polynomial_surface" in printed
+    assert f"fingerprint {digest.hexdigest()}" in printed
+    assert "phase M: 1 epoch(s), best validation loss" in printed and "phase D: 1 epoch(s)" in printed
+
+    assert main(["info", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path}: not a model directory (no config.toml)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,7 +19,22 @@ from collections.abc import Sequence
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "infer", "plot", "calibrate", "run")
+SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "info", "infer", "plot", "calibrate", "run")
+
+# A value such as "-1,-1" or "-0.5" (a parameter point, a prior bound) that argparse would take for a flag.
+NEGATIVE_VALUES = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--flag -1,-1`` -> ``--flag=-1,-1`` so that argparse reads negative numbers as the flag's value."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if NEGATIVE_VALUES.match(token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
 
 
 def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
@@ -43,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
     try:

@@ -7,6 +7,7 @@ while building its parser.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from mflow_sbi import layout
 from mflow_sbi.config import RunConfig
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows.settings import ModelConfig
+from mflow_sbi.io import save_json
 from mflow_sbi.tomlio import write_toml
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def simulator_manifold_dim(data: EventData) -> int | None:
     """The manifold dimension of the simulator that made ``data``, or None when the data do not name one."""
     if data.simulator is None:
         return None
-    from simulators import get_simulator
+    from mflow_sbi.simulators import get_simulator
 
     return get_simulator(data.simulator, **(data.simulator_options or {})).manifold_dim
 
@@ -39,6 +41,42 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
     from mflow_sbi.flows.factory import model_for_data as build
 
     return build(data, config, simulator_manifold_dim(data))
+
+
+def training_data_record(data: EventData | StreamedData) -> dict:
+    """What a model was trained on, for ``training_data.json``: the simulator and its options, the number of
+    events, the parameter names, and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
+    x and theta arrays with their shapes; streamed from ROOT files it is that of the file names, sizes and
+    the number of selected events (the files are not read twice)."""
+    from mflow_sbi.training.streaming import StreamedData
+
+    streamed = isinstance(data, StreamedData)
+    events = data.head if streamed else data
+    digest = hashlib.sha256()
+    if streamed:
+        for path in data.files:
+            digest.update(f"{Path(path).name}:{Path(path).stat().st_size};".encode())
+        digest.update(str(data.moments.count).encode())
+    else:
+        import numpy as np
+
+        for array in (data.x, data.theta):
+            array = np.ascontiguousarray(array, dtype=np.float64)
+            digest.update(repr(array.shape).encode())
+            digest.update(array.tobytes())
+    record = {
+        "simulator": events.simulator,
+        "simulator_options": events.simulator_options or {},
+        "n_events": int(data.moments.count if streamed else len(data.x)),
+        "data_dim": int(events.x.shape[1]),
+        "parameter_names": list(events.parameter_names) if events.parameter_names else None,
+        "joint_score": events.t_xz is not None and not streamed,
+        "fingerprint": digest.hexdigest(),
+    }
+    if streamed:
+        record["files"] = [str(path) for path in data.files]
+        record["event_format"] = getattr(data.fmt, "name", None if data.fmt is None else str(data.fmt))
+    return record
 
 
 def train_from_data(
@@ -62,6 +100,7 @@ def train_from_data(
     out_dir.mkdir(parents=True, exist_ok=True)
     used = config.training.for_data(events.t_xz is not None and not streamed)
     write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
+    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data))
     options = {"checkpoint": out_dir / layout.CHECKPOINT_FILE, "resume": resume, "progress": progress}
     if streamed:
         history = train_streamed(model, data, used, **options)

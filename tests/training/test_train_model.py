@@ -175,3 +175,25 @@ def test_scandal_without_joint_score_or_with_wrong_shape_fails():
         train_model(tiny_mflow(), x, theta, TrainingConfig(scandal=1.0, **FAST), progress=False)
     with pytest.raises(InputError, match=r"t_xz must have shape \(N, 1\)"):
         train_model(tiny_mflow(), x, theta, TrainingConfig(scandal=1.0, **FAST), t_xz=np.zeros((30, 2)), progress=False)
+
+
+def test_off_a_terminal_each_epoch_logs_one_line(caplog):
+    """A batch job (no terminal, no progress bar) still reports every epoch: losses, learning rate, events/s."""
+    x, theta = polynomial_data(120)
+    config = TrainingConfig(algorithm="sequential", epochs_m=2, epochs_d=1, **FAST)
+    with caplog.at_level(logging.INFO, logger="mflow_sbi.training.trainer"):
+        history = train_model(tiny_mflow(), x, theta, config, progress=False)
+    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == ["phase M epoch 1/2", "phase M epoch 2/2", "phase D epoch 1/1"]
+    first = history.records[0]
+    assert f"train loss {first['train']['loss']:.4g}" in lines[0] and f"val loss {first['val']['loss']:.4g}" in lines[0]
+    assert " | lr 3.0e-03 | " in lines[0] and all(line.endswith(" events/s") for line in lines)
+
+
+def test_epoch_summary_format():
+    from mflow_sbi.training.trainer import epoch_summary
+
+    record = {"phase": "D", "epoch": 2, "train": {"nll": 1.25, "loss": 1.5}, "val": {}, "skipped": 0}
+    expected = "phase D epoch 3/40: train loss 1.5 (nll 1.25) | lr 1.0e-03 | 5400 events/s"
+    assert epoch_summary(record, 40, 1e-3, 2.0, 10800) == expected
+    assert epoch_summary(record, 40, 1e-3, 2.0, None).endswith("| 2.0 s")

@@ -1,0 +1,83 @@
+"""``mflow-sbi info MODEL_DIR``: what a trained model is and what it was trained on, without loading torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from mflow_sbi import layout
+from mflow_sbi.errors import DataFileError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info", help="describe a trained model: architecture, prior, training data and options, history",
+        description="Describe a model directory written by `mflow-sbi train` (or `run`'s model/).",
+        epilog="examples:\n  mflow-sbi info model\n  mflow-sbi info mflow_sbi_output/model",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory written by `mflow-sbi train`")
+    parser.set_defaults(func=run)
+
+
+def _read_json(path: Path) -> object | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"{path}: invalid JSON ({err})") from None
+
+
+def history_lines(records: list[dict]) -> list[str]:
+    """Per phase: epochs run and the best validation (else training) loss with its epoch."""
+    lines = []
+    for phase in dict.fromkeys(r["phase"] for r in records):
+        rows = [r for r in records if r["phase"] == phase]
+        scored = [((r["val"] or r["train"]).get("loss"), r["epoch"]) for r in rows]
+        scored = [(v, e) for v, e in scored if v is not None and math.isfinite(v)]
+        best = f", best {'validation' if rows[0]['val'] else 'training'} loss {min(scored)[0]:.4g} at epoch " \
+               f"{min(scored)[1] + 1}" if scored else ""
+        lines.append(f"phase {phase}: {len(rows)} epoch(s){best}")
+    return lines
+
+
+def describe(model_dir: str | Path) -> list[str]:
+    """The lines ``info`` prints."""
+    from mflow_sbi.tomlio import read_toml
+
+    model_dir = Path(model_dir)
+    if not (model_dir / layout.CONFIG_FILE).is_file():
+        raise DataFileError(f"{model_dir}: not a model directory (no {layout.CONFIG_FILE})")
+    config = read_toml(model_dir / layout.CONFIG_FILE)
+    model = dict(config.get("model", {}))
+    lines = [f"model directory  {model_dir}", f"model type       {model.pop('type', '?')}",
+             f"parameters       {', '.join(model.pop('parameter_names', []))}"]
+    if "prior" in config:
+        lines.append(f"prior            {', '.join(config['prior'].get('specs', []))}")
+    for key, value in model.items():
+        lines.append(f"  {key} = {json.dumps(value)}")
+    data = _read_json(model_dir / layout.TRAINING_DATA_RECORD_FILE)
+    if data:
+        options = ", ".join(f"{k}={v}" for k, v in (data.get("simulator_options") or {}).items())
+        lines.append(f"training data    {data['n_events']} events of dimension {data['data_dim']} from "
+                     f"{data.get('simulator') or 'an unnamed source'}{f' ({options})' if options else ''}"
+                     f"{', with the joint score' if data.get('joint_score') else ''}")
+        if data.get("files"):
+            lines.append(f"  files: {', '.join(data['files'])} (event format {data.get('event_format')})")
+        lines.append(f"  fingerprint {data['fingerprint']}")
+    if (model_dir / layout.TRAINING_CONFIG_FILE).is_file():
+        training = read_toml(model_dir / layout.TRAINING_CONFIG_FILE).get("training", {})
+        lines.append("training         " + ", ".join(f"{k}={v}" for k, v in training.items()))
+    history = _read_json(model_dir / layout.HISTORY_JSON)
+    if isinstance(history, list) and history:
+        lines += [f"  {line}" for line in history_lines(history)]
+    versions = _read_json(model_dir / layout.VERSIONS_FILE)
+    if isinstance(versions, dict):
+        lines.append("versions         " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return lines
+
+
+def run(args: argparse.Namespace) -> None:
+    print("\n".join(describe(args.model_dir)))
