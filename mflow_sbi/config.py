@@ -15,8 +15,11 @@ job with that key changed.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 
@@ -53,13 +56,52 @@ def parse_config(data: dict, source: str = "config") -> RunConfig:
     return RunConfig(**tables)
 
 
-def load_config(path: str | os.PathLike | None = None) -> RunConfig:
-    """Load a configuration file, or the embedded default job when ``path`` is None."""
+def parse_override(item: str) -> tuple[list[str], object]:
+    """``table.key=value`` (or ``table.sub.key=value``) -> (path, value); the value is read as a TOML value
+    (``3``, ``1e-3``, ``true``, ``[0.5, 0.0]``, ``"text"``) and kept as a string when it is not one
+    (``simulation.simulator=lhc``)."""
+    name, sep, text = item.partition("=")
+    path = [part.strip() for part in name.split(".")]
+    if not sep or len(path) < 2 or not all(path):
+        raise ConfigError(f"override {item!r} is not of the form table.key=value")
+    try:
+        value = tomllib.loads(f"value = {text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """A copy of the parsed TOML document ``data`` with each ``table.key=value`` set (later ones win)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        table = data
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(path[:-1])} is a value, not a table")
+        table[path[-1]] = value
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Load a configuration file, or the embedded default job when ``path`` is None, with ``overrides``
+    (``table.key=value`` strings, see :func:`apply_overrides`) applied before validation."""
     if path is None:
         text = resources.files("mflow_sbi").joinpath(DEFAULT_JOB).read_text()
-        return parse_config(tomllib.loads(text), f"embedded {DEFAULT_JOB}")
-    return parse_config(read_toml(path), str(path))
+        data, source = tomllib.loads(text), f"embedded {DEFAULT_JOB}"
+    else:
+        data, source = read_toml(path), str(path)
+    if overrides:
+        data, source = apply_overrides(data, overrides), f"{source} with overrides"
+    return parse_config(data, source)
 
 
-__all__ = ["InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig", "TrainingConfig", "load_config",
-           "parse_config"]
+def config_document(config: RunConfig) -> dict:
+    """The TOML document of ``config`` (unset keys left out), which :func:`parse_config` reads back equal."""
+    return dataclasses.asdict(config)
+
+
+__all__ = ["InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig", "TrainingConfig", "apply_overrides",
+           "config_document", "load_config", "parse_config"]

@@ -13,6 +13,8 @@ Every file name the package writes is defined here, and only here.
         checkpoint.pt             for ``resume``
 
     RUN_DIR/                      (``mflow-sbi run --out``)
+        config.toml               the effective configuration (defaults, file and --set resolved):
+                                  ``mflow-sbi run RUN_DIR/config.toml`` reproduces the run
         train.npz, observed.npz   the simulated data sets
         model/                    a MODEL_DIR
         posterior.npz             the learned posterior, with posterior_summary.json beside it
@@ -40,6 +42,7 @@ LEARNING_CURVES_FILE = "learning_curves.png"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 # run directory
+RUN_CONFIG_FILE = "config.toml"
 TRAINING_DATA_FILE = "train.npz"
 OBSERVED_DATA_FILE = "observed.npz"
 MODEL_SUBDIR = "model"

@@ -245,3 +245,32 @@ def test_info_describes_the_model_and_its_training_data(tmp_path, tiny_config, c
 
     assert main(["info", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().endswith(f"{tmp_path}: not a model directory (no config.toml)")
+
+
+def test_run_set_overrides_keys_and_saves_the_effective_config(tmp_path, tiny_config):
+    """--set changes single keys; OUT/config.toml holds the resolved configuration and reproduces the run."""
+    from mflow_sbi.config import load_config
+
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(tiny_config), "--out", str(out), "--set", "simulation.n_observed=7",
+                 "--set", "inference.steps=40", "--set", "simulation.reference=false"]) == 0
+    with np.load(out / "observed.npz") as observed, np.load(out / "posterior.npz") as posterior:
+        assert observed["x"].shape == (7, 3) and posterior["samples"].shape == (4 * 30, 1)
+    saved = load_config(out / "config.toml")
+    assert saved == load_config(tiny_config, ["simulation.n_observed=7", "inference.steps=40", "simulation.reference=false"])
+    again = tmp_path / "again"
+    assert main(["-q", "run", str(out / "config.toml"), "--out", str(again)]) == 0
+    with np.load(out / "posterior.npz") as a, np.load(again / "posterior.npz") as b:
+        assert np.array_equal(a["samples"], b["samples"])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("training.epochs_d", "is not of the form table.key=value"),
+    ("epochs_d=3", "is not of the form table.key=value"),
+    ("inference.walkers=many", "walkers"),
+    ("training.nonsense=1", "nonsense"),
+])
+def test_bad_overrides_are_one_line_errors(tmp_path, tiny_config, capsys, override, message):
+    assert main(["run", str(tiny_config), "--out", str(tmp_path / "x"), "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -12,9 +12,17 @@ DEFAULT_OUT = "mflow_sbi_output"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="simulate, train, infer and plot in one go (default: the embedded job)")
+    parser = subparsers.add_parser(
+        "run", help="simulate, train, infer and plot in one go (default: the embedded job)",
+        epilog="examples:\n  mflow-sbi run\n  mflow-sbi run examples/smoke_run.toml --out smoke\n"
+               "  mflow-sbi run --set simulation.n_train=5000 --set training.epochs_d=10 --out quick\n"
+               "  mflow-sbi run OUT/config.toml   (repeat a run from its folder)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded polynomial-surface job)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", dest="overrides",
+                        help="override one configuration key, e.g. training.epochs_d=10 or simulation.true_theta=[0.5]; "
+                             "repeatable (the effective configuration is saved as OUT/config.toml)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the data files in --out and continue training from its checkpoint")
     parser.set_defaults(func=run)
@@ -23,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.workflow.run import run_pipeline
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.overrides)
     outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args), resume=args.resume)
     truth = posterior.metadata["observed_theta"]
     print(posterior.format_summary())

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi import layout
-from mflow_sbi.config import RunConfig
+from mflow_sbi.config import RunConfig, config_document
 from mflow_sbi.data.datasets import EventData, load_events
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.simulation import SimulationConfig, simulate_events
+from mflow_sbi.tomlio import write_toml
 from mflow_sbi.workflow.train import train_from_data
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def run_pipeline(
     sim = config.simulation
     simulator = get_simulator(sim.simulator, **sim.options)
     outputs = RunOutputs.under(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_toml(out_dir / layout.RUN_CONFIG_FILE, config_document(config))
     training, observed = run_data(sim, outputs, resume)
     log.info("training %s", config.model.type)
     train_from_data(training, config, outputs.model, resume=resume, progress=progress)
