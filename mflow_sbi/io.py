@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mflow_sbi.errors import DataFileError
+from mflow_sbi.errors import DataFileError, InputError
 
 
 @contextlib.contextmanager
@@ -44,7 +44,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """``numpy.savez`` written atomically; returns the final path."""
+    """``numpy.savez`` written atomically; returns the final path, which must end in ``.npz``."""
+    if Path(path).suffix != ".npz":
+        raise InputError(f"{path}: an .npz output file must end in .npz, got {Path(path).suffix or 'no extension'!r}")
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return Path(path)

@@ -274,3 +274,27 @@ def test_bad_overrides_are_one_line_errors(tmp_path, tiny_config, capsys, overri
     assert main(["run", str(tiny_config), "--out", str(tmp_path / "x"), "--set", override]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--option", "foo=1"], "simulator 'polynomial_surface' has no option 'foo'; its options: none"),
+    (["--out", "events.txt"], "the output file must end in .npz or .root"),
+])
+def test_simulate_refuses_unknown_options_and_output_types(tmp_path, capsys, argv, message):
+    out = ["--out", str(tmp_path / "a.npz")] if "--out" not in argv else []
+    argv = [a if a != "events.txt" else str(tmp_path / a) for a in argv]
+    assert main(["simulate", "polynomial_surface", "--n", "3", "--theta", "0.1", *argv, *out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_simulator_option_types_are_checked():
+    from mflow_sbi.errors import InputError
+    from mflow_sbi.simulators import get_simulator
+
+    with pytest.raises(InputError, match=r"option smearing must be bool \(default False\), got 'maybe'"):
+        get_simulator("lhc", smearing="maybe")
+    with pytest.raises(InputError, match="option latent_dim must be int"):
+        get_simulator("spherical_gaussian", latent_dim=2.5)
+    assert get_simulator("spherical_gaussian", epsilon=1).manifold_dim == 2  # an integer where a float is expected

@@ -54,6 +54,8 @@ def parse_options(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> None:
     if args.n <= 0:
         raise InputError(f"--n must be positive, got {args.n}")
+    if Path(args.out).suffix not in (".npz", ".root"):
+        raise InputError(f"--out {args.out}: the output file must end in .npz or .root")
     theta = None if args.from_prior else parse_vector(args.theta, "--theta")
     options = parse_options(args.option)
     if Path(args.out).suffix == ".root":
