@@ -72,6 +72,13 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic == b"root":
+        raise DataFileError(f"{path}: this is a ROOT file, not an .npz archive (ROOT files are read through an "
+                            "event format; see docs/root_io.md)")
+    if magic != b"PK\x03\x04":
+        raise DataFileError(f"{path}: not an .npz archive (an .npz file is a zip archive of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}

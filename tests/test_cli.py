@@ -298,3 +298,33 @@ def test_simulator_option_types_are_checked():
     with pytest.raises(InputError, match="option latent_dim must be int"):
         get_simulator("spherical_gaussian", latent_dim=2.5)
     assert get_simulator("spherical_gaussian", epsilon=1).manifold_dim == 2  # an integer where a float is expected
+
+
+def test_infer_refuses_observed_events_of_another_simulator(tmp_path, tiny_config, capsys):
+    """Both files record their simulator: a model trained on one and events from another (same dimension)
+    are an error, and nothing is written."""
+    train, model_dir = tmp_path / "train.npz", tmp_path / "model"
+    assert main(["-q", "simulate", "polynomial_surface", "--n", "200", "--from-prior", "--out", str(train)]) == 0
+    assert main(["-q", "train", "--data", str(train), "--out", str(model_dir), "--config", str(tiny_config),
+                 "--epochs", "1"]) == 0
+    other = tmp_path / "sphere.npz"
+    assert main(["-q", "simulate", "spherical_gaussian", "--n", "5", "--theta", "0.1,0.1", "--option", "latent_dim=2",
+                 "--option", "data_dim=3", "--out", str(other)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "posterior.npz"
+    assert main(["infer", "--model", str(model_dir), "--observed", str(other), "--out", str(out)]) == 2
+    assert "holds events of simulator 'spherical_gaussian', but the model" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"root\x00\x00\xf4\x45", "this is a ROOT file, not an .npz archive"),
+    (b"x,theta\n1,2\n", "not an .npz archive"),
+    (b"PK\x03\x04truncated", "not a readable .npz file"),
+])
+def test_observed_file_that_is_not_an_npz_is_named_for_what_it_is(tmp_path, capsys, content, message):
+    observed = tmp_path / "observed.npz"
+    observed.write_bytes(content)
+    assert main(["infer", "--model", str(tmp_path), "--observed", str(observed), "--out", str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert f"{observed}: {message}" in err and err.count("\n") == 1

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
+from mflow_sbi import layout
 from mflow_sbi.cli.options import show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
@@ -67,10 +70,27 @@ def observed_theta(theta: np.ndarray | None) -> list[float] | None:
     return theta[0].tolist()
 
 
+def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
+    """Observed events recorded as coming from another simulator than the model's training data are an error;
+    other simulator options (e.g. detector smearing switched on) only a warning: that may be the point."""
+    record_path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
+    if observed.simulator is None or not record_path.is_file():
+        return
+    record = json.loads(record_path.read_text())
+    trained_on = record.get("simulator")
+    if trained_on is not None and trained_on != observed.simulator:
+        raise InputError(f"{observed_path} holds events of simulator {observed.simulator!r}, but the model in "
+                         f"{model_dir} was trained on {trained_on!r} events")
+    if trained_on is not None and (record.get("simulator_options") or {}) != (observed.simulator_options or {}):
+        log.warning("%s was simulated with options %s, the training data of %s with %s", observed_path,
+                    observed.simulator_options or {}, model_dir, record.get("simulator_options") or {})
+
+
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
 
     observed = load_events(args.observed)
+    check_observed_source(args.model, observed, args.observed)
     model = load_model(args.model)
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed)}
     truth = observed_theta(observed.theta)

@@ -36,9 +36,17 @@ def _check_chain(chain: np.ndarray) -> np.ndarray:
 
 
 def autocorrelation_time(chain: np.ndarray) -> np.ndarray:
-    """Integrated autocorrelation time per parameter, shape (p,), in steps (never below 1)."""
-    tau = integrated_time(_check_chain(chain), c=5, tol=0, quiet=True)
-    return np.maximum(np.asarray(tau, dtype=np.float64), 1.0)
+    """Integrated autocorrelation time per parameter, shape (p,), in steps (never below 1).
+
+    Walkers that never move in a parameter have no autocorrelation function (0 / 0); they are left out of
+    that parameter's estimate (the stuck-walker diagnostic reports them), and a parameter in which no walker
+    moves gets tau = steps: each walker then holds a single independent value."""
+    chain = _check_chain(chain)
+    moving = np.ptp(chain, axis=0) > 0  # (walkers, p)
+    tau = np.full(chain.shape[2], float(chain.shape[0]))
+    for k in np.flatnonzero(moving.any(axis=0)):
+        tau[k] = integrated_time(chain[:, moving[:, k], k][:, :, None], c=5, tol=0, quiet=True)[0]
+    return np.maximum(tau, 1.0)
 
 
 def effective_sample_size(chain: np.ndarray, tau: np.ndarray | None = None) -> np.ndarray:

@@ -68,3 +68,20 @@ def test_chain_diagnostics_warnings():
 def test_chain_shape_is_checked():
     with pytest.raises(InputError, match="steps >= 4, walkers, p"):
         autocorrelation_time(np.zeros((100, 4)))
+
+
+def test_frozen_parameters_and_walkers_give_finite_diagnostics_without_warnings():
+    """A parameter no walker moves in: tau = steps (one value per walker), no numpy warning, finite ESS;
+    walkers frozen in one parameter are left out of its estimate, so it equals that of the moving walkers."""
+    import warnings
+
+    chain = ar1_chain(0.5, 2000, 16, 2)
+    chain[:, :, 0] = 1.0
+    chain[:, :4, 1] = chain[0, :4, 1]  # 4 stuck walkers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = autocorrelation_time(chain)
+        diagnostics = chain_diagnostics(chain, np.r_[np.zeros(4), np.full(12, 0.5)])
+    assert tau[0] == 2000 and np.isfinite(diagnostics["effective_sample_size"]).all()
+    np.testing.assert_allclose(tau[1], autocorrelation_time(chain[:, 4:, 1:])[0])
+    assert diagnostics["stuck_walkers"] == [0, 1, 2, 3]

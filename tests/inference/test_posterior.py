@@ -95,7 +95,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(DataFileError, match="log_prob must have shape"):
         Posterior.load(tmp_path / "bad.npz")
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(DataFileError, match="not a readable"):
+    with pytest.raises(DataFileError, match="junk.npz: not an .npz archive"):
         Posterior.load(tmp_path / "junk.npz")
 
 
