@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
-SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "info", "infer", "plot", "export", "calibrate",
-                      "run")
+SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "info", "evaluate", "infer", "plot", "export",
+                      "calibrate", "run")
 
 # A value such as "-1,-1" or "-0.5" (a parameter point, a prior bound) that argparse would take for a flag.
 NEGATIVE_VALUES = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")
