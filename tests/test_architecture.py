@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mflow_sbi.workflow",),
     ("mflow_sbi.cli",),
 )
-HEAVY = ("emcee", "scipy.optimize", "matplotlib", "uproot")
+HEAVY = ("emcee", "scipy.optimize", "matplotlib", "uproot", "torch", "nflows")  # torch alone takes ~1.5 s
 
 
 def unit(module: str) -> str:

@@ -9,22 +9,58 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mflow_sbi.errors import DataFileError, InputError
-from mflow_sbi.flows.ambient import AmbientFlow
-from mflow_sbi.flows.base import CONFIG_FILE, ConditionalDensityModel, NoCachedLikelihood, UnsupportedMode
-from mflow_sbi.flows.builders import StackConfig
-from mflow_sbi.flows.encoder import EncoderConfig, EncoderManifoldFlow
-from mflow_sbi.flows.jacobian import RankDeficientJacobian
-from mflow_sbi.flows.manifold import ManifoldFlow
-from mflow_sbi.flows.pie import PIE
+from mflow_sbi.layout import CONFIG_FILE
+from mflow_sbi.lazy import lazy_exports
 from mflow_sbi.tomlio import read_toml
 
-MODEL_TYPES: dict[str, type[ConditionalDensityModel]] = {
-    cls.model_type: cls for cls in (AmbientFlow, PIE, ManifoldFlow, EncoderManifoldFlow)
-}
+if TYPE_CHECKING:
+    from mflow_sbi.flows.base import ConditionalDensityModel
+
+
+class ModelRegistry(Mapping):
+    """Model type name -> class. The names are known without importing torch (the CLI lists them while
+    building its parser); a class is imported when it is looked up."""
+
+    def __init__(self, classes: Mapping[str, str]) -> None:
+        self._classes = dict(classes)  # name -> "module:Class"
+
+    def __getitem__(self, name: str) -> type[ConditionalDensityModel]:
+        module, cls = self._classes[name].split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+
+MODEL_TYPES = ModelRegistry({
+    "af": "mflow_sbi.flows.ambient:AmbientFlow",
+    "pie": "mflow_sbi.flows.pie:PIE",
+    "mflow": "mflow_sbi.flows.manifold:ManifoldFlow",
+    "emflow": "mflow_sbi.flows.encoder:EncoderManifoldFlow",
+})
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "AmbientFlow": "mflow_sbi.flows.ambient",
+    "ConditionalDensityModel": "mflow_sbi.flows.base",
+    "NoCachedLikelihood": "mflow_sbi.flows.base",
+    "UnsupportedMode": "mflow_sbi.flows.base",
+    "StackConfig": "mflow_sbi.flows.architecture",
+    "EncoderConfig": "mflow_sbi.flows.architecture",
+    "EncoderManifoldFlow": "mflow_sbi.flows.encoder",
+    "RankDeficientJacobian": "mflow_sbi.flows.jacobian",
+    "ManifoldFlow": "mflow_sbi.flows.manifold",
+    "PIE": "mflow_sbi.flows.pie",
+})
 
 
 def create_model(

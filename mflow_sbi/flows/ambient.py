@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from mflow_sbi.flows.architecture import StackConfig, resolve_config
 from mflow_sbi.flows.base import ConditionalDensityModel
-from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
+from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.flows.manifold import standard_normal_log_prob
 from mflow_sbi.priors import IndependentPrior
 

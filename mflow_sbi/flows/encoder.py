@@ -16,37 +16,15 @@ Both depend on x only through u', and their difference does not depend on theta 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from nflows.nn.nets import ResidualNet
 from torch import nn
 
-from mflow_sbi.errors import ConfigError
-from mflow_sbi.flows.builders import StackConfig, config_from_dict, resolve_config
+from mflow_sbi.flows.architecture import EncoderConfig, StackConfig, resolve_config
 from mflow_sbi.flows.manifold import ManifoldFlow
 from mflow_sbi.priors import IndependentPrior
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Residual MLP encoder x_std -> u': ``num_blocks`` residual blocks of width ``hidden_features``."""
-
-    hidden_features: int = 128
-    num_blocks: int = 3
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.hidden_features < 1 or self.num_blocks < 1:
-            raise ConfigError(f"encoder needs hidden_features >= 1 and num_blocks >= 1, got {self}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"encoder dropout must be in [0, 1), got {self.dropout}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> EncoderConfig:
-        return config_from_dict(cls, values)
-
 
 DEFAULT_ENCODER = EncoderConfig()
 

@@ -31,9 +31,10 @@ from collections.abc import Callable
 import torch
 
 from mflow_sbi.errors import InputError
+from mflow_sbi.flows.architecture import JACOBIAN_METHODS
 
 Decoder = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-METHODS = ("forward", "double_backward", "loop")
+METHODS = JACOBIAN_METHODS
 
 
 class RankDeficientJacobian(InputError):

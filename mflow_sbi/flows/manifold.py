@@ -50,8 +50,9 @@ import torch
 from torch import nn
 
 from mflow_sbi.errors import ConfigError, InputError
+from mflow_sbi.flows.architecture import StackConfig, resolve_config
 from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
-from mflow_sbi.flows.builders import StackConfig, build_stack, resolve_config
+from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric
 from mflow_sbi.priors import IndependentPrior
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from mflow_sbi.errors import ConfigError
-from mflow_sbi.flows.builders import StackConfig
+from mflow_sbi.flows.architecture import StackConfig
 from mflow_sbi.flows.manifold import ManifoldFlow, standard_normal_log_prob
 from mflow_sbi.priors import IndependentPrior
 

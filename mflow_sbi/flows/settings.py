@@ -21,9 +21,8 @@ from typing import Any
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES
-from mflow_sbi.flows.builders import StackConfig
-from mflow_sbi.flows.encoder import EncoderConfig
-from mflow_sbi.flows.jacobian import METHODS
+from mflow_sbi.flows.architecture import JACOBIAN_METHODS as METHODS
+from mflow_sbi.flows.architecture import EncoderConfig, StackConfig
 from mflow_sbi.schema import BOOLEAN, SUBTABLE, Table, choice, integer, number, optional, setting
 
 ARCHITECTURE_TABLES = {"outer": StackConfig, "inner": StackConfig, "flow": StackConfig, "encoder": EncoderConfig}

@@ -16,7 +16,8 @@ from mflow_sbi.flows import (
     create_model,
     load_model,
 )
-from mflow_sbi.flows.builders import LINEAR_TYPES, TRANSFORM_TYPES, build_stack
+from mflow_sbi.flows.architecture import LINEAR_TYPES, TRANSFORM_TYPES
+from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.inference.priors import box_uniform
 from tests.flows.conftest import VARIANT_IDS, VARIANTS, make_model, random_inputs
 
