@@ -361,3 +361,21 @@ def test_evaluate_reports_the_model_figures(tmp_path, tiny_config, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(model_dir), "--data", str(lhc)]) == 2
     assert "events have dimension 40 and 2 parameter(s)" in capsys.readouterr().err
+
+
+def test_every_subcommand_documents_its_flags_and_ends_with_examples():
+    import argparse
+
+    from mflow_sbi.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(subparsers.choices) >= 11
+    for name, parser in subparsers.choices.items():
+        undocumented = [a.option_strings or a.dest for a in parser._actions if not a.help]
+        assert not undocumented, f"{name}: arguments without help: {undocumented}"
+        hidden = [a.option_strings for a in parser._actions if a.option_strings and a.default not in
+                  (None, False, argparse.SUPPRESS, []) and "default" not in a.help]
+        assert not hidden, f"{name}: defaults not shown in the help: {hidden}"
+        lines = (parser.epilog or "").splitlines()
+        assert lines[:1] == ["examples:"] and len(lines) >= 3, f"{name}: help should end with 2-3 examples"
+        assert all(line.strip().startswith("mflow-sbi ") for line in lines[1:]), name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mflow_sbi import layout
 from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override
-from mflow_sbi.cli.options import show_progress
+from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
 
@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mflow_sbi.simulators import SIMULATORS
 
-    parser = subparsers.add_parser("calibrate", help="SBC ranks and expected coverage over simulated data sets")
+    parser = subparsers.add_parser(
+        "calibrate", help="SBC ranks and expected coverage over simulated data sets",
+        **examples("mflow-sbi calibrate --model model --simulator polynomial_surface --n-datasets 200 --n-events 20",
+                   "mflow-sbi calibrate --model model --simulator lhc --n-datasets 50 --n-events 20 --out lhc_cal"))
     parser.add_argument("--model", required=True, help="trained model directory")
     parser.add_argument("--simulator", required=True, choices=sorted(SIMULATORS), metavar="NAME",
                         help=f"simulator for the data sets: one of {', '.join(sorted(SIMULATORS))}")

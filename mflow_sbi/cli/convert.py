@@ -7,13 +7,17 @@ import logging
 from pathlib import Path
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
+from mflow_sbi.cli.options import examples
 from mflow_sbi.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("convert", help="ROOT events -> .npz features (x) and parameters (theta)")
+    parser = subparsers.add_parser(
+        "convert", help="ROOT events -> .npz features (x) and parameters (theta)",
+        **examples("mflow-sbi convert events.root --format delphes --out data.npz",
+                   "mflow-sbi convert 'run_*.root' --format examples/zmumu_format.toml --out zmumu.npz"))
     parser.add_argument("inputs", nargs="+", metavar="EVENTS.root", help="ROOT files or glob patterns")
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--require-theta", action="store_true", help="fail unless parameter branches are read")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from mflow_sbi.cli.options import examples
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="held-out NLL, reconstruction error, distance of generated samples to the true manifold",
         description="Evaluate a trained model on held-out events; see mflow_sbi.workflow.evaluate for the figures.",
-        epilog="examples:\n  mflow-sbi simulate polynomial_surface --n 2000 --from-prior --seed 9 --out test.npz\n"
-               "  mflow-sbi evaluate model --data test.npz\n  mflow-sbi evaluate model --data test.npz --out eval.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **examples("mflow-sbi simulate polynomial_surface --n 2000 --from-prior --seed 9 --out test.npz",
+                   "mflow-sbi evaluate model --data test.npz", "mflow-sbi evaluate model --data test.npz --out eval.json"))
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory written by `mflow-sbi train`")
     parser.add_argument("--data", required=True, help="held-out events (.npz with x and theta)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default 0)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi import layout
-from mflow_sbi.cli.options import show_progress
+from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("infer", help="sample the posterior of theta given observed events")
+    parser = subparsers.add_parser(
+        "infer", help="sample the posterior of theta given observed events",
+        **examples("mflow-sbi infer --model model --observed observed.npz --out posterior.npz",
+                   "mflow-sbi infer --model model --observed observed.npz --out posterior.npz --until-converged --steps 20000",
+                   "mflow-sbi infer --model model --observed observed.npz --out wide.npz --prior 'uniform(-2,2)'"))
     parser.add_argument("--model", required=True, help="trained model directory")
     parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
     parser.add_argument("--out", required=True, help="posterior samples (.npz); the summary goes to *_summary.json")
@@ -41,7 +45,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--burn-in", type=int, default=DEFAULT_BURN_IN,
                         help=f"steps discarded (default {DEFAULT_BURN_IN})")
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th step (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="override the model's prior: uniform(LOW,HIGH) or normal(LOC,SCALE), once per parameter")
 

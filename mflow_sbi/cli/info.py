@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from mflow_sbi import layout
+from mflow_sbi.cli.options import examples
 from mflow_sbi.errors import DataFileError
 
 
@@ -15,8 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "info", help="describe a trained model: architecture, prior, training data and options, history",
         description="Describe a model directory written by `mflow-sbi train` (or `run`'s model/).",
-        epilog="examples:\n  mflow-sbi info model\n  mflow-sbi info mflow_sbi_output/model",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **examples("mflow-sbi info model", "mflow-sbi info mflow_sbi_output/model"))
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory written by `mflow-sbi train`")
     parser.set_defaults(func=run)
 

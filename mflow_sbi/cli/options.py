@@ -10,6 +10,12 @@ import numpy as np
 from mflow_sbi.errors import InputError
 
 
+def examples(*commands: str) -> dict:
+    """``add_parser`` keywords that end a subcommand's help with example command lines."""
+    return {"epilog": "examples:\n" + "\n".join(f"  {command}" for command in commands),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def parse_vector(text: str, what: str = "value") -> np.ndarray:
     """Parse ``V[,V...]`` into a float64 vector."""
     try:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mflow_sbi.cli.options import parse_vector
+from mflow_sbi.cli.options import examples, parse_vector
 from mflow_sbi.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("plot", help="corner plot (and MCMC diagnostics) of posterior files")
+    parser = subparsers.add_parser(
+        "plot", help="corner plot (and MCMC diagnostics) of posterior files",
+        **examples("mflow-sbi plot posterior.npz --out corner.png --truth 0.3",
+                   "mflow-sbi plot mflow.npz af.npz --names M-flow,AF --out compare.pdf",
+                   "mflow-sbi plot posterior.npz --out corner.png --trace trace.png --autocorr autocorr.png"))
     parser.add_argument("posteriors", nargs="+", metavar="POSTERIOR.npz", help="one or several posteriors to overlay")
     parser.add_argument("--out", required=True, help="corner plot image (.png, .pdf, ...)")
     parser.add_argument("--truth", help="true parameter values V[,V...] to mark (default: the observed set's "

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mflow_sbi.cli.options import examples
 from mflow_sbi.layout import LEARNING_CURVES_FILE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("plot-training", help="plot the learning curves of a trained model")
+    parser = subparsers.add_parser("plot-training", help="plot the learning curves of a trained model",
+                                   **examples("mflow-sbi plot-training model",
+                                              "mflow-sbi plot-training model --out curves.pdf"))
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory written by `mflow-sbi train`")
     parser.add_argument("--out", help=f"image to write (default: MODEL_DIR/{LEARNING_CURVES_FILE})")
     parser.set_defaults(func=run)

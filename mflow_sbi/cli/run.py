@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mflow_sbi.cli.options import show_progress
+from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.config import load_config
 
 DEFAULT_OUT = "mflow_sbi_output"
@@ -14,10 +14,9 @@ DEFAULT_OUT = "mflow_sbi_output"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run", help="simulate, train, infer and plot in one go (default: the embedded job)",
-        epilog="examples:\n  mflow-sbi run\n  mflow-sbi run examples/smoke_run.toml --out smoke\n"
-               "  mflow-sbi run --set simulation.n_train=5000 --set training.epochs_d=10 --out quick\n"
-               "  mflow-sbi run OUT/config.toml   (repeat a run from its folder)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **examples("mflow-sbi run", "mflow-sbi run examples/smoke_run.toml --out smoke",
+                   "mflow-sbi run --set simulation.n_train=5000 --set training.epochs_d=10 --out quick",
+                   "mflow-sbi run OUT/config.toml   (repeat a run from its folder)"))
     parser.add_argument("config", nargs="?", help="TOML configuration (default: the embedded polynomial-surface job)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: ./{DEFAULT_OUT})")
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", dest="overrides",

@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from mflow_sbi.cli.options import parse_vector
+from mflow_sbi.cli.options import examples, parse_vector
 from mflow_sbi.errors import InputError
 from mflow_sbi.simulation import simulate_events, simulate_root
 
@@ -21,14 +21,18 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mflow_sbi.simulators import SIMULATORS
 
-    parser = subparsers.add_parser("simulate", help="simulate events (training data or an observed set)")
+    parser = subparsers.add_parser(
+        "simulate", help="simulate events (training data or an observed set)",
+        **examples("mflow-sbi simulate polynomial_surface --n 20000 --from-prior --seed 1 --joint-score --out train.npz",
+                   "mflow-sbi simulate polynomial_surface --n 20 --theta 0.3 --seed 2 --out observed.npz",
+                   "mflow-sbi simulate lhc --n 100000 --theta -1,-1 --option smearing=true --out events.root"))
     parser.add_argument("simulator", choices=sorted(SIMULATORS), metavar="SIMULATOR",
                         help=f"one of: {', '.join(sorted(SIMULATORS))}")
     parser.add_argument("--n", type=int, required=True, help="number of events")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--theta", help="fixed parameter point V[,V...]")
     source.add_argument("--from-prior", action="store_true", help="draw a parameter point per event from the prior")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--joint-score", action="store_true",
                         help="also store the exact joint score t_xz = grad_theta log p(x|theta) per event ")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
-from mflow_sbi.cli.options import show_progress
+from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
@@ -34,7 +34,11 @@ EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_pos
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train p(x|theta) on simulated events")
+    parser = subparsers.add_parser(
+        "train", help="train p(x|theta) on simulated events",
+        **examples("mflow-sbi train --data train.npz --out model",
+                   "mflow-sbi train --data train.npz --out af_model --model af --epochs 50",
+                   "mflow-sbi train --data 'events_*.root' --format delphes --stream --out model --config job.toml"))
     parser.add_argument("--data", required=True, nargs="+",
                         help="training events: .npz files with x and theta (t_xz for --scandal), or ROOT files "
                              "(with --format); globs allowed")
@@ -47,15 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, help="epochs of every training phase (finer: --epochs-m, --epochs-d)")
     parser.add_argument("--epochs-m", type=int, help="epochs of phase M (manifold) of sequential training")
     parser.add_argument("--epochs-d", type=int, help="epochs of phase D (density) of sequential training")
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default: the config's, else 0.001)")
+    parser.add_argument("--batch-size", type=int, help="events per batch (default: the config's, else 256)")
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     parser.add_argument("--reconstruction", choices=RECONSTRUCTION_KINDS, help="reconstruction error (default mse)")
     parser.add_argument("--latent-l2", type=float, metavar="WEIGHT", help="L2 penalty on the latents in phase M")
     parser.add_argument("--scandal", type=float, metavar="WEIGHT",
                         help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off; default 10 when the data carry t_xz)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1; 0: torch's choice)")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="seed of the initial weights, the split and the batches "
+                                                  "(default: the config's, else 0)")
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
