@@ -5,7 +5,8 @@ are stored with ``.npz`` data sets as ``simulator_options``, so later steps rebu
 
 The ``[simulation]`` table of a run configuration (:class:`SimulationConfig`):
 
-    simulator    a registered simulator (``simulators.SIMULATORS``)
+    simulator    a registered simulator (``mflow_sbi.simulators.SIMULATORS``) or your own, as
+                 ``package.module:Class`` or ``path/to/file.py:Class``
     n_train      training events, theta drawn from the prior
     n_observed   observed events, all at observed_theta
     true_theta   the parameter point of the observed events
@@ -25,8 +26,11 @@ import numpy as np
 
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
-from mflow_sbi.schema import BOOLEAN, NUMBERS, SUBTABLE, Table, choice, integer, setting
-from mflow_sbi.simulators import SIMULATORS
+from mflow_sbi.schema import BOOLEAN, NUMBERS, SUBTABLE, Rule, Table, integer, setting
+from mflow_sbi.simulators import SIMULATORS, is_user_simulator
+
+SIMULATOR_NAME = Rule(f"one of {tuple(sorted(SIMULATORS))} or your own as package.module:Class",
+                      lambda v: isinstance(v, str) and (v in SIMULATORS or is_user_simulator(v)))
 
 
 @dataclass
@@ -35,7 +39,7 @@ class SimulationConfig(Table):
 
     TABLE = "simulation"
 
-    simulator: str = setting("polynomial_surface", choice(sorted(SIMULATORS)))
+    simulator: str = setting("polynomial_surface", SIMULATOR_NAME)
     n_train: int = setting(20000, integer(2))
     n_observed: int = setting(20, integer(1))
     true_theta: list[float] = setting([0.3], NUMBERS)

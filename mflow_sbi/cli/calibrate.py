@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -23,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         **examples("mflow-sbi calibrate --model model --simulator polynomial_surface --n-datasets 200 --n-events 20",
                    "mflow-sbi calibrate --model model --simulator lhc --n-datasets 50 --n-events 20 --out lhc_cal"))
     parser.add_argument("--model", required=True, help="trained model directory")
-    parser.add_argument("--simulator", required=True, choices=sorted(SIMULATORS), metavar="NAME",
-                        help=f"simulator for the data sets: one of {', '.join(sorted(SIMULATORS))}")
+    parser.add_argument("--simulator", required=True, metavar="NAME",
+                        help=f"simulator for the data sets: one of {', '.join(sorted(SIMULATORS))}, or your own as "
+                             "package.module:Class or path/to/file.py:Class")
     parser.add_argument("--n-datasets", type=int, default=DEFAULT_DATASETS,
                         help=f"data sets drawn from the prior (default {DEFAULT_DATASETS})")
     parser.add_argument("--n-events", type=int, required=True, help="iid events per data set")
@@ -42,7 +44,10 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.priors import resolve_prior
     from mflow_sbi.simulators import get_simulator
 
-    simulator = get_simulator(args.simulator)
+    record_path = Path(args.model) / layout.TRAINING_DATA_RECORD_FILE
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    options = record.get("simulator_options") or {} if record.get("simulator") == args.simulator else {}
+    simulator = get_simulator(args.simulator, **options)  # with the options the training data were simulated with
     model = load_model(args.model)
     if simulator.data_dim != model.data_dim or len(simulator.parameter_names) != model.parameter_dim:
         raise InputError(f"simulator {args.simulator} has data dimension {simulator.data_dim} and "

@@ -26,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         **examples("mflow-sbi simulate polynomial_surface --n 20000 --from-prior --seed 1 --joint-score --out train.npz",
                    "mflow-sbi simulate polynomial_surface --n 20 --theta 0.3 --seed 2 --out observed.npz",
                    "mflow-sbi simulate lhc --n 100000 --theta -1,-1 --option smearing=true --out events.root"))
-    parser.add_argument("simulator", choices=sorted(SIMULATORS), metavar="SIMULATOR",
-                        help=f"one of: {', '.join(sorted(SIMULATORS))}")
+    parser.add_argument("simulator", metavar="SIMULATOR",
+                        help=f"one of: {', '.join(sorted(SIMULATORS))}, or your own simulator class as "
+                             "package.module:Class or path/to/file.py:Class")
     parser.add_argument("--n", type=int, required=True, help="number of events")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--theta", help="fixed parameter point V[,V...]")
