@@ -16,7 +16,12 @@ gave marginal standard deviations about 30% too small.
 
 Walkers start inside the support: drawn from the prior (``init="prior"``), or in a small ball around the
 maximum a posteriori point found by a short optimization (``init="map"``: best of a batch of prior draws,
-refined by Nelder-Mead). With ``until_converged=True`` the run stops once the post-burn-in chain is longer
+refined by Nelder-Mead), or across the posterior's modes in proportion to their estimated masses
+(``init="modes"``: multi-start optimization, hill-valley clustering, Laplace/importance-sampling masses;
+see modes.py). With ``init="modes"`` the run ends with a mode check (``diagnostics["modes"]``): the
+chain's fraction of samples per mode against the estimated mass, a warning when they differ by more than
+10 points or all walkers sit in one mode, and, when no walker moved between modes, the per-mode sample
+sets re-weighted to the estimated masses. With ``until_converged=True`` the run stops once the post-burn-in chain is longer
 than 50 autocorrelation times and the estimate of tau has changed by less than 1% since the last check,
 or after ``n_steps`` steps at most.
 """
@@ -32,7 +37,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, autocorrelation_time, chain_diagnostics
+from mflow_sbi.inference import modes as mode_finding
+from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, RHAT_GROUPS, autocorrelation_time, chain_diagnostics
 from mflow_sbi.inference.posterior import Posterior
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ class LogPosterior:
 
 
 MOVES = ("de", "stretch")
+INITS = ("prior", "map", "modes")
 
 
 def make_moves(name: str) -> list:
@@ -94,8 +101,8 @@ def _check_settings(prior, log_likelihood, n_walkers: int, n_steps: int, burn_in
         raise InputError(f"burn-in must be >= 0 and thin >= 1, got burn-in {burn_in}, thin {thin}")
     if n_steps - burn_in < 4:
         raise InputError(f"need at least 4 steps after burn-in, got {n_steps} steps with burn-in {burn_in}")
-    if init not in ("prior", "map"):
-        raise InputError(f"init must be 'prior' or 'map', got {init!r}")
+    if init not in INITS:
+        raise InputError(f"init must be one of {INITS}, got {init!r}")
 
 
 def _draw_valid(draw: Callable[[int], np.ndarray], log_post: LogPosterior, n: int, what: str) -> np.ndarray:
@@ -125,8 +132,12 @@ def find_map(log_post: LogPosterior, prior, rng: np.random.Generator, n_candidat
     return result.x if np.isfinite(result.fun) and result.fun <= objective(start) else start
 
 
-def initial_walkers(log_post: LogPosterior, prior, n_walkers: int, init: str, rng: np.random.Generator) -> np.ndarray:
-    """Starting points (n_walkers, p), all with a finite log posterior."""
+def initial_walkers(log_post: LogPosterior, prior, n_walkers: int, init: str, rng: np.random.Generator,
+                    modes: mode_finding.ModeSet | None = None) -> np.ndarray:
+    """Starting points (n_walkers, p), all with a finite log posterior (``modes`` for ``init="modes"``)."""
+    if init == "modes":
+        modes = mode_finding.find_modes(log_post, prior, rng) if modes is None else modes
+        return mode_finding.place_walkers(modes, n_walkers, log_post, rng, groups=RHAT_GROUPS)[0]
     if init == "prior":
         return _draw_valid(lambda n: prior.sample(n, rng), log_post, n_walkers, "from the prior")
     centre = find_map(log_post, prior, rng)
@@ -179,7 +190,8 @@ def sample_posterior(
     proposal = make_moves(moves)
     log_post = LogPosterior(log_likelihood, prior)
     rng = np.random.default_rng(seed)
-    start = initial_walkers(log_post, prior, n_walkers, init, rng)
+    modes = mode_finding.find_modes(log_post, prior, rng) if init == "modes" else None
+    start = initial_walkers(log_post, prior, n_walkers, init, rng, modes)
     p = prior_dim(prior)
     sampler = emcee.EnsembleSampler(n_walkers, p, log_post, vectorize=True, moves=proposal)
     sampler.random_state = np.random.RandomState(seed).get_state()
@@ -192,6 +204,13 @@ def sample_posterior(
     chain, chain_log_prob = sampler.get_chain(), sampler.get_log_prob()
     diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction)
     diagnostics.update(sampling_seconds=elapsed, converged_by_tau=converged)
+    samples = chain[burn_in::thin].reshape(-1, p)
+    samples_log_prob = chain_log_prob[burn_in::thin].reshape(-1)
+    if modes is not None:
+        samples, samples_log_prob, report = mode_finding.mode_check(modes, chain[burn_in:], chain_log_prob[burn_in:],
+                                                                    thin, seed)
+        diagnostics["modes"] = {**modes.to_dict(), **report}
+        diagnostics["warnings"].extend(report["warnings"])
     for message in diagnostics["warnings"]:
         log.warning("MCMC: %s", message)
     settings = {"n_walkers": n_walkers, "n_steps": n_steps, "steps_run": steps_run, "burn_in": burn_in,
@@ -204,8 +223,8 @@ def sample_posterior(
         info["prior"] = list(prior.specs)
     info.update(metadata or {})
     return Posterior(
-        samples=chain[burn_in::thin].reshape(-1, p),
-        log_prob=chain_log_prob[burn_in::thin].reshape(-1),
+        samples=samples,
+        log_prob=samples_log_prob,
         parameter_names=parameter_names,
         labels=labels,
         diagnostics=diagnostics,
