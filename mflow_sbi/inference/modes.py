@@ -6,9 +6,13 @@ fractions reflect the start, not the posterior. This module supplies the start a
 
 1. **Multi-start optimization** (``multistart_optimize``). Draw ``n_draws`` points from the prior (seeded),
    evaluate the log posterior log pi(theta) at all of them in one vectorized call, keep the best
-   ``keep_fraction`` (at most ``max_starts``) and maximize log pi from each with L-BFGS-B (box bounds from
-   the prior support; gradients by central differences, the 2p + 1 stencil points of one iterate in one
-   vectorized call) or Nelder-Mead.
+   ``keep_fraction`` (at most ``max_starts``) and maximize log pi from them, best first, with L-BFGS-B (box
+   bounds from the prior support; gradients by central differences, the 2p + 1 stencil points of one
+   iterate in one vectorized call) or Nelder-Mead. After each optimum the remaining starts that already lie
+   in its basin (the hill-valley test of step 2 between start and optimum, all starts in one call) are
+   dropped, so the number of optimizations is about the number of modes, not of starts. Before that, all
+   starts climb together by ``ASCENT_ITERATIONS`` steps of normalized-gradient ascent with adaptive step
+   length (two vectorized calls per step), so that far-out starts reach their own basin's top first.
 2. **Clustering into modes** (``cluster_optima``), a hill-valley test (Ursem 1999): optima are visited from
    the highest; optimum b joins the mode of an earlier representative a when log pi on the segment between
    them never drops below min(log pi(a), log pi(b)) - ``valley_tol`` (``VALLEY_POINTS`` interior points,
@@ -56,6 +60,7 @@ N_DRAWS_MIN = 1000
 N_DRAWS_PER_DIM = 200
 KEEP_FRACTION = 0.1
 MAX_STARTS = 100
+ASCENT_ITERATIONS = 40
 GRADIENT_STEP = 1e-4  # x the prior's standard deviation
 HESSIAN_FIRST_STEP = 1e-3  # x the prior's standard deviation
 HESSIAN_STEP = 0.1  # x the mode's standard deviation
@@ -184,12 +189,45 @@ def _value_and_gradient(log_post: LogDensity, x: np.ndarray, step: np.ndarray) -
     return -float(centre), -gradient
 
 
+def _batched_ascent(log_post: LogDensity, x: np.ndarray, values: np.ndarray, scale: np.ndarray, bounds,
+                    iterations: int = ASCENT_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
+    """All starts at once: normalized-gradient ascent in prior-scaled coordinates, theta <- theta + eta g / |g|
+    (g the central-difference gradient times the prior scale), eta x 1.5 after an improvement and x 0.5
+    otherwise (a rejected step is not taken). Two vectorized calls per iteration, whatever the number of
+    starts; it only brings every start near the top of its own basin for the hill-valley test."""
+    n, p = x.shape
+    low = np.array([-np.inf if b[0] is None else b[0] for b in bounds]) if bounds else np.full(p, -np.inf)
+    high = np.array([np.inf if b[1] is None else b[1] for b in bounds]) if bounds else np.full(p, np.inf)
+    step = GRADIENT_STEP * scale
+    eta = np.full(n, 0.1)
+    shifts = np.diag(step)
+    for _ in range(iterations):
+        stencil = np.concatenate([x[:, None, :] + shifts[None], x[:, None, :] - shifts[None]], axis=1)
+        f = log_post(stencil.reshape(-1, p)).reshape(n, 2, p)
+        gradient = np.where(np.isfinite(f).all(axis=1), (f[:, 0] - f[:, 1]) / (2 * step), 0.0) * scale
+        norm = np.linalg.norm(gradient, axis=1)
+        moving = norm > 0
+        if not moving.any():
+            break
+        direction = np.where(moving[:, None], gradient / np.where(moving, norm, 1.0)[:, None], 0.0)
+        proposal = np.clip(x + eta[:, None] * direction * scale, low, high)
+        new = log_post(proposal)
+        better = moving & (new > values)
+        x[better], values[better] = proposal[better], new[better]
+        eta = np.where(better, 1.5 * eta, 0.5 * eta)
+    return x, values
+
+
 def multistart_optimize(log_post: LogDensity, prior, rng: np.random.Generator, n_draws: int | None = None,
                         keep_fraction: float = KEEP_FRACTION, max_starts: int = MAX_STARTS,
-                        method: str = "L-BFGS-B", scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        method: str = "L-BFGS-B", scale: np.ndarray | None = None,
+                        valley_tol: float = VALLEY_TOL) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of ``log_post`` from the best ``keep_fraction`` of ``n_draws`` prior draws.
 
-    Returns the optima (K, p) and log pi there (K,), finite ones only, in the order of their starts.
+    Starts are optimized best first; after each optimum, the remaining starts that pass the hill-valley test
+    against it (no valley on the segment between them: they lie in its basin) are dropped, all in one
+    vectorized call, so a unimodal posterior costs one optimization. Returns the optima (K, p) and log pi
+    there (K,), finite ones only.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
@@ -206,8 +244,14 @@ def multistart_optimize(log_post: LogDensity, prior, rng: np.random.Generator, n
     scale = prior_scale(prior, rng) if scale is None else scale
     step = GRADIENT_STEP * scale
     bounds = _bounds(prior, p)
+    start_values = values[finite[np.argsort(-values[finite], kind="stable")[:n_starts]]]
+    starts, start_values = _batched_ascent(log_post, starts.copy(), start_values.copy(), scale, bounds)
+    order = np.argsort(-start_values, kind="stable")
+    starts, start_values = starts[order], start_values[order]
     optima, optimum_values = [], []
-    for start in starts:
+    remaining = np.arange(n_starts)
+    while remaining.size:
+        start, remaining = starts[remaining[0]], remaining[1:]
         if method == "L-BFGS-B":
             result = minimize(lambda x: _value_and_gradient(log_post, x, step), start, jac=True, method="L-BFGS-B",
                               bounds=bounds, options={"maxiter": 500})
@@ -222,9 +266,24 @@ def multistart_optimize(log_post: LogDensity, prior, rng: np.random.Generator, n
         if np.isfinite(value):
             optima.append(np.asarray(result.x, dtype=np.float64))
             optimum_values.append(float(value))
+            if remaining.size:
+                # starts with no valley between them and this optimum would climb to it: not optimized again
+                reached = _no_valley(log_post, starts[remaining], start_values[remaining], optima[-1],
+                                     optimum_values[-1], valley_tol)
+                remaining = remaining[~reached]
     if not optima:
         raise InputError("every multi-start optimization of the posterior ended outside its support")
     return np.array(optima), np.array(optimum_values)
+
+
+def _no_valley(log_post: LogDensity, points: np.ndarray, values: np.ndarray, optimum: np.ndarray, value: float,
+               valley_tol: float, n_points: int = VALLEY_POINTS) -> np.ndarray:
+    """For each of ``points`` (n, p): log pi on the segment to ``optimum`` stays above
+    min(log pi(point), log pi(optimum)) - ``valley_tol`` at ``n_points`` interior points (one call)."""
+    t = np.linspace(0.0, 1.0, n_points + 2)[1:-1]
+    segment = points[:, None, :] + t[None, :, None] * (optimum - points)[:, None, :]
+    along = log_post(segment.reshape(-1, points.shape[1])).reshape(len(points), n_points)
+    return np.all(along >= (np.minimum(values, value) - valley_tol)[:, None], axis=1)
 
 
 def cluster_optima(log_post: LogDensity, optima: np.ndarray, values: np.ndarray, valley_tol: float = VALLEY_TOL,
@@ -232,16 +291,12 @@ def cluster_optima(log_post: LogDensity, optima: np.ndarray, values: np.ndarray,
     """Group optima into modes with the hill-valley test (module docstring); returns index arrays, one per
     mode, each starting with its highest optimum, modes in order of their highest optimum."""
     order = np.argsort(-values, kind="stable")
-    t = np.linspace(0.0, 1.0, n_points + 2)[1:-1]
     heads: list[int] = []
     members: list[list[int]] = []
     for j in order:
         if heads:
-            reps = optima[heads]
-            segment = reps[:, None, :] + t[None, :, None] * (optima[j] - reps)[:, None, :]
-            along = log_post(segment.reshape(-1, optima.shape[1])).reshape(len(heads), n_points)
-            floor = np.minimum(values[heads], values[j]) - valley_tol
-            same = np.flatnonzero(np.all(along >= floor[:, None], axis=1))
+            same = np.flatnonzero(_no_valley(log_post, optima[heads], values[heads], optima[j], values[j], valley_tol,
+                                             n_points))
             if same.size:
                 members[same[0]].append(int(j))
                 continue
@@ -319,7 +374,8 @@ def find_modes(log_post: LogDensity, prior, rng: np.random.Generator, n_draws: i
     began = time.perf_counter()
     counted = _Counted(log_post)
     scale = prior_scale(prior, rng)
-    optima, values = multistart_optimize(counted, prior, rng, n_draws, keep_fraction, max_starts, method, scale)
+    optima, values = multistart_optimize(counted, prior, rng, n_draws, keep_fraction, max_starts, method, scale,
+                                         valley_tol)
     groups = cluster_optima(counted, optima, values, valley_tol)
     p = optima.shape[1]
     modes = []

@@ -170,7 +170,7 @@ def sample_posterior(
     burn_in: int = DEFAULT_BURN_IN,
     thin: int = 1,
     seed: int = 0,
-    init: str = "prior",
+    init: str = "modes",
     progress: bool = True,
     parameter_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
