@@ -183,9 +183,10 @@ def _value_and_gradient(log_post: LogDensity, x: np.ndarray, step: np.ndarray) -
     centre, plus, minus = values[0], values[1 : p + 1], values[p + 1 :]
     if not np.isfinite(centre):
         return BIG, np.zeros(p)
-    gradient = np.where(np.isfinite(plus) & np.isfinite(minus), (plus - minus) / (2 * step),
-                        np.where(np.isfinite(plus), (plus - centre) / step,
-                                 np.where(np.isfinite(minus), (centre - minus) / step, 0.0)))
+    with np.errstate(invalid="ignore"):  # the branches not taken may hold -inf - -inf
+        gradient = np.where(np.isfinite(plus) & np.isfinite(minus), (plus - minus) / (2 * step),
+                            np.where(np.isfinite(plus), (plus - centre) / step,
+                                     np.where(np.isfinite(minus), (centre - minus) / step, 0.0)))
     return -float(centre), -gradient
 
 
@@ -204,7 +205,8 @@ def _batched_ascent(log_post: LogDensity, x: np.ndarray, values: np.ndarray, sca
     for _ in range(iterations):
         stencil = np.concatenate([x[:, None, :] + shifts[None], x[:, None, :] - shifts[None]], axis=1)
         f = log_post(stencil.reshape(-1, p)).reshape(n, 2, p)
-        gradient = np.where(np.isfinite(f).all(axis=1), (f[:, 0] - f[:, 1]) / (2 * step), 0.0) * scale
+        with np.errstate(invalid="ignore"):
+            gradient = np.where(np.isfinite(f).all(axis=1), (f[:, 0] - f[:, 1]) / (2 * step), 0.0) * scale
         norm = np.linalg.norm(gradient, axis=1)
         moving = norm > 0
         if not moving.any():
@@ -318,12 +320,13 @@ def hessian(log_post: LogDensity, x: np.ndarray, step: np.ndarray) -> np.ndarray
     f = log_post(np.concatenate(points))
     centre, plus, minus = f[0], f[1 : p + 1], f[p + 1 : 2 * p + 1]
     h = np.empty((p, p))
-    h[np.diag_indices(p)] = (plus - 2 * centre + minus) / step**2
-    if pairs:
-        n = len(pairs)
-        pp, pm, mp, mm = (f[2 * p + 1 + k * n : 2 * p + 1 + (k + 1) * n] for k in range(4))
-        rows, cols = np.array(pairs).T
-        h[rows, cols] = h[cols, rows] = (pp - pm - mp + mm) / (4 * step[rows] * step[cols])
+    with np.errstate(invalid="ignore"):  # -inf - -inf next to the support's edge: NaN, handled by the caller
+        h[np.diag_indices(p)] = (plus - 2 * centre + minus) / step**2
+        if pairs:
+            n = len(pairs)
+            pp, pm, mp, mm = (f[2 * p + 1 + k * n : 2 * p + 1 + (k + 1) * n] for k in range(4))
+            rows, cols = np.array(pairs).T
+            h[rows, cols] = h[cols, rows] = (pp - pm - mp + mm) / (4 * step[rows] * step[cols])
     return h
 
 

