@@ -396,7 +396,7 @@ def find_modes(log_post: LogDensity, prior, rng: np.random.Generator, n_draws: i
     found.modes = sorted(modes, key=lambda m: -m.log_mass)
     found.evaluations = counted.points
     found.seconds = time.perf_counter() - began
-    found.extra = {"n_starts": len(optima)}
+    found.extra = {"n_optimized": len(optima)}
     return found
 
 
@@ -469,7 +469,8 @@ def mode_check(modes: ModeSet, chain: np.ndarray, chain_log_prob: np.ndarray, th
     if correct and k > 1 and transitions < walkers:
         occupied = counts > 0
         target = weights * occupied / (weights * occupied).sum()
-        total = int(np.floor(np.min(counts[occupied] / target[occupied])))
+        with np.errstate(divide="ignore"):  # a mode of zero estimated mass keeps none of its samples
+            total = int(np.floor(np.min(counts[occupied] / target[occupied])))
         keep_counts = allocate(target, total, min_per_mode=0)
         keep_counts = np.minimum(keep_counts, counts)
         rng = np.random.default_rng(seed)

@@ -14,16 +14,17 @@ samples for the same cost; the stretch share keeps the ensemble from being confi
 differences. emcee's DE snooker move is deliberately not used: in our checks on a 4-D Gaussian posterior it
 gave marginal standard deviations about 30% too small.
 
-Walkers start inside the support: drawn from the prior (``init="prior"``), or in a small ball around the
-maximum a posteriori point found by a short optimization (``init="map"``: best of a batch of prior draws,
-refined by Nelder-Mead), or across the posterior's modes in proportion to their estimated masses
-(``init="modes"``: multi-start optimization, hill-valley clustering, Laplace/importance-sampling masses;
-see modes.py). With ``init="modes"`` the run ends with a mode check (``diagnostics["modes"]``): the
-chain's fraction of samples per mode against the estimated mass, a warning when they differ by more than
-10 points or all walkers sit in one mode, and, when no walker moved between modes, the per-mode sample
-sets re-weighted to the estimated masses. With ``until_converged=True`` the run stops once the post-burn-in chain is longer
-than 50 autocorrelation times and the estimate of tau has changed by less than 1% since the last check,
-or after ``n_steps`` steps at most.
+Walkers start inside the support: across the posterior's modes in proportion to their estimated masses
+(``init="modes"``, the default: multi-start optimization, hill-valley clustering, Laplace/importance-sampling
+masses; see modes.py), drawn from the prior (``init="prior"``, the default before issue 18), or in a small
+ball around the maximum a posteriori point found by a short optimization (``init="map"``: best of a batch
+of prior draws, refined by Nelder-Mead). With ``init="modes"`` the run ends with a mode check
+(``diagnostics["modes"]``): the chain's fraction of samples per mode against the estimated mass, a warning
+when they differ by more than 10 points or all walkers sit in one mode, and, when the walkers did not move
+between modes, the per-mode sample sets re-weighted to the estimated masses (docs/inference.md). With
+``until_converged=True`` the run stops once the post-burn-in chain is longer than 50 autocorrelation times
+and the estimate of tau has changed by less than 1% since the last check, or after ``n_steps`` steps at
+most.
 """
 
 from __future__ import annotations
