@@ -94,8 +94,9 @@ else:
                 continue
             expected = (int, float) if type(default) is float else type(default)
             if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
-                raise InputError(f"simulator {getattr(cls, 'name', cls.__name__)!r} option {key} must be {type(default).__name__} "
-                                 f"(default {default!r}), got {value!r}")
+                name = getattr(cls, "name", cls.__name__)
+                raise InputError(f"simulator {name!r} option {key} must be {type(default).__name__} (default {default!r}), "
+                                 f"got {value!r}")
 
     def get_simulator(name: str, **options) -> Simulator:
         """Instantiate the simulator called ``name`` (see the module docstring) with keyword ``options``

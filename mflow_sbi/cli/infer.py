@@ -30,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
     parser.add_argument("--out", required=True, help="posterior samples (.npz); the summary goes to *_summary.json")
     add_sampler_arguments(parser)
-    parser.add_argument("--init", choices=("prior", "map"), default="prior",
-                        help="walker start: prior draws, or a small ball around the MAP (default prior)")
+    parser.add_argument("--init", choices=("prior", "map", "modes"), default="modes",
+                        help="walker start: prior draws, a small ball around the MAP, or across the posterior's "
+                             "modes in proportion to their estimated masses (default modes)")
     parser.add_argument("--until-converged", action="store_true",
                         help="stop once the chain exceeds 50 autocorrelation times (--steps is then the maximum)")
     parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every step")

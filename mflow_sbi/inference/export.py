@@ -29,9 +29,11 @@ FORMATS = ("netcdf", "csv")
 
 
 def kept_draws(posterior: Posterior) -> tuple[np.ndarray, np.ndarray]:
-    """(draws (chains, n, p), log_prob (chains, n)) of the kept samples; see the module docstring."""
+    """(draws (chains, n, p), log_prob (chains, n)) of the kept samples; see the module docstring. Samples
+    re-weighted across modes (``diagnostics["modes"]["corrected"]``) no longer form per-walker chains and
+    are exported as a single chain."""
     walkers = int(posterior.metadata.get("sampler", {}).get("n_walkers") or 1)
-    if posterior.n_samples % walkers:
+    if posterior.n_samples % walkers or posterior.diagnostics.get("modes", {}).get("corrected"):
         walkers = 1
     n = posterior.n_samples // walkers
     draws = posterior.samples.reshape(n, walkers, posterior.dim).transpose(1, 0, 2)

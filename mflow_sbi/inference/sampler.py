@@ -14,11 +14,17 @@ samples for the same cost; the stretch share keeps the ensemble from being confi
 differences. emcee's DE snooker move is deliberately not used: in our checks on a 4-D Gaussian posterior it
 gave marginal standard deviations about 30% too small.
 
-Walkers start inside the support: drawn from the prior (``init="prior"``), or in a small ball around the
-maximum a posteriori point found by a short optimization (``init="map"``: best of a batch of prior draws,
-refined by Nelder-Mead). With ``until_converged=True`` the run stops once the post-burn-in chain is longer
-than 50 autocorrelation times and the estimate of tau has changed by less than 1% since the last check,
-or after ``n_steps`` steps at most.
+Walkers start inside the support: across the posterior's modes in proportion to their estimated masses
+(``init="modes"``, the default: multi-start optimization, hill-valley clustering, Laplace/importance-sampling
+masses; see modes.py), drawn from the prior (``init="prior"``, the default before issue 18), or in a small
+ball around the maximum a posteriori point found by a short optimization (``init="map"``: best of a batch
+of prior draws, refined by Nelder-Mead). With ``init="modes"`` the run ends with a mode check
+(``diagnostics["modes"]``): the chain's fraction of samples per mode against the estimated mass, a warning
+when they differ by more than 10 points or all walkers sit in one mode, and, when the walkers did not move
+between modes, the per-mode sample sets re-weighted to the estimated masses (docs/inference.md). With
+``until_converged=True`` the run stops once the post-burn-in chain is longer than 50 autocorrelation times
+and the estimate of tau has changed by less than 1% since the last check, or after ``n_steps`` steps at
+most.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, autocorrelation_time, chain_diagnostics
+from mflow_sbi.inference import modes as mode_finding
+from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, RHAT_GROUPS, autocorrelation_time, chain_diagnostics
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import LogLikelihood, PosteriorPotential, Potential, Prior
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
@@ -51,6 +58,7 @@ LogPosterior = PosteriorPotential
 
 
 MOVES = ("de", "stretch")
+INITS = ("prior", "map", "modes")
 
 
 def make_moves(name: str) -> list:
@@ -69,8 +77,8 @@ def _check_settings(p: int, n_walkers: int, n_steps: int, burn_in: int, thin: in
         raise InputError(f"burn-in must be >= 0 and thin >= 1, got burn-in {burn_in}, thin {thin}")
     if n_steps - burn_in < 4:
         raise InputError(f"need at least 4 steps after burn-in, got {n_steps} steps with burn-in {burn_in}")
-    if init not in ("prior", "map"):
-        raise InputError(f"init must be 'prior' or 'map', got {init!r}")
+    if init not in INITS:
+        raise InputError(f"init must be one of {INITS}, got {init!r}")
 
 
 def _draw_valid(draw: Callable[[int], np.ndarray], log_post: Potential, n: int, what: str) -> np.ndarray:
@@ -100,8 +108,12 @@ def find_map(log_post: Potential, prior: Prior, rng: np.random.Generator, n_cand
     return result.x if np.isfinite(result.fun) and result.fun <= objective(start) else start
 
 
-def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str, rng: np.random.Generator) -> np.ndarray:
-    """Starting points (n_walkers, p), all with a finite log posterior."""
+def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str, rng: np.random.Generator,
+                    modes: mode_finding.ModeSet | None = None) -> np.ndarray:
+    """Starting points (n_walkers, p), all with a finite log posterior (``modes`` for ``init="modes"``)."""
+    if init == "modes":
+        modes = mode_finding.find_modes(log_post, prior, rng) if modes is None else modes
+        return mode_finding.place_walkers(modes, n_walkers, log_post, rng, groups=RHAT_GROUPS)[0]
     if init == "prior":
         return _draw_valid(lambda n: prior.sample(n, rng), log_post, n_walkers, "from the prior")
     centre = find_map(log_post, prior, rng)
@@ -134,7 +146,7 @@ def sample_potential(
     burn_in: int = DEFAULT_BURN_IN,
     thin: int = 1,
     seed: int = 0,
-    init: str = "prior",
+    init: str = "modes",
     progress: bool = True,
     parameter_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
@@ -144,7 +156,7 @@ def sample_potential(
 ) -> Posterior:
     """Sample exp(U(theta)) for a vectorized ``potential`` U (see :mod:`mflow_sbi.inference.potential`) with emcee.
 
-    ``moves`` is "de" or "stretch" (see the module docstring); ``init`` is "prior" or "map". With
+    ``moves`` is "de" or "stretch" (see the module docstring); ``init`` is "modes", "prior" or "map". With
     ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
     post-burn-in samples, the full chain, diagnostics (see diagnostics.py) and metadata: the sampler settings,
     the potential's metadata, then ``metadata``.
@@ -153,7 +165,8 @@ def sample_potential(
     _check_settings(p, n_walkers, n_steps, burn_in, thin, init)
     proposal = make_moves(moves)
     rng = np.random.default_rng(seed)
-    start = initial_walkers(potential, potential.prior, n_walkers, init, rng)
+    modes = mode_finding.find_modes(potential, potential.prior, rng) if init == "modes" else None
+    start = initial_walkers(potential, potential.prior, n_walkers, init, rng, modes)
     sampler = emcee.EnsembleSampler(n_walkers, p, potential, vectorize=True, moves=proposal)
     sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
@@ -165,14 +178,21 @@ def sample_potential(
     chain, chain_log_prob = sampler.get_chain(), sampler.get_log_prob()
     diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction)
     diagnostics.update(sampling_seconds=elapsed, converged_by_tau=converged)
+    samples = chain[burn_in::thin].reshape(-1, p)
+    samples_log_prob = chain_log_prob[burn_in::thin].reshape(-1)
+    if modes is not None:
+        samples, samples_log_prob, report = mode_finding.mode_check(modes, chain[burn_in:], chain_log_prob[burn_in:],
+                                                                    thin, seed)
+        diagnostics["modes"] = {**modes.to_dict(), **report}
+        diagnostics["warnings"].extend(report["warnings"])
     for message in diagnostics["warnings"]:
         log.warning("MCMC: %s", message)
     settings = {"n_walkers": n_walkers, "n_steps": n_steps, "steps_run": steps_run, "burn_in": burn_in,
                 "thin": thin, "seed": seed, "init": init, "until_converged": until_converged, "moves": moves}
     info = {"sampler": settings, **potential.metadata, **(metadata or {})}
     return Posterior(
-        samples=chain[burn_in::thin].reshape(-1, p),
-        log_prob=chain_log_prob[burn_in::thin].reshape(-1),
+        samples=samples,
+        log_prob=samples_log_prob,
         parameter_names=parameter_names,
         labels=labels,
         diagnostics=diagnostics,
