@@ -8,6 +8,7 @@ Every file name the package writes is defined here, and only here.
         versions.json             package versions it was trained with
         training.toml             the [training] options of the run
         training_data.json        what it was trained on: simulator, events, parameter names, fingerprint
+        event_format.toml         for ROOT training data: the event format (infer reads ROOT input with it)
         history.json, history.csv per-epoch losses
         learning_curves.png
         checkpoint.pt             for ``resume``
@@ -36,6 +37,7 @@ WEIGHTS_FILE = "weights.pt"
 VERSIONS_FILE = "versions.json"
 TRAINING_CONFIG_FILE = "training.toml"
 TRAINING_DATA_RECORD_FILE = "training_data.json"
+EVENT_FORMAT_FILE = "event_format.toml"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES_FILE = "learning_curves.png"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi import layout
+from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
 from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
@@ -27,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "mflow-sbi infer --model model --observed observed.npz --out posterior.npz --until-converged --steps 20000",
                    "mflow-sbi infer --model model --observed observed.npz --out wide.npz --prior 'uniform(-2,2)'"))
     parser.add_argument("--model", required=True, help="trained model directory")
-    parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
+    parser.add_argument("--observed", required=True,
+                        help="observed events: .npz with field x (N, d), or ROOT files read with the model's event "
+                             "format (or --format)")
     parser.add_argument("--out", required=True, help="posterior samples (.npz); the summary goes to *_summary.json")
     add_sampler_arguments(parser)
     parser.add_argument("--init", choices=("prior", "map", "modes"), default="modes",
@@ -36,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--until-converged", action="store_true",
                         help="stop once the chain exceeds 50 autocorrelation times (--steps is then the maximum)")
     parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every step")
+    add_format_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -75,6 +79,27 @@ def observed_theta(theta: np.ndarray | None) -> list[float] | None:
     return theta[0].tolist()
 
 
+def load_observed(args: argparse.Namespace):
+    """The observed events: an .npz file, or ROOT files read with --format if given, else with the event format
+    recorded in the model directory (a different feature list than the model's is an error)."""
+    from mflow_sbi.data.event_format import load_format
+    from mflow_sbi.data.loading import ROOT_SUFFIX, load_any
+    from mflow_sbi.tomlio import read_toml
+
+    if Path(args.observed).suffix.lower() != ROOT_SUFFIX:
+        return load_events(args.observed)
+    stored = Path(args.model) / layout.EVENT_FORMAT_FILE
+    fmt = format_from_args(args)
+    fmt = fmt if fmt is not None else (load_format(read_toml(stored)) if stored.is_file() else None)
+    record_path = Path(args.model) / layout.TRAINING_DATA_RECORD_FILE
+    expected = json.loads(record_path.read_text()).get("feature_names") if record_path.is_file() else None
+    if fmt is not None and expected is not None and load_format(fmt).feature_names() != expected:
+        got = load_format(fmt).feature_names()
+        raise InputError(f"the event format for {args.observed} gives the features {got[:4]}... ({len(got)}), "
+                         f"the model in {args.model} was trained on {expected[:4]}... ({len(expected)})")
+    return load_any(args.observed, fmt, step_size=args.step_size)
+
+
 def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
     """Observed events recorded as coming from another simulator than the model's training data are an error;
     other simulator options (e.g. detector smearing switched on) only a warning: that may be the point."""
@@ -94,7 +119,7 @@ def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
 
-    observed = load_events(args.observed)
+    observed = load_observed(args)
     check_observed_source(args.model, observed, args.observed)
     model = load_model(args.model)
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed)}

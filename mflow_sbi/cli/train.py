@@ -101,8 +101,19 @@ def run(args: argparse.Namespace) -> None:
         )
     if config.training.score_weight > 0 and head.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
-    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args))
+    out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args),
+                          event_format=_root_format(args))
     print(f"model written to {out}")
+
+
+def _root_format(args: argparse.Namespace):
+    """The event format given for ROOT training data (recorded in the model directory), else None."""
+    from mflow_sbi.data.event_format import load_format
+    from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths
+
+    fmt = format_from_args(args)
+    is_root = any(path.suffix.lower() == ROOT_SUFFIX for path in expand_paths(args.data))
+    return load_format(fmt) if fmt is not None and is_root else None
 
 
 def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedData:

@@ -20,6 +20,7 @@ from mflow_sbi.io import save_json
 from mflow_sbi.tomlio import write_toml
 
 if TYPE_CHECKING:
+    from mflow_sbi.data.event_format import EventFormat
     from mflow_sbi.flows import ConditionalDensityModel
     from mflow_sbi.training.streaming import StreamedData
 
@@ -43,7 +44,7 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
     return build(data, config, simulator_manifold_dim(data))
 
 
-def training_data_record(data: EventData | StreamedData) -> dict:
+def training_data_record(data: EventData | StreamedData, event_format: EventFormat | None = None) -> dict:
     """What a model was trained on, for ``training_data.json``: the simulator and its options, the number of
     events, the parameter names, and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
     x and theta arrays with their shapes; streamed from ROOT files it is that of the file names, sizes and
@@ -75,16 +76,21 @@ def training_data_record(data: EventData | StreamedData) -> dict:
     }
     if streamed:
         record["files"] = [str(path) for path in data.files]
-        record["event_format"] = getattr(data.fmt, "name", None if data.fmt is None else str(data.fmt))
+    if event_format is not None:
+        record["event_format"] = event_format.name
+        record["feature_names"] = event_format.feature_names()
     return record
 
 
 def train_from_data(
-    data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True
+    data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True,
+    event_format: EventFormat | None = None,
 ) -> Path:
     """Train a model on ``data`` (in memory, or streamed from ROOT files) and write the model directory
     (see :mod:`mflow_sbi.layout`): the model, the training options as used (training.toml, with an unset
-    SCANDAL weight resolved), the learning curves and the checkpoint for ``resume``.
+    SCANDAL weight resolved), what it was trained on (training_data.json, and event_format.toml when the
+    events were read from ROOT files with ``event_format``), the learning curves and the checkpoint for
+    ``resume``.
 
     The model's initial weights are drawn after seeding torch with the training seed.
     """
@@ -100,7 +106,13 @@ def train_from_data(
     out_dir.mkdir(parents=True, exist_ok=True)
     used = config.training.for_data(events.t_xz is not None and not streamed)
     write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
-    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data))
+    if event_format is None and streamed and data.fmt is not None:
+        from mflow_sbi.data.event_format import load_format
+
+        event_format = load_format(data.fmt)
+    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
+    if event_format is not None:
+        write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
     options = {"checkpoint": out_dir / layout.CHECKPOINT_FILE, "resume": resume, "progress": progress}
     if streamed:
         history = train_streamed(model, data, used, **options)

@@ -101,15 +101,44 @@ def test_train_reads_root_files_through_a_format(tmp_path, lhc_like, monkeypatch
                       dtype=np.float64)
     received = {}
 
-    def fake_train(data, config, out_dir, resume=False, progress=True):
-        received["data"] = data
+    def fake_train(data, config, out_dir, resume=False, progress=True, event_format=None):
+        received["data"], received["format"] = data, event_format
         return out_dir
 
     monkeypatch.setattr(train_cli, "train_from_data", fake_train)
     assert main(["train", "--data", str(tmp_path / "ev*.root"), "--format", "delphes", "--step-size", "300",
                  "--out", str(tmp_path / "model")]) == 0
     data = received["data"]
+    assert received["format"].name == "delphes"  # recorded in the model directory
     np.testing.assert_allclose(data.x, kinematics.event_features([photons, jets], [(0, 1), (2, 3)]), rtol=1e-12,
                                atol=1e-9)
     np.testing.assert_array_equal(data.theta, theta)
     assert data.prior.specs == prior.specs and data.parameter_names == ("a", "b")
+
+
+def test_infer_reads_root_observed_events_with_the_models_event_format(tmp_path, capsys):
+    """train --format delphes records the format; infer --observed events.root reads with it (no flag), and
+    a format with other features than the model's is an error."""
+    import json
+
+    config = tmp_path / "tiny.toml"
+    config.write_text("[model.outer]\nn_layers = 1\nhidden_features = 8\nnum_blocks = 1\n"
+                      "[model.inner]\nn_layers = 1\nhidden_features = 8\nnum_blocks = 1\n"
+                      "[training]\nepochs_m = 1\nepochs_d = 1\nbatch_size = 100\n")
+    train, observed, model = tmp_path / "train.root", tmp_path / "observed.root", tmp_path / "model"
+    assert main(["-q", "simulate", "lhc", "--n", "300", "--from-prior", "--seed", "1", "--out", str(train)]) == 0
+    assert main(["-q", "simulate", "lhc", "--n", "8", "--theta", "0.5,0", "--seed", "2", "--out", str(observed)]) == 0
+    assert main(["-q", "train", "--data", str(train), "--format", "delphes", "--out", str(model),
+                 "--config", str(config)]) == 0
+    record = json.loads((model / "training_data.json").read_text())
+    assert record["event_format"] == "delphes" and len(record["feature_names"]) == 40
+    assert (model / "event_format.toml").is_file()
+    posterior = tmp_path / "posterior.npz"
+    assert main(["-q", "infer", "--model", str(model), "--observed", str(observed), "--out", str(posterior),
+                 "--walkers", "4", "--steps", "30", "--burn-in", "10", "--init", "prior"]) == 0
+    with np.load(posterior) as result:
+        assert result["samples"].shape == (4 * 20, 2)
+    capsys.readouterr()
+    assert main(["infer", "--model", str(model), "--observed", str(observed), "--out", str(tmp_path / "x.npz"),
+                 "--format", "delphes", "--pair", "0,1"]) == 2
+    assert "gives the features" in capsys.readouterr().err
