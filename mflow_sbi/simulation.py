@@ -79,7 +79,8 @@ def simulate_events(
     x = simulator.sample(thetas, n, rng)
     t_xz = simulator.joint_score(x, thetas) if joint_score else None
     return EventData(x=x, theta=thetas, t_xz=t_xz, simulator=name, prior=simulator.prior,
-                     parameter_names=tuple(simulator.parameter_names), simulator_options=dict(options or {}))
+                     parameter_names=tuple(simulator.parameter_names), simulator_options=dict(options or {}),
+                     parameter_labels=tuple(getattr(simulator, "parameter_labels", simulator.parameter_names)))
 
 
 def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: str,

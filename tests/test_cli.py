@@ -379,3 +379,23 @@ def test_every_subcommand_documents_its_flags_and_ends_with_examples():
         lines = (parser.epilog or "").splitlines()
         assert lines[:1] == ["examples:"] and len(lines) >= 3, f"{name}: help should end with 2-3 examples"
         assert all(line.strip().startswith("mflow-sbi ") for line in lines[1:]), name
+
+
+def test_simulator_labels_travel_from_data_to_the_posterior(tmp_path, tiny_config):
+    """The simulator's LaTeX labels are stored with the data, recorded with the model, and carried by infer's
+    and run's posteriors (plot uses them unless --labels says otherwise)."""
+    from mflow_sbi.data.datasets import load_events
+    from mflow_sbi.inference.posterior import Posterior
+
+    train, observed, model_dir = tmp_path / "train.npz", tmp_path / "obs.npz", tmp_path / "model"
+    assert main(["-q", "simulate", "polynomial_surface", "--n", "200", "--from-prior", "--out", str(train)]) == 0
+    assert main(["-q", "simulate", "polynomial_surface", "--n", "5", "--theta", "0.3", "--out", str(observed)]) == 0
+    assert load_events(train).parameter_labels == (r"$\theta$",)
+    assert main(["-q", "train", "--data", str(train), "--out", str(model_dir), "--config", str(tiny_config),
+                 "--epochs", "1"]) == 0
+    assert json.loads((model_dir / "training_data.json").read_text())["parameter_labels"] == [r"$\theta$"]
+    assert main(["-q", "infer", "--model", str(model_dir), "--observed", str(observed), "--out", str(tmp_path / "p.npz"),
+                 "--walkers", "4", "--steps", "30", "--burn-in", "10", "--init", "prior"]) == 0
+    assert Posterior.load(tmp_path / "p.npz").labels == (r"$\theta$",)
+    assert main(["-q", "plot", str(tmp_path / "p.npz"), "--out", str(tmp_path / "c.png"), "--labels", "$g$"]) == 0
+    assert main(["-q", "plot", str(tmp_path / "p.npz"), "--out", str(tmp_path / "c.png"), "--labels", "a,b"]) == 2

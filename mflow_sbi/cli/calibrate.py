@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -43,9 +42,9 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.likelihood import ModelLikelihood
     from mflow_sbi.priors import resolve_prior
     from mflow_sbi.simulators import get_simulator
+    from mflow_sbi.workflow.train import read_training_data_record
 
-    record_path = Path(args.model) / layout.TRAINING_DATA_RECORD_FILE
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record = read_training_data_record(args.model)
     options = record.get("simulator_options") or {} if record.get("simulator") == args.simulator else {}
     simulator = get_simulator(args.simulator, **options)  # with the options the training data were simulated with
     model = load_model(args.model)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
 from mflow_sbi.layout import summary_path
 from mflow_sbi.priors import IndependentPrior
+from mflow_sbi.workflow.train import read_training_data_record
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ def load_observed(args: argparse.Namespace):
     stored = Path(args.model) / layout.EVENT_FORMAT_FILE
     fmt = format_from_args(args)
     fmt = fmt if fmt is not None else (load_format(read_toml(stored)) if stored.is_file() else None)
-    record_path = Path(args.model) / layout.TRAINING_DATA_RECORD_FILE
-    expected = json.loads(record_path.read_text()).get("feature_names") if record_path.is_file() else None
+    expected = read_training_data_record(args.model).get("feature_names")
     if fmt is not None and expected is not None and load_format(fmt).feature_names() != expected:
         got = load_format(fmt).feature_names()
         raise InputError(f"the event format for {args.observed} gives the features {got[:4]}... ({len(got)}), "
@@ -103,10 +102,9 @@ def load_observed(args: argparse.Namespace):
 def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
     """Observed events recorded as coming from another simulator than the model's training data are an error;
     other simulator options (e.g. detector smearing switched on) only a warning: that may be the point."""
-    record_path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
-    if observed.simulator is None or not record_path.is_file():
+    record = read_training_data_record(model_dir)
+    if observed.simulator is None or not record:
         return
-    record = json.loads(record_path.read_text())
     trained_on = record.get("simulator")
     if trained_on is not None and trained_on != observed.simulator:
         raise InputError(f"{observed_path} holds events of simulator {observed.simulator!r}, but the model in "
@@ -127,7 +125,8 @@ def run(args: argparse.Namespace) -> None:
     if truth is not None:
         metadata["observed_theta"] = truth
     posterior = run_inference(
-        model, observed.x, prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
+        model, observed.x, labels=read_training_data_record(args.model).get("parameter_labels"),
+        prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
         init=args.init, progress=show_progress(args), until_converged=args.until_converged,
     )

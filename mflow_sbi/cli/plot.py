@@ -22,6 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--truth", help="true parameter values V[,V...] to mark (default: the observed set's "
                                         "theta when it was simulated at one point)")
     parser.add_argument("--names", help="legend names N[,N...], one per posterior")
+    parser.add_argument("--labels", help="axis labels L[,L...], one per parameter, LaTeX allowed (default: the "
+                                         "posterior's, which come from the simulator)")
     parser.add_argument("--levels", default="0.68,0.95", help="credibility levels of the contours (default 0.68,0.95)")
     parser.add_argument("--trace", metavar="FILE", help="also write a trace plot of the first posterior")
     parser.add_argument("--autocorr", metavar="FILE", help="also write an autocorrelation plot of the first posterior")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
     levels = tuple(parse_vector(args.levels, "--levels"))
     if not all(0 < level < 1 for level in levels):
         raise InputError(f"--levels must lie strictly between 0 and 1, got {args.levels}")
-    written = [plotting.corner_plot(posteriors, args.out, truth=truth, names=names, levels=levels)]
+    labels = args.labels.split(",") if args.labels else None
+    written = [plotting.corner_plot(posteriors, args.out, truth=truth, names=names, levels=levels, labels=labels)]
     if args.trace:
         written.append(plotting.trace_plot(posteriors[0], args.trace))
     if args.autocorr:

@@ -30,6 +30,7 @@ class EventData:
     prior: IndependentPrior | None = None
     parameter_names: tuple[str, ...] | None = None
     simulator_options: dict | None = None
+    parameter_labels: tuple[str, ...] | None = None
 
     def save(self, path: str | os.PathLike) -> Path:
         arrays: dict[str, np.ndarray] = {"x": np.asarray(self.x, dtype=np.float64)}
@@ -45,6 +46,8 @@ class EventData:
             arrays["prior"] = np.array(self.prior.specs)
         if self.parameter_names is not None:
             arrays["parameter_names"] = np.array(self.parameter_names)
+        if self.parameter_labels is not None:
+            arrays["parameter_labels"] = np.array(self.parameter_labels)
         return save_npz(path, **arrays)
 
 
@@ -72,7 +75,8 @@ def load_events(path: str | os.PathLike, require_theta: bool = False) -> EventDa
     t_xz = _float_matrix(path, "t_xz", fields["t_xz"], len(x)) if "t_xz" in fields else None
     prior = IndependentPrior.from_specs([str(s) for s in fields["prior"]]) if "prior" in fields else None
     names = tuple(str(s) for s in fields["parameter_names"]) if "parameter_names" in fields else None
+    labels = tuple(str(s) for s in fields["parameter_labels"]) if "parameter_labels" in fields else None
     simulator = str(fields["simulator"]) if "simulator" in fields else None
     options = json.loads(str(fields["simulator_options"])) if "simulator_options" in fields else None
     return EventData(x=x, theta=theta, t_xz=t_xz, simulator=simulator, prior=prior, parameter_names=names,
-                     simulator_options=options)
+                     simulator_options=options, parameter_labels=labels)

@@ -31,4 +31,5 @@ def exact_reference(simulator, x_observed: np.ndarray, inference: InferenceConfi
     return sample_posterior(SimulatorLikelihood(simulator, x_observed), simulator.prior, n_walkers=inference.walkers,
                             n_steps=inference.steps, burn_in=inference.burn_in, thin=inference.thin,
                             seed=inference.seed, progress=progress, parameter_names=simulator.parameter_names,
+                            labels=tuple(getattr(simulator, "parameter_labels", simulator.parameter_names)),
                             metadata={"likelihood": f"exact ({simulator.name})"})

@@ -79,6 +79,7 @@ def run_pipeline(
 
     sim = config.simulation
     simulator = get_simulator(sim.simulator, **sim.options)
+    labels = tuple(getattr(simulator, "parameter_labels", simulator.parameter_names))
     outputs = RunOutputs.under(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_toml(out_dir / layout.RUN_CONFIG_FILE, config_document(config))
@@ -90,6 +91,7 @@ def run_pipeline(
     inference = config.inference
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
+                              labels=labels,
                               metadata={"observed_theta": [float(v) for v in sim.true_theta]})
     reference = exact_reference(simulator, observed.x, inference, progress) if sim.reference else None
     shown, names = [posterior], None
@@ -102,6 +104,6 @@ def run_pipeline(
     posterior.save(outputs.posterior)
     posterior.save_summary(outputs.summary)
     posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
-    corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(simulator.parameter_labels),
+    corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(labels),
                 names=names)
     return outputs, posterior

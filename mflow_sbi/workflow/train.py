@@ -71,6 +71,7 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         "n_events": int(data.moments.count if streamed else len(data.x)),
         "data_dim": int(events.x.shape[1]),
         "parameter_names": list(events.parameter_names) if events.parameter_names else None,
+        "parameter_labels": list(events.parameter_labels) if events.parameter_labels else None,
         "joint_score": events.t_xz is not None and not streamed,
         "fingerprint": digest.hexdigest(),
     }
@@ -80,6 +81,21 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         record["event_format"] = event_format.name
         record["feature_names"] = event_format.feature_names()
     return record
+
+
+def read_training_data_record(model_dir: str | Path) -> dict:
+    """The ``training_data.json`` of a model directory, or {} for models trained before it was written."""
+    import json
+
+    path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        from mflow_sbi.errors import DataFileError
+
+        raise DataFileError(f"{path}: invalid JSON ({err})") from None
 
 
 def train_from_data(
