@@ -6,6 +6,7 @@ Every file name the package writes is defined here, and only here.
         config.toml               model type, architecture, parameter names, prior
         weights.pt                the state dict
         versions.json             package versions it was trained with
+        manifest.json             SHA-256 of config.toml and weights.pt, checked on load
         training.toml             the [training] options of the run
         training_data.json        what it was trained on: simulator, events, parameter names, fingerprint
         event_format.toml         for ROOT training data: the event format (infer reads ROOT input with it)
@@ -35,6 +36,7 @@ from pathlib import Path
 CONFIG_FILE = "config.toml"
 WEIGHTS_FILE = "weights.pt"
 VERSIONS_FILE = "versions.json"
+MANIFEST_FILE = "manifest.json"
 TRAINING_CONFIG_FILE = "training.toml"
 TRAINING_DATA_RECORD_FILE = "training_data.json"
 EVENT_FORMAT_FILE = "event_format.toml"

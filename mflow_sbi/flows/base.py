@@ -31,7 +31,7 @@ from mflow_sbi import __version__
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.flows.standardize import Standardizer
 from mflow_sbi.io import atomic_path, save_json
-from mflow_sbi.layout import CONFIG_FILE, VERSIONS_FILE, WEIGHTS_FILE
+from mflow_sbi.layout import CONFIG_FILE, MANIFEST_FILE, VERSIONS_FILE, WEIGHTS_FILE
 from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.tomlio import read_toml, write_toml
 
@@ -189,6 +189,7 @@ class ConditionalDensityModel(nn.Module):
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             torch.save(self.state_dict(), tmp)
         save_json(directory / VERSIONS_FILE, software_versions())
+        save_json(directory / MANIFEST_FILE, {name: file_sha256(directory / name) for name in (CONFIG_FILE, WEIGHTS_FILE)})
         return directory
 
     @classmethod
@@ -209,8 +210,42 @@ class ConditionalDensityModel(nn.Module):
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise DataFileError(f"{weights}: no such file (incomplete model directory)")
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        verify_manifest(directory)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)  # tensors only, never pickled code
+            model.load_state_dict(state)
+        except Exception as err:  # noqa: BLE001 - a truncated, foreign or mismatched file is reported the same way
+            raise DataFileError(f"{weights}: cannot load the weights ({str(err).splitlines()[0]})") from None
         return model.eval()
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_manifest(directory: Path) -> None:
+    """The files listed in ``manifest.json`` still have the SHA-256 recorded when the model was saved (model
+    directories written before the manifest existed are accepted as they are)."""
+    import json
+
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"{path}: invalid JSON ({err})") from None
+    for name, expected in recorded.items():
+        target = directory / name
+        if not target.is_file() or file_sha256(target) != expected:
+            raise DataFileError(f"{target}: does not match the SHA-256 recorded in {MANIFEST_FILE} when the model was "
+                                "saved (truncated, modified or replaced); retrain or restore the file")
 
 
 def _distribution_version(name: str) -> str:

@@ -275,7 +275,7 @@ class Trainer:
         if self.checkpoint_path is None or not self.checkpoint_path.is_file():
             return None
         try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)  # tensors and plain data only
         except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
             raise TrainingError(f"{self.checkpoint_path}: cannot read checkpoint ({err})") from None
         if state.get("plan") != plan:

@@ -141,3 +141,26 @@ def test_create_model_defaults_and_options():
     af = create_model("af", 3, 1, flow={"transform": "affine_coupling", "linear": "permutation"})
     assert af.latent_dim is None and af.flow_config.transform == "affine_coupling"
     assert not af.supports_cached_likelihood
+
+
+def test_a_damaged_model_directory_is_refused_with_the_file_named(tmp_path):
+    """The manifest's SHA-256 catches a truncated or replaced weights file; a directory without a manifest (0.1)
+    still loads; an unreadable weights file is a DataFileError, never a pickle or torch traceback."""
+    import json
+
+    from mflow_sbi.errors import DataFileError
+
+    torch.manual_seed(0)
+    directory = create_model("mflow", data_dim=3, parameter_dim=1, latent_dim=2).save(tmp_path / "model")
+    recorded = json.loads((directory / "manifest.json").read_text())
+    assert set(recorded) == {"config.toml", "weights.pt"}
+    load_model(directory)
+    weights = (directory / "weights.pt").read_bytes()
+    (directory / "weights.pt").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(DataFileError, match=r"weights.pt: does not match the SHA-256 recorded in manifest.json"):
+        load_model(directory)
+    (directory / "manifest.json").unlink()
+    with pytest.raises(DataFileError, match=r"weights.pt: cannot load the weights"):
+        load_model(directory)
+    (directory / "weights.pt").write_bytes(weights)
+    load_model(directory)
