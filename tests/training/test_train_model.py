@@ -197,3 +197,16 @@ def test_epoch_summary_format():
     expected = "phase D epoch 3/40: train loss 1.5 (nll 1.25) | lr 1.0e-03 | 5400 events/s"
     assert epoch_summary(record, 40, 1e-3, 2.0, 10800) == expected
     assert epoch_summary(record, 40, 1e-3, 2.0, None).endswith("| 2.0 s")
+
+
+def test_a_truncated_checkpoint_is_reported_not_unpickled(tmp_path):
+    """Checkpoints load with weights_only=True: a truncated file is a TrainingError naming it."""
+    from mflow_sbi.errors import TrainingError
+
+    x, theta = polynomial_data(120)
+    config = TrainingConfig(algorithm="sequential", epochs_m=1, epochs_d=1, **FAST)
+    checkpoint = tmp_path / "checkpoint.pt"
+    train_model(tiny_mflow(), x, theta, config, checkpoint=checkpoint, progress=False)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])
+    with pytest.raises(TrainingError, match=r"checkpoint.pt: cannot read checkpoint"):
+        train_model(tiny_mflow(), x, theta, config, checkpoint=checkpoint, resume=True, progress=False)
