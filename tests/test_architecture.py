@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mflow_sbi.config",),
     ("mflow_sbi.workflow",),
     ("mflow_sbi.cli",),
+    ("mflow_sbi.__main__",),
 )
 HEAVY = ("emcee", "scipy.optimize", "matplotlib", "uproot", "torch", "nflows")  # torch alone takes ~1.5 s
 
