@@ -63,16 +63,21 @@ def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
     return file
 
 
-def get_tree(file: uproot.ReadOnlyDirectory, path: str | os.PathLike, name: str) -> uproot.TTree:
-    """The TTree ``name`` in ``file``; the error lists the trees that exist, closest first."""
+# TTrees and RNTuples (ROOT's successor format, which uproot reads with the same arrays/iterate interface)
+TREE_CLASSES = ("TTree", "TNtuple", "ROOT::RNTuple", "ROOT::Experimental::RNTuple")
+
+
+def get_tree(file: uproot.ReadOnlyDirectory, path: str | os.PathLike, name: str) -> Any:
+    """The TTree or RNTuple ``name`` in ``file``; the error lists the trees that exist, closest first."""
     with reading(path):
         classes = file.classnames(cycle=False)
-    trees = sorted(key for key, cls in classes.items() if cls.startswith(("TTree", "TNtuple")))
+    trees = sorted(key for key, cls in classes.items() if cls.startswith(TREE_CLASSES))
     if name not in classes:
         found = ", ".join(trees) if trees else "none"
         raise DataFileError(f"{path}: no tree '{name}'{closest(name, trees)}; trees in file: {found}")
     if name not in trees:
-        raise DataFileError(f"{path}: '{name}' is a {classes[name]}, not a TTree; trees in file: {', '.join(trees)}")
+        raise DataFileError(f"{path}: '{name}' is a {classes[name]}, not a TTree or RNTuple; trees in file: "
+                            f"{', '.join(trees)}")
     with reading(path):
         return file[name]
 

@@ -98,17 +98,30 @@ class TreeSource:
         return f"{self.path}:{self.fmt.tree}"
 
 
-def _describe(interpretation: Any) -> str:
-    if isinstance(interpretation, uproot.AsJagged):
+def _describe(field: Any) -> str:
+    """The layout of a TTree branch (by its uproot interpretation) or an RNTuple field (by its awkward form):
+    "jagged" (a variable-length list of numbers per event), "flat", "fixed-size array" or "non-numeric"."""
+    if hasattr(field, "interpretation"):
+        interpretation = field.interpretation
+        if isinstance(interpretation, uproot.AsJagged):
+            return "jagged" if isinstance(interpretation.content, uproot.AsDtype) else "non-numeric"
+        if isinstance(interpretation, uproot.AsDtype):
+            return "flat" if interpretation.inner_shape == () else "fixed-size array"
+        return "non-numeric"
+    form = field.to_akform()[0].contents[0]
+    if isinstance(form, ak.forms.NumpyForm):
+        return "flat" if form.inner_shape == [] or form.inner_shape == () else "fixed-size array"
+    if isinstance(form, ak.forms.ListOffsetForm | ak.forms.ListForm) and isinstance(form.content, ak.forms.NumpyForm):
         return "jagged"
-    if isinstance(interpretation, uproot.AsDtype):
-        return "flat" if interpretation.inner_shape == () else "fixed-size array"
     return "non-numeric"
 
 
 def branch_names(tree: Any) -> list[str]:
     """All branch names, nested ones (e.g. ``Jet.PT`` inside a Delphes ``Jet`` TClonesArray) without their parents."""
-    return list(tree.keys(full_paths=False))
+    try:
+        return list(tree.keys(full_paths=False))
+    except TypeError:  # an RNTuple, whose keys are its fields
+        return list(tree.keys())
 
 
 def _check_branch(tree: Any, where: str, name: str, expected: str, purpose: str) -> None:
@@ -116,10 +129,7 @@ def _check_branch(tree: Any, where: str, name: str, expected: str, purpose: str)
     keys = branch_names(tree)
     if name not in keys:
         raise DataFileError(f"{where}: missing branch '{name}' ({purpose}){closest(name, keys)}")
-    interpretation = tree[name].interpretation
-    found = _describe(interpretation)
-    if found == "jagged" and not isinstance(interpretation.content, uproot.AsDtype):
-        found = "non-numeric"
+    found = _describe(tree[name])
     if found == "non-numeric":
         raise DataFileError(f"{where}: branch '{name}' ({purpose}) is not numeric ({tree[name].typename})")
     if found != expected:

@@ -132,3 +132,32 @@ def test_nonfinite_values_are_dropped_with_a_count_or_raise(tmp_path):
     np.testing.assert_array_equal(data.theta[:, 0], [0, 2, 3, 5])
     with pytest.raises(DataFileError, match=r"2 events with NaN/inf values \(first at entry 1\)"):
         read_root([path], flat_format(nonfinite="error", slots=2))
+
+
+def test_an_rntuple_reads_like_the_same_ttree(tmp_path):
+    """ROOT's RNTuple (what uproot >= 5.7 writes with file[name] = ...) is read through the same event format
+    as a TTree with the same branches, to the same numbers."""
+    import awkward as ak
+    import uproot
+
+    from mflow_sbi.data.event_format import EventFormat
+    from mflow_sbi.data.loading import load_any
+
+    rng = np.random.default_rng(4)
+    counts = rng.integers(2, 4, size=50)
+    jets = {f"Jet_{c}": ak.unflatten(rng.uniform(1, 100, counts.sum()) if c != "eta" else rng.normal(size=counts.sum()),
+                                      counts) for c in ("pt", "eta", "phi", "mass")}
+    flat = {"met": rng.uniform(0, 50, 50), "g": rng.uniform(-1, 1, 50)}
+    with uproot.recreate(tmp_path / "tree.root") as file:
+        file.mktree("Events", {**{k: "var * float64" for k in jets}, **{k: "float64" for k in flat}})
+        file["Events"].extend({**jets, **flat})
+    with uproot.recreate(tmp_path / "ntuple.root") as file:
+        file["Events"] = {**jets, **flat}
+    assert uproot.open(tmp_path / "ntuple.root").classnames(cycle=False)["Events"].endswith("RNTuple")
+    fmt = EventFormat.from_dict({"tree": "Events", "collections": [
+        {"name": "jet", "convention": "pt_eta_phi_mass", "layout": "jagged", "count": 2,
+         "branches": {"pt": "Jet_pt", "eta": "Jet_eta", "phi": "Jet_phi", "mass": "Jet_mass"}}], "columns": ["met"], "parameters": ["g"]})
+    from_tree, from_ntuple = load_any(tmp_path / "tree.root", fmt), load_any(tmp_path / "ntuple.root", fmt)
+    assert from_tree.x.shape == (50, 13)
+    np.testing.assert_array_equal(from_ntuple.x, from_tree.x)
+    np.testing.assert_array_equal(from_ntuple.theta, from_tree.theta)
