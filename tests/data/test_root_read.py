@@ -156,7 +156,8 @@ def test_an_rntuple_reads_like_the_same_ttree(tmp_path):
     assert uproot.open(tmp_path / "ntuple.root").classnames(cycle=False)["Events"].endswith("RNTuple")
     fmt = EventFormat.from_dict({"tree": "Events", "collections": [
         {"name": "jet", "convention": "pt_eta_phi_mass", "layout": "jagged", "count": 2,
-         "branches": {"pt": "Jet_pt", "eta": "Jet_eta", "phi": "Jet_phi", "mass": "Jet_mass"}}], "columns": ["met"], "parameters": ["g"]})
+         "branches": {"pt": "Jet_pt", "eta": "Jet_eta", "phi": "Jet_phi", "mass": "Jet_mass"}}],
+        "columns": ["met"], "parameters": ["g"]})
     from_tree, from_ntuple = load_any(tmp_path / "tree.root", fmt), load_any(tmp_path / "ntuple.root", fmt)
     assert from_tree.x.shape == (50, 13)
     np.testing.assert_array_equal(from_ntuple.x, from_tree.x)
