@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench setup lock clean
+.PHONY: run test lint bench docs setup lock clean
 
 setup: $(STAMP)
 
@@ -43,8 +43,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The documentation site in site/ (strict: a warning fails the build); the CLI and configuration references are
+# generated from the parser and the schema by docs/hooks.py.
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "documentation in site/index.html"
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) .lock-venv *.egg-info .pytest_cache mflow_sbi_output build dist
+	rm -rf $(VENV) .lock-venv *.egg-info .pytest_cache mflow_sbi_output build dist site
