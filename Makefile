@@ -26,7 +26,7 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
 	.lock-venv/bin/python -m pip install -q "$(TORCH_SPEC)"
-	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	.lock-venv/bin/python -m pip install -q -e ".[dev,docs]"
 	{ echo "# Exact versions of the last tested environment; written by 'make lock' ($$(date -u +%Y-%m-%d))."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable --exclude mflow-sbi | sed 's/^\(torch==[^+]*\)+.*/\1/'; } \
 	  > $(CONSTRAINTS).tmp
