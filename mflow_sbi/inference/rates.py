@@ -212,5 +212,39 @@ def fit_quadratic_rate(theta: np.ndarray, rate: np.ndarray) -> QuadraticRate:
     return QuadraticRate(coefficients, int(theta.shape[1]), residuals)
 
 
+def fit_simulator_rate(simulator: Any, *, n_points: int = 25, seed: int = 0) -> QuadraticRate:
+    """Quadratic fit to ``simulator.expected_events(theta, 1)`` at ``n_points`` prior draws (seeded).
+
+    A stand-in for the (theta, sigma x efficiency) pairs of a generator run (e.g. reweighted events): with the
+    ``lhc`` simulator it checks that the fit machinery reproduces a known rate (its residuals are ~1e-15).
+    """
+    if getattr(simulator, "expected_events", None) is None:
+        raise InputError(f"simulator {getattr(simulator, 'name', type(simulator).__name__)!r} has no "
+                         "expected_events(theta, luminosity) to fit a rate to: fit one to your own (theta, rate) "
+                         "pairs with fit_quadratic_rate and save it as rate_fit.json in the model directory")
+    theta = np.atleast_2d(simulator.prior.sample(int(n_points), np.random.default_rng(seed)))
+    return fit_quadratic_rate(theta, simulator.expected_events(theta, 1.0))
+
+
+def rate_term_from_settings(rate: str, n_observed: int, *, luminosity: float | None, simulator: Any = None,
+                            fit_path: str | os.PathLike | None = None) -> RateTerm | None:
+    """The ``[inference] rate`` choice as a rate term: None for "none", the simulator's ``expected_events`` for
+    "simulator", the :class:`QuadraticRate` stored at ``fit_path`` for "fit"."""
+    if rate not in RATE_SOURCES:
+        raise InputError(f"rate must be one of {RATE_SOURCES}, got {rate!r}")
+    if rate == "none":
+        return None
+    if luminosity is None:
+        raise InputError(f"rate = {rate!r} needs a luminosity")
+    if rate == "simulator":
+        if simulator is None:
+            raise InputError("rate = 'simulator' needs the simulator the data came from")
+        return simulator_rate(simulator, n_observed, luminosity=luminosity)
+    if fit_path is None or not Path(fit_path).is_file():
+        raise InputError(f"rate = 'fit' needs a rate fit file, {fit_path} does not exist")
+    return QuadraticRate.load(fit_path).rate_term(n_observed, luminosity=check_luminosity(luminosity),
+                                                  path=str(fit_path))
+
+
 __all__ = ["QUADRATIC_RATE_FORMAT", "RATE_SOURCES", "ExtendedLikelihood", "QuadraticRate", "RateTerm", "fit_quadratic_rate",
-           "poisson_log_pmf", "quadratic_features", "simulator_rate"]
+           "fit_simulator_rate", "poisson_log_pmf", "quadratic_features", "rate_term_from_settings", "simulator_rate"]
