@@ -51,13 +51,13 @@ def parse_grid_spec(text: str) -> GridAxis:
     name, sep, spec = text.partition("=")
     parts = spec.split(":")
     if not sep or not name.strip() or len(parts) != 3:
-        raise InputError(f"--grid {text!r} is not of the form NAME=LOW:HIGH:N (e.g. theta_0=-2:2:41)")
+        raise InputError(f"grid {text!r} is not of the form NAME=LOW:HIGH:N (e.g. theta_0=-2:2:41)")
     try:
         low, high, n = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
-        raise InputError(f"--grid {text!r}: LOW and HIGH must be numbers and N an integer") from None
+        raise InputError(f"grid {text!r}: LOW and HIGH must be numbers and N an integer") from None
     if not (np.isfinite(low) and np.isfinite(high) and low < high) or n < 2:
-        raise InputError(f"--grid {text!r}: needs finite LOW < HIGH and N >= 2")
+        raise InputError(f"grid {text!r}: needs finite LOW < HIGH and N >= 2")
     return GridAxis(name.strip(), np.linspace(low, high, n))
 
 
@@ -67,13 +67,13 @@ def order_axes(axes: Sequence[GridAxis], parameter_names: Sequence[str]) -> list
     by_name: dict[str, GridAxis] = {}
     for axis in axes:
         if axis.name not in parameter_names:
-            raise InputError(f"--grid {axis.name}: not a parameter of the model (parameters: {', '.join(parameter_names)})")
+            raise InputError(f"grid axis {axis.name}: not a parameter of the model (parameters: {', '.join(parameter_names)})")
         if axis.name in by_name:
-            raise InputError(f"--grid {axis.name} is given twice")
+            raise InputError(f"grid axis {axis.name} is given twice")
         by_name[axis.name] = axis
     missing = [name for name in parameter_names if name not in by_name]
     if missing:
-        raise InputError(f"no --grid for {', '.join(missing)}: every parameter needs a grid (profiling over "
+        raise InputError(f"no grid axis for {', '.join(missing)}: every parameter needs a grid (profiling over "
                          "parameters off the grid is not implemented)")
     return [by_name[name] for name in parameter_names]
 

@@ -115,7 +115,7 @@ def test_grid_spec_and_axis_errors():
             parse_grid_spec(bad)
     a, b = parse_grid_spec("theta_1=-1:1:3"), parse_grid_spec("theta_0=-1:1:3")
     assert [x.name for x in order_axes([a, b], ("theta_0", "theta_1"))] == ["theta_0", "theta_1"]
-    with pytest.raises(InputError, match="no --grid for theta_1"):
+    with pytest.raises(InputError, match="no grid axis for theta_1"):
         order_axes([b], ("theta_0", "theta_1"))
     with pytest.raises(InputError, match="not a parameter"):
         order_axes([parse_grid_spec("phi=-1:1:3")], ("theta_0",))
