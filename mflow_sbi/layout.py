@@ -44,6 +44,12 @@ HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES_FILE = "learning_curves.png"
 CHECKPOINT_FILE = "checkpoint.pt"
+RATE_FIT_FILE = "rate_fit.json"  # quadratic rate fit (mflow_sbi.inference.rates.QuadraticRate), for rate = "fit"
+
+# limits directory (mflow-sbi limits)
+LIMITS_FILE = "limits.json"
+LIMITS_GRID_FILE = "limits.npz"
+LIMITS_PLOT_FILE = "limits.png"
 
 # run directory
 RUN_CONFIG_FILE = "config.toml"

@@ -9,6 +9,8 @@ plotting works headless and leaves the caller's matplotlib configuration alone.
 - ``trace_plot`` / ``autocorrelation_plot``: MCMC diagnostics from the stored ensemble chain.
 - ``sbc_plot``: histograms of SBC ranks with the 99% band expected for uniform ranks (binomial counts).
 - ``coverage_plot``: expected coverage of the HPD regions versus credibility level, with the diagonal.
+- ``limits_plot``: the profile likelihood ratio q of ``mflow-sbi limits``: per parameter of interest the 1-D
+  profile q_j with the Wilks (1 dof) lines, and for two parameters the q map with the joint (2 dof) contours.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from scipy.stats import binom
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.calibration import RANK_BINS, CalibrationResult
 from mflow_sbi.inference.credible import DEFAULT_LEVELS, hpd_interval
+from mflow_sbi.inference.limits import LimitResult, wilks_threshold
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.io import atomic_path
 
@@ -216,4 +219,50 @@ def coverage_plot(result: CalibrationResult, path: str | os.PathLike) -> Path:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(frameon=False, loc="upper left")
+    return _save(fig, path)
+
+
+def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[str] | None = None,
+                truth: np.ndarray | None = None) -> Path:
+    """q of a :class:`~mflow_sbi.inference.limits.LimitResult`: one panel per parameter with its profile q_j and
+    dashed lines at the 1-dof thresholds, and (two parameters) a panel with the q map, the joint 2-dof
+    contours, the MLE and ``truth``."""
+    names = list(labels or result.names)
+    k = len(result.names)
+    panels = k + (1 if k == 2 else 0)
+    fig = Figure(figsize=(4.2 * panels, 3.8))
+    axes = np.atleast_1d(fig.subplots(1, panels))
+    styles = ("--", ":", "-.")
+    for j in range(k):
+        ax = axes[j]
+        profile = result.profile(j)
+        finite = np.isfinite(profile)
+        ax.plot(result.axes[j][finite], profile[finite], color=COLORS[0], lw=1.5)
+        for n, level in enumerate(result.levels):
+            ax.axhline(wilks_threshold(level, 1), color="grey", ls=styles[n % 3], lw=1, label=f"{level:.0%} CL")
+        ax.axvline(result.theta_hat[j], color=COLORS[1], lw=1, label="MLE")
+        if truth is not None:
+            ax.axvline(truth[j], color="k", lw=1, ls="-", alpha=0.5, label="truth")
+        ax.set_xlabel(names[j])
+        ax.set_ylabel(r"$q = -2\,\Delta\log L$ (profiled)" if k > 1 else r"$q = -2\,\Delta\log L$")
+        top = max(wilks_threshold(max(result.levels), 1) * 2.0, 1.0)
+        ax.set_ylim(0, top)
+        ax.legend(frameon=False, fontsize="small")
+    if k == 2:
+        ax = axes[2]
+        q = np.where(np.isfinite(result.q), result.q, np.nan)
+        top = 3 * max(result.thresholds.values())
+        mesh = ax.pcolormesh(result.axes[0], result.axes[1], np.minimum(q, top).T, shading="auto", cmap="viridis_r")
+        fig.colorbar(mesh, ax=ax, label="q")
+        levels = sorted(result.thresholds.values())
+        ax.contour(result.axes[0], result.axes[1], q.T, levels=levels, colors="white",
+                   linestyles=[styles[n % 3] for n in range(len(levels))])
+        ax.plot(*result.theta_hat, marker="x", color=COLORS[1], ls="", label="MLE")
+        if truth is not None:
+            ax.plot(*truth, marker="+", color="k", ls="", ms=10, label="truth")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_title(" / ".join(f"{lv:.0%}" for lv in sorted(result.levels)) + " CL (2 dof)", fontsize="small")
+        ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
     return _save(fig, path)

@@ -23,7 +23,15 @@ CONSTANTS = resources.files("mflow_sbi.simulators.constants")
 
 @runtime_checkable
 class Simulator(Protocol):
-    """A simulator with known data manifold (and, where tractable, known likelihood)."""
+    """A simulator with known data manifold (and, where tractable, known likelihood).
+
+    Optional method (not part of the checked protocol; ``rate = "simulator"`` needs it):
+
+    ``expected_events(theta, luminosity) -> (K,)``: nu(theta) = luminosity x sigma(theta) x efficiency(theta),
+    the expected number of events passing the simulator's selection, for theta of shape (K, p); the simulator
+    documents the units of ``luminosity`` (``lhc``: fb^-1). Used by the extended likelihood
+    (``mflow_sbi.inference.rates``).
+    """
 
     name: str
     data_dim: int

@@ -85,6 +85,7 @@ class LHC:
         self.resolution = constants["smearing"]
         self.q_moments = np.array([self.model.mean_momentum_product(m, self.momentum_scale) for m in range(3)])
         self.sigma_terms = self.q_moments * np.array(constants["cross_section"]["acceptance"])  # A_0, A_1, A_2
+        self.sm_cross_section_fb = float(constants["normalization"]["sm_cross_section_fb"])
         self.prior = diagonal_normal([0.0, 0.0], [1.0, 1.0])
 
     # --- theta dependence ---------------------------------------------------------------------------
@@ -106,6 +107,17 @@ class LHC:
         a0, a1, a2 = self.sigma_terms
         return a0 + 2 * self.c_even * theta[:, 0] * a1 + (self.c_even**2 * theta[:, 0] ** 2
                                                            + self.c_odd**2 * theta[:, 1] ** 2) * a2
+
+    def expected_events(self, theta: np.ndarray, luminosity: float) -> np.ndarray:
+        """nu(theta) = luminosity x sigma_SM x sigma(theta), shape (K,), for ``luminosity`` in fb^-1.
+
+        ``cross_section(theta)`` is dimensionless: the accepted rate E_p0[w 1_acc] relative to the SM rate
+        before cuts, so it already holds the acceptance of the cuts (sigma(0) = eps_0, the SM acceptance) and the
+        efficiency factor of nu = L sigma eps is 1 here (no detector efficiency is modelled; smearing, when on,
+        acts after the cuts and moves no event across them). sigma_SM = 8.585 fb is the SM WBF H -> gamma gamma
+        cross section before cuts (``normalization`` in ``lhc.json``), so nu(0) = 5.28 L / fb^-1.
+        """
+        return float(luminosity) * self.sm_cross_section_fb * self.cross_section(theta)
 
     # --- sampling -----------------------------------------------------------------------------------
     def _envelope_coefficients(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

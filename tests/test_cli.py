@@ -87,6 +87,7 @@ def test_run_writes_all_outputs(tmp_path, tiny_config, capsys):
     low, high = summary["parameters"]["theta"]["central_95"]
     assert -1.0 <= low <= high <= 1.0
     assert summary["metadata"]["observed_theta"] == [0.3]
+    assert summary["metadata"]["rate"] == {"source": "none"}
     printed = capsys.readouterr().out
     assert str(out / "corner.png") in printed
     # the simulator's likelihood is tractable: the exact-likelihood posterior comes along, with its distance
@@ -174,6 +175,21 @@ def test_run_works_for_every_simulator(tmp_path, simulator, latent_dim, truth):
     with np.load(tmp_path / "out" / "posterior.npz") as post:
         assert post["samples"].shape[1] == 2
         assert np.isfinite(post["log_prob"]).all()
+
+
+def test_run_with_a_rate_uses_the_extended_likelihood(tmp_path):
+    """rate = "fit" (the simulator path differs only in where nu comes from: tests/inference/test_rates.py)."""
+    rate = "fit"
+    config = tmp_path / "job.toml"
+    text = TINY_CONFIG.replace('simulator = "polynomial_surface"', 'simulator = "lhc"')
+    text = text.replace("true_theta = [0.3]", "true_theta = [0.0, 0.0]").replace("latent_dim = 2", "latent_dim = 14")
+    config.write_text(text + f'rate = "{rate}"\nluminosity = 1.0\n')
+    assert main(["-q", "run", str(config), "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["metadata"]["rate"]["source"] == rate
+    assert summary["metadata"]["rate"]["luminosity"] == 1.0 and summary["metadata"]["rate"]["n_observed"] == 5
+    fit = json.loads((tmp_path / "out" / "model" / "rate_fit.json").read_text())
+    assert fit["residuals"]["max_relative"] < 1e-10  # lhc's rate is exactly quadratic
 
 
 def test_run_with_joint_score_trains_with_scandal(tmp_path):

@@ -58,6 +58,10 @@ def test_a_file_that_sets_one_key_gets_the_default_job_for_every_other_key(tmp_p
         ({"model": {"outer": {"layers": 2}}}, "model.outer: unknown key(s) ['layers']"),
         ({"model": {"inner": {"transform": "magic"}}}, "model.inner = {'transform': 'magic'}: transform must be one of"),
         ({"model": {"type": "mflow", "eps": 0.1}}, "model.eps is not an option of model type 'mflow'"),
+        ({"inference": {"rate": "poisson"}}, "inference.rate must be one of ('none', 'simulator', 'fit'), got 'poisson'"),
+        ({"inference": {"rate": "simulator"}},
+         "inference.luminosity must be set (a number > 0) when inference.rate = 'simulator'"),
+        ({"inference": {"luminosity": 0}}, "inference.luminosity must be a number > 0 (or unset), got 0"),
         ({"training": {"scandal": -1}}, "training.scandal must be a number >= 0 (or unset), got -1"),
     ],
 )

@@ -20,7 +20,7 @@ from mflow_sbi import __version__
 from mflow_sbi.errors import MflowError
 
 SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "info", "evaluate", "infer", "plot", "export",
-                      "calibrate", "run")
+                      "calibrate", "run", "limits")
 
 # A value such as "-1,-1" or "-0.5" (a parameter point, a prior bound) that argparse would take for a flag.
 NEGATIVE_VALUES = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")

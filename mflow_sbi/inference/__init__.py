@@ -29,6 +29,10 @@ _LAZY = {
     "box_uniform": "mflow_sbi.priors",
     "diagonal_normal": "mflow_sbi.priors",
     "sample_posterior": "mflow_sbi.inference.sampler",
+    "ExtendedLikelihood": "mflow_sbi.inference.rates",
+    "RateTerm": "mflow_sbi.inference.rates",
+    "fit_quadratic_rate": "mflow_sbi.inference.rates",
+    "profile_likelihood_limits": "mflow_sbi.inference.limits",
 }
 
 if TYPE_CHECKING:
@@ -36,28 +40,34 @@ if TYPE_CHECKING:
     from mflow_sbi.inference.credible import HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
     from mflow_sbi.inference.infer import run_inference
     from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
+    from mflow_sbi.inference.limits import profile_likelihood_limits
     from mflow_sbi.inference.metrics import c2st, mmd2
     from mflow_sbi.inference.posterior import Posterior
+    from mflow_sbi.inference.rates import ExtendedLikelihood, RateTerm, fit_quadratic_rate
     from mflow_sbi.inference.sampler import sample_posterior
     from mflow_sbi.priors import IndependentPrior, Normal1D, Uniform1D, box_uniform, diagonal_normal
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "CalibrationResult",
+    "ExtendedLikelihood",
     "HPDRegion2D",
     "IndependentPrior",
     "ModelLikelihood",
     "Normal1D",
     "Posterior",
+    "RateTerm",
     "SimulatorLikelihood",
     "Uniform1D",
     "box_uniform",
     "c2st",
     "central_interval",
     "diagonal_normal",
+    "fit_quadratic_rate",
     "hpd_interval",
     "hpd_region_2d",
     "mmd2",
+    "profile_likelihood_limits",
     "run_calibration",
     "run_inference",
     "sample_posterior",

@@ -9,6 +9,7 @@ import numpy as np
 from mflow_sbi.inference.likelihood import LikelihoodModel, ModelLikelihood
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import PosteriorPotential, Prior
+from mflow_sbi.inference.rates import ExtendedLikelihood, RateTerm
 from mflow_sbi.inference.sampler import sample_potential
 from mflow_sbi.priors import resolve_prior
 
@@ -31,6 +32,7 @@ def run_inference(
     cache: bool | str = "auto",
     mode: str | None = None,
     metadata: dict | None = None,
+    rate: RateTerm | None = None,
     **sampler_options: Any,
 ) -> Posterior:
     """Sample p(theta | x_observed) proportional to p(theta) prod_i p_model(x_i | theta) for a trained ``model``.
@@ -38,11 +40,16 @@ def run_inference(
     ``prior`` overrides the prior stored with the model; ``cache`` and ``mode`` go to
     :class:`~mflow_sbi.inference.likelihood.ModelLikelihood`; ``sampler_options`` to
     :func:`~mflow_sbi.inference.sampler.sample_potential` (n_walkers, n_steps, burn_in, thin, seed, init,
-    progress, until_converged, moves). The posterior's metadata records the model, then ``metadata``.
+    progress, until_converged, moves). With a ``rate`` term (:mod:`mflow_sbi.inference.rates`) the likelihood is
+    the extended one, log Pois(N | nu(theta)) + sum_i log p_model(x_i | theta). The posterior's metadata records
+    the model, ``rate`` (the rate term's metadata, or ``{"source": "none"}``), then ``metadata``.
     """
     prior = resolve_prior(model.prior, prior, model.parameter_dim)
-    potential = PosteriorPotential(ModelLikelihood(model, x_observed, cache=cache, mode=mode), prior)
+    likelihood = ModelLikelihood(model, x_observed, cache=cache, mode=mode)
+    potential = PosteriorPotential(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), prior)
     info = {"model": {"class": type(model).__name__, "data_dim": int(model.data_dim), "latent_dim": model.latent_dim,
                       "mode": mode}}
+    if rate is None:
+        info["rate"] = {"source": "none"}
     info.update(metadata or {})
     return sample_potential(potential, parameter_names=model.parameter_names, metadata=info, **sampler_options)

@@ -177,6 +177,9 @@ class Posterior:
                            ("split_rhat", "split-R-hat")):
             if key in summary:
                 lines.append(f"{title}: " + ", ".join(f"{n}={v:.4g}" for n, v in summary[key].items()))
+        rate = summary.get("metadata", {}).get("rate")
+        if isinstance(rate, dict):
+            lines.append(format_rate(rate))
         lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
         return "\n".join(lines)
 
@@ -187,3 +190,11 @@ class Posterior:
     def hpd_region(self, i: int, j: int, level: float, rng: np.random.Generator | None = None) -> HPDRegion2D:
         """2-D HPD region of parameters (i, j) at credibility ``level`` (KDE based, see credible.py)."""
         return hpd_region_2d(self.samples, level, (i, j), rng=rng)
+
+
+def format_rate(rate: dict) -> str:
+    """One line naming the rate term of an extended likelihood (``metadata["rate"]``), or that none was used."""
+    if rate.get("source", "none") == "none":
+        return "rate: none (shape-only likelihood)"
+    return (f"rate: {rate['source']} (extended likelihood, luminosity {rate.get('luminosity')}, "
+            f"n_observed {rate.get('n_observed')})")

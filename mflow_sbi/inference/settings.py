@@ -5,6 +5,11 @@
     burn_in   steps discarded (at most steps - 4)
     thin      keep every thin-th step
     seed      seeds the walkers' start and emcee
+    rate      "none" (shape only, the default), "simulator" or "fit": add log Pois(n_obs | nu(theta)) to the
+              likelihood, nu from the simulator's ``expected_events`` or from a quadratic fit to simulated
+              rates (``mflow_sbi.inference.rates``; docs/physics.md)
+    luminosity  integrated luminosity for nu = luminosity x sigma(theta) x efficiency, in the simulator's
+              units (``lhc``: fb^-1); required when rate is not "none"
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mflow_sbi.errors import ConfigError
-from mflow_sbi.schema import Table, integer, setting
+from mflow_sbi.schema import Table, choice, integer, number, optional, setting
 
 # 64 walkers cost little more than 32 per vectorized call (fixed per-call overhead dominates), and with
 # DE moves (tau ~ 5-13 steps for 1-4 parameters) give >= 5,000 effective samples in 1,200 post-burn-in steps.
@@ -26,6 +31,8 @@ DEFAULT_RANK_SAMPLES = 99
 
 MIN_KEPT_STEPS = 4
 
+RATE_CHOICES = ("none", "simulator", "fit")
+
 
 @dataclass
 class InferenceConfig(Table):
@@ -38,13 +45,17 @@ class InferenceConfig(Table):
     burn_in: int = setting(DEFAULT_BURN_IN, integer(0))
     thin: int = setting(1, integer(1))
     seed: int = setting(0, integer(0))
+    rate: str = setting("none", choice(RATE_CHOICES))
+    luminosity: float | None = setting(None, optional(number(0, strict_low=True)))
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.steps - self.burn_in < MIN_KEPT_STEPS:
             raise ConfigError(f"inference.burn_in must be at most steps - {MIN_KEPT_STEPS} = "
                               f"{self.steps - MIN_KEPT_STEPS}, got {self.burn_in}")
+        if self.rate != "none" and self.luminosity is None:
+            raise ConfigError(f"inference.luminosity must be set (a number > 0) when inference.rate = {self.rate!r}")
 
 
 __all__ = ["DEFAULT_BURN_IN", "DEFAULT_DATASETS", "DEFAULT_RANK_SAMPLES", "DEFAULT_STEPS", "DEFAULT_WALKERS", "MIN_KEPT_STEPS",
-           "InferenceConfig"]
+           "RATE_CHOICES", "InferenceConfig"]

@@ -20,15 +20,20 @@ def has_tractable_likelihood(simulator, x: np.ndarray) -> bool:
 
 
 def exact_reference(simulator, x_observed: np.ndarray, inference: InferenceConfig,
-                    progress: bool = True) -> Posterior | None:
-    """p(theta | x_observed) under the simulator's exact likelihood with the same sampler settings as the
-    learned posterior, or None when the simulator has no tractable likelihood."""
+                    progress: bool = True, rate=None) -> Posterior | None:
+    """p(theta | x_observed) under the simulator's exact likelihood with the same sampler settings (and the same
+    ``rate`` term, :mod:`mflow_sbi.inference.rates`, when one is given) as the learned posterior, or None when
+    the simulator has no tractable likelihood."""
     from mflow_sbi.inference.likelihood import SimulatorLikelihood
+    from mflow_sbi.inference.rates import ExtendedLikelihood
     from mflow_sbi.inference.sampler import sample_posterior
 
     if not has_tractable_likelihood(simulator, x_observed):
         return None
-    return sample_posterior(SimulatorLikelihood(simulator, x_observed), simulator.prior, n_walkers=inference.walkers,
+    likelihood = SimulatorLikelihood(simulator, x_observed)
+    if rate is not None:
+        likelihood = ExtendedLikelihood(likelihood, rate)
+    return sample_posterior(likelihood, simulator.prior, n_walkers=inference.walkers,
                             n_steps=inference.steps, burn_in=inference.burn_in, thin=inference.thin,
                             seed=inference.seed, progress=progress, parameter_names=simulator.parameter_names,
                             labels=tuple(getattr(simulator, "parameter_labels", simulator.parameter_names)),

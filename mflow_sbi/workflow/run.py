@@ -59,6 +59,22 @@ def run_data(sim: SimulationConfig, outputs: RunOutputs, resume: bool) -> tuple[
     return training, observed
 
 
+def run_rate(inference, simulator, n_observed: int, model_dir: Path):
+    """The rate term of ``[inference] rate``: None, the simulator's ``expected_events``, or (rate = "fit") a
+    quadratic fitted to the simulator's rate at 25 prior draws (seeded by ``[inference] seed``) and stored with
+    its residuals as ``rate_fit.json`` in the model directory."""
+    from mflow_sbi.inference.rates import fit_simulator_rate, rate_term_from_settings
+
+    fit_path = Path(model_dir) / layout.RATE_FIT_FILE
+    if inference.rate == "fit":
+        fit = fit_simulator_rate(simulator, seed=inference.seed)
+        fit.save(fit_path)
+        log.info("rate fit: max relative residual %.3g over %d points", fit.residuals["max_relative"],
+                 fit.residuals["n_points"])
+    return rate_term_from_settings(inference.rate, n_observed, luminosity=inference.luminosity, simulator=simulator,
+                                   fit_path=fit_path)
+
+
 def run_pipeline(
     config: RunConfig, out_dir: Path, progress: bool = True, resume: bool = False
 ) -> tuple[RunOutputs, Posterior]:
@@ -68,7 +84,8 @@ def run_pipeline(
     The posterior's metadata holds ``observed_theta`` (the parameter point of the observed events). When
     ``config.simulation.reference`` is set and the simulator's likelihood is tractable, the exact-likelihood
     posterior is sampled too, overlaid in the corner plot, and the MMD^2 between the two is stored in the
-    metadata as ``mmd2_to_exact``.
+    metadata as ``mmd2_to_exact``. ``[inference] rate`` adds the Poisson term of the extended likelihood to both
+    (:func:`run_rate`); the metadata's ``rate`` says which was used.
     """
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.infer import run_inference
@@ -89,11 +106,12 @@ def run_pipeline(
     model = load_model(outputs.model)
     log.info("sampling the posterior")
     inference = config.inference
+    rate = run_rate(inference, simulator, len(observed.x), outputs.model)
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
                               labels=labels,
-                              metadata={"observed_theta": [float(v) for v in sim.true_theta]})
-    reference = exact_reference(simulator, observed.x, inference, progress) if sim.reference else None
+                              metadata={"observed_theta": [float(v) for v in sim.true_theta]}, rate=rate)
+    reference = exact_reference(simulator, observed.x, inference, progress, rate=rate) if sim.reference else None
     shown, names = [posterior], None
     if reference is not None:
         outputs.reference = out_dir / layout.REFERENCE_POSTERIOR_FILE

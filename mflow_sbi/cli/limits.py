@@ -1,0 +1,104 @@
+"""``mflow-sbi limits``: profile-likelihood ratio q(theta) on a grid and Wilks' confidence intervals/contours."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from mflow_sbi import layout
+from mflow_sbi.cli.options import examples, parse_vector
+from mflow_sbi.data.datasets import load_events
+from mflow_sbi.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = "limits"
+DEFAULT_LEVELS = "0.68,0.95"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "limits", help="frequentist limits: q(theta) = -2 dlog L on a grid, 68%%/95%% CL intervals and contours",
+        **examples("mflow-sbi limits model --observed observed.npz --grid theta=-1:1:201",
+                   "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41",
+                   "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41 "
+                   "--rate simulator --luminosity 10"))
+    parser.add_argument("model", metavar="MODEL_DIR", help="trained model directory")
+    parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
+    parser.add_argument("--grid", action="append", required=True, metavar="NAME=LOW:HIGH:N",
+                        help="N evenly spaced values of parameter NAME from LOW to HIGH, once per parameter "
+                             "(all parameters of the model; there are no nuisances to profile yet)")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"output directory for limits.json, limits.npz and limits.png (default {DEFAULT_OUT})")
+    parser.add_argument("--cl", default=DEFAULT_LEVELS, metavar="LEVELS",
+                        help=f"comma-separated confidence levels (default {DEFAULT_LEVELS})")
+    parser.add_argument("--rate", choices=("none", "simulator", "fit"), default="none",
+                        help="add log Pois(N | nu(theta)): nu from the training data's simulator (expected_events) "
+                             "or from MODEL_DIR/rate_fit.json (default none)")
+    parser.add_argument("--luminosity", type=float, default=None,
+                        help="luminosity for --rate, in the simulator's units (lhc: fb^-1) (default: none; required "
+                             "with --rate)")
+    parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every grid point")
+    parser.set_defaults(func=run)
+
+
+def training_simulator(model_dir: str):
+    """The simulator (with its options) that made the model's training data, from training_data.json."""
+    from mflow_sbi.simulators import get_simulator
+
+    record_path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if not record.get("simulator"):
+        raise InputError(f"{model_dir} records no simulator for its training data: --rate simulator needs one "
+                         "(use --rate fit with a rate_fit.json)")
+    return get_simulator(record["simulator"], **(record.get("simulator_options") or {}))
+
+
+def run(args: argparse.Namespace) -> None:
+    from mflow_sbi.cli.infer import check_observed_source, load_model, observed_theta
+    from mflow_sbi.inference.likelihood import ModelLikelihood
+    from mflow_sbi.inference.limits import order_axes, parse_grid_spec, profile_likelihood_limits
+    from mflow_sbi.inference.rates import ExtendedLikelihood, rate_term_from_settings
+    from mflow_sbi.plotting import limits_plot
+
+    axes = [parse_grid_spec(spec) for spec in args.grid]
+    levels = parse_vector(args.cl, "--cl")
+    if not all(0 < lv < 1 for lv in levels):
+        raise InputError(f"--cl {args.cl!r}: confidence levels must lie in (0, 1)")
+    if args.rate != "none" and (args.luminosity is None or not args.luminosity > 0):
+        raise InputError(f"--rate {args.rate} needs --luminosity > 0, got {args.luminosity}")
+    observed = load_events(args.observed)
+    check_observed_source(args.model, observed, args.observed)
+    model = load_model(args.model)
+    axes = order_axes(axes, model.parameter_names)
+    likelihood = ModelLikelihood(model, observed.x, cache=False if args.no_cache else "auto")
+    simulator = training_simulator(args.model) if args.rate == "simulator" else None
+    rate = rate_term_from_settings(args.rate, len(observed.x), luminosity=args.luminosity, simulator=simulator,
+                                   fit_path=Path(args.model) / layout.RATE_FIT_FILE)
+    metadata = {"model_path": str(args.model), "observed_path": str(args.observed), "n_events": len(observed.x),
+                "observed_fingerprint": likelihood.fingerprint,
+                "rate": {"source": "none"} if rate is None else rate.metadata,
+                "profiled_nuisances": []}
+    truth = observed_theta(observed.theta)
+    if truth is not None:
+        metadata["observed_theta"] = truth
+    result = profile_likelihood_limits(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), axes,
+                                       levels=[float(lv) for lv in levels], metadata=metadata)
+    out = Path(args.out)
+    json_path, npz_path = result.save(out / layout.LIMITS_FILE, out / layout.LIMITS_GRID_FILE)
+    plot_path = limits_plot(result, out / layout.LIMITS_PLOT_FILE, truth=None if truth is None else truth)
+    print(format_limits(result))
+    print(f"wrote {json_path}, {npz_path} and {plot_path}")
+
+
+def format_limits(result) -> str:
+    """The MLE and each parameter's profile intervals, one line per parameter and level."""
+    lines = ["MLE: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.names, result.theta_hat, strict=True))]
+    for name in result.names:
+        for level, segments in result.intervals[name].items():
+            text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
+            note = "  (reaches the grid edge)" if result.open[name][level] else ""
+            lines.append(f"{name} {level:.0%} CL: {text}{note}")
+    return "\n".join(lines)

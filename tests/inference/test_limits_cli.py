@@ -1,0 +1,95 @@
+"""``mflow-sbi limits`` end to end on the conjugate-Gaussian fake model (loading faked), and its one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import mflow_sbi.flows
+from mflow_sbi.cli import main
+from mflow_sbi.data.datasets import EventData
+from mflow_sbi.inference.rates import fit_quadratic_rate, quadratic_features
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture
+def fake_model(conjugate_problem, monkeypatch, tmp_path):
+    problem = conjugate_problem(p=1, n=2, d=3, n_events=20, seed=0)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
+    (tmp_path / "model").mkdir()
+    return problem, observed
+
+
+def mle_and_fisher(problem):
+    model = problem.model
+    A, b = model.A.double().numpy(), model.b.double().numpy()
+    chol = model.chol.double().numpy()
+    sigma_inv = np.linalg.inv(chol @ chol.T)
+    u = problem.x[:, :2] @ model.M.double().numpy().T
+    fisher = len(u) * A.T @ sigma_inv @ A
+    return np.linalg.solve(fisher, A.T @ sigma_inv @ (u - b).sum(0)), fisher
+
+
+def test_limits_writes_json_npz_plot_and_analytic_intervals(fake_model, tmp_path, capsys):
+    problem, observed = fake_model
+    theta_hat, fisher = mle_and_fisher(problem)
+    sd = 1 / np.sqrt(fisher[0, 0])
+    low, high = theta_hat[0] - 5 * sd, theta_hat[0] + 5 * sd
+    out = tmp_path / "lim"
+    rc = main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", f"theta_0={low}:{high}:201",
+               "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "limits.json").read_text())
+    assert summary["dof"] == 1 and summary["metadata"]["rate"] == {"source": "none"}
+    assert summary["metadata"]["profiled_nuisances"] == []
+    for level in ("0.68", "0.95"):
+        half = np.sqrt(stats.chi2.ppf(float(level), 1)) * sd
+        (segment,) = summary["intervals"]["theta_0"][level]["segments"]
+        np.testing.assert_allclose(segment, [theta_hat[0] - half, theta_hat[0] + half], atol=5e-3 * sd)
+    with np.load(out / "limits.npz") as grid:
+        assert grid["q"].shape == (201,) and grid["axis_theta_0"][0] == pytest.approx(low)
+    assert (out / "limits.png").read_bytes()[:4] == PNG
+    assert "theta_0 68% CL" in capsys.readouterr().out
+
+
+def test_limits_with_a_rate_fit(fake_model, tmp_path):
+    """nu(theta) = 20 + 10 (theta - theta_hat) from rate_fit.json (luminosity 2) with n = 20 observed events: the
+    Poisson term adds the Fisher information (dnu/dtheta)^2 / nu = 5 at the MLE, so the 68% interval shrinks by
+    about sqrt(F / (F + 5)) (exact for a Gaussian; nu changes by < 10% across the interval, so within 2%)."""
+    problem, observed = fake_model
+    theta_hat, fisher = mle_and_fisher(problem)
+    theta = np.linspace(-2, 2, 7)[:, None] + theta_hat
+    coefficients = np.array([20.0 - 10.0 * theta_hat[0], 10.0, 0.0]) / 2.0
+    fit_quadratic_rate(theta, quadratic_features(theta) @ coefficients).save(tmp_path / "model" / "rate_fit.json")
+    sd = 1 / np.sqrt(fisher[0, 0])
+    grid = f"theta_0={theta_hat[0] - 5 * sd}:{theta_hat[0] + 5 * sd}:401"
+    args = ["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--rate", "fit", "--luminosity", "2"]) == 0
+    plain = json.loads((tmp_path / "a" / "limits.json").read_text())
+    rated = json.loads((tmp_path / "b" / "limits.json").read_text())
+    assert rated["metadata"]["rate"]["source"] == "fit" and rated["metadata"]["rate"]["luminosity"] == 2.0
+    assert rated["metadata"]["rate"]["fit_residuals"]["rms"] < 1e-10
+
+    def width(summary):
+        (segment,) = summary["intervals"]["theta_0"]["0.68"]["segments"]
+        return segment[1] - segment[0]
+
+    assert width(rated) / width(plain) == pytest.approx(np.sqrt(fisher[0, 0] / (fisher[0, 0] + 5.0)), rel=0.02)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--grid", "theta_0"], "NAME=LOW:HIGH:N"),
+    (["--grid", "theta_1=-1:1:5"], "not a parameter of the model"),
+    (["--grid", "theta_0=-1:1:5", "--rate", "simulator"], "needs --luminosity"),
+    (["--grid", "theta_0=-1:1:5", "--rate", "fit", "--luminosity", "1"], "needs a rate fit file"),
+    (["--grid", "theta_0=-1:1:5", "--cl", "0.68,1.5"], "confidence levels must lie in (0, 1)"),
+])
+def test_limits_errors_are_one_line(fake_model, tmp_path, capsys, extra, message):
+    _, observed = fake_model
+    rc = main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
