@@ -15,6 +15,12 @@ Which keys matter depends on the algorithm:
 ``scandal`` > 0 adds ``scandal * mean |grad_theta log p_model(x|theta) - t_xz|^2`` (theta in raw units) to every
 density loss; the training data must then carry the joint score t_xz. ``learning_rate_m`` / ``learning_rate_d``
 default to ``learning_rate``. ``threads`` > 0 sets torch's intra-op thread count for the run (0: torch's default).
+``ema_decay`` > 0 averages the inner flow's weights over phase D (sequential; simultaneous: its final phase
+D) with an exponential moving average updated after every batch; validation, early stopping and the final
+model use the averaged weights (see :mod:`mflow_sbi.training.trainer`). ``manifold_events`` > 0 trains
+phase M (sequential, simultaneous pre-training) on only that many of the training events (a random subset:
+the first rows of the shuffled split), while phase D uses all of them: the manifold needs fewer events than
+the density, and phase D on cached latents is several times cheaper per event. In-memory data only.
 ``stream = true`` trains on ROOT input chunk by chunk instead of loading it into memory
 (:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``).
 """
@@ -56,6 +62,8 @@ class TrainingConfig:
     threads: int = 0
     seed: int = 0
     stream: bool = False
+    ema_decay: float = 0.0
+    manifold_events: int = 0
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -75,6 +83,8 @@ class TrainingConfig:
         for name in ("weight_decay", "reconstruction_weight", "nll_weight", "latent_l2", "scandal"):
             self._require(name, float, lambda v: v >= 0, ">= 0")
         self._require("validation_fraction", float, lambda v: 0 <= v < 1, "in [0, 1)")
+        self._require("ema_decay", float, lambda v: 0 <= v < 1, "in [0, 1)")
+        self._require("manifold_events", int, lambda v: v >= 0, ">= 0")
         if not isinstance(self.stream, bool):
             raise ConfigError(f"training.stream must be true or false, got {self.stream!r}")
 

@@ -26,6 +26,12 @@ logged and stored in the history. More than ``max_nonfinite`` consecutive skips 
 Progress: a tqdm bar per phase with the running losses, shown only on a terminal and only with
 ``progress=True``.
 
+Weight averaging: a phase with ``ema_decay`` > 0 keeps an exponential moving average of the parameters of
+its steps, updated after every optimizer step (``avg = decay * avg + (1 - decay) * parameter``, starting from
+the parameters at the start of the phase). Validation scores the averaged weights, the best state kept for
+early stopping holds them, and the phase ends with the best averaged weights in the model; training itself
+continues on the live weights. The averages are part of the checkpoint.
+
 Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
 run reproduces the uninterrupted one bit for bit.
@@ -95,6 +101,39 @@ class Phase:
     steps: list[Step]
     epochs: int
     prepare: Callable[[Batch], Batch] | None = None
+    ema_decay: float = 0.0
+
+
+class _EMA:
+    """Exponential moving average of parameters: after every optimizer step,
+    ``shadow = decay * shadow + (1 - decay) * parameter``; the shadow starts at the parameters' values."""
+
+    def __init__(self, parameters: Sequence[nn.Parameter], decay: float):
+        self.parameters = list(parameters)
+        self.decay = float(decay)
+        self.shadow = [p.detach().clone() for p in self.parameters]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for shadow, parameter in zip(self.shadow, self.parameters, strict=True):
+            shadow.mul_(self.decay).add_(parameter.detach(), alpha=1.0 - self.decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the live parameters and the averages (call twice to undo)."""
+        for shadow, parameter in zip(self.shadow, self.parameters, strict=True):
+            saved = parameter.detach().clone()
+            parameter.copy_(shadow)
+            shadow.copy_(saved)
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return [t.clone() for t in self.shadow]
+
+    def load_state_dict(self, state: list[torch.Tensor]) -> None:
+        if len(state) != len(self.shadow):
+            raise TrainingError(f"checkpoint holds {len(state)} averaged tensors, the phase has {len(self.shadow)}")
+        for shadow, saved in zip(self.shadow, state, strict=True):
+            shadow.copy_(saved)
 
 
 @dataclass
@@ -208,7 +247,7 @@ class Trainer:
         return data.batches(seed)
 
     def _train_epoch(self, data: Batch | BatchSource, steps: list[Step], optimizers, seed: int,
-                     bar) -> tuple[dict, int]:
+                     bar, ema: _EMA | None = None) -> tuple[dict, int]:
         self.model.train()
         torch.manual_seed(seed)
         totals = _Totals()
@@ -227,6 +266,8 @@ class Trainer:
                         )
                     continue
                 self.consecutive_nonfinite = 0
+                if ema is not None:
+                    ema.update()
                 totals.add(terms, batch[0].shape[0])
             if bar is not None and totals.sums:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in totals.means(list(totals.sums)).items()}, refresh=False)
@@ -299,16 +340,27 @@ class Trainer:
         progress = {"start": 0, "best_loss": math.inf, "best_state": None, "stale": 0}
         if state is not None:
             self.model.load_state_dict(state["model"])
+        ema = None
+        if phase.ema_decay > 0:
+            unique = {id(p): p for step in phase.steps for p in step.parameters}  # steps may share parameters
+            ema = _EMA(list(unique.values()), phase.ema_decay)
+        if state is not None:
             for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"], strict=True):
                 obj.load_state_dict(saved)
+            if ema is not None:
+                if state.get("ema") is None:
+                    raise TrainingError(f"{self.checkpoint_path}: checkpoint has no weight averages but phase "
+                                        f"{phase.name} averages its weights (ema_decay); use the same configuration")
+                ema.load_state_dict(state["ema"])
             progress = {"start": state["epoch"] + 1, "best_loss": state["best_loss"], "best_state": state["best_state"],
                         "stale": state["stale"]}
         if state is None or not state["done"]:
-            self._epochs(plan, phase_index, phase, optimizers, schedulers, progress)
+            self._epochs(plan, phase_index, phase, optimizers, schedulers, progress, ema)
         if progress["best_state"] is not None:
             self.model.load_state_dict(progress["best_state"])
 
-    def _epochs(self, plan, phase_index: int, phase: Phase, optimizers, schedulers, progress: dict) -> None:
+    def _epochs(self, plan, phase_index: int, phase: Phase, optimizers, schedulers, progress: dict,
+                ema: _EMA | None = None) -> None:
         """Train from epoch ``progress['start']``, updating ``progress`` (best loss and weights, staleness)."""
         train_data, val_data = self.train_data, self.val_data
         if phase.prepare is not None:
@@ -324,9 +376,11 @@ class Trainer:
                    disable=None if self.settings.progress else True, leave=False)
         for epoch in bar:
             seed = _epoch_seed(self.settings.seed, phase_index, epoch)
-            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)
+            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar, ema)
             for scheduler in schedulers:
                 scheduler.step()
+            if ema is not None:
+                ema.swap()  # validate (and keep as best) the averaged weights
             val_losses = self._validate(val_data, phase.steps)
             score = (val_losses or train_losses)[TOTAL]
             if skipped:
@@ -338,12 +392,14 @@ class Trainer:
                 progress.update(best_loss=score, best_state=copy.deepcopy(self.model.state_dict()), stale=0)
             else:
                 progress["stale"] += 1
+            if ema is not None:
+                ema.swap()  # back to the live weights for training and the checkpoint
             done = progress["stale"] >= self.settings.patience or epoch == phase.epochs - 1
             self._save_checkpoint({
                 "plan": plan, "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
                 "best_loss": progress["best_loss"], "best_state": progress["best_state"], "stale": progress["stale"],
-                "done": done, "history": self.history.records,
+                "done": done, "history": self.history.records, "ema": None if ema is None else ema.state_dict(),
             })
             if self.callback is not None:
                 self.callback(record)
