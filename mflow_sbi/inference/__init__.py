@@ -3,7 +3,7 @@ calibration (SBC, expected coverage) and sample-set metrics (C2ST, MMD)."""
 
 from mflow_sbi.inference.calibration import CalibrationResult, run_calibration
 from mflow_sbi.inference.credible import HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
-from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
+from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.pipeline import run_inference
 from mflow_sbi.inference.posterior import Posterior
@@ -12,6 +12,7 @@ from mflow_sbi.inference.sampler import sample_posterior
 
 __all__ = [
     "CalibrationResult",
+    "EnsembleLikelihood",
     "HPDRegion2D",
     "IndependentPrior",
     "ModelLikelihood",
