@@ -27,10 +27,11 @@ Progress: a tqdm bar per phase with the running losses, shown only on a terminal
 ``progress=True``.
 
 Weight averaging: a phase with ``ema_decay`` > 0 keeps an exponential moving average of the parameters of
-its steps, updated after every optimizer step (``avg = decay * avg + (1 - decay) * parameter``, starting from
-the parameters at the start of the phase). Validation scores the averaged weights, the best state kept for
-early stopping holds them, and the phase ends with the best averaged weights in the model; training itself
-continues on the live weights. The averages are part of the checkpoint.
+its steps, updated after every optimizer step (``avg = d_t * avg + (1 - d_t) * parameter`` with the warm-up
+d_t = min(decay, t / (t + 9)) at step t, starting from the parameters at the start of the phase).
+Validation scores the averaged weights, the best state kept for early stopping holds them, and the phase
+ends with the best averaged weights in the model; training itself continues on the live weights. The
+averages are part of the checkpoint.
 
 Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
@@ -105,18 +106,26 @@ class Phase:
 
 
 class _EMA:
-    """Exponential moving average of parameters: after every optimizer step,
-    ``shadow = decay * shadow + (1 - decay) * parameter``; the shadow starts at the parameters' values."""
+    """Exponential moving average of parameters: after the t-th optimizer step (t = 1, 2, ...),
+    ``shadow = d_t * shadow + (1 - d_t) * parameter`` with the warm-up d_t = min(decay, t / (t + 9)); the
+    shadow starts at the parameters' values. Without the warm-up the untrained starting weights would keep a
+    weight decay^t in the average (0.25 after 1,400 steps at 0.999), which ruined posteriors in our runs."""
 
     def __init__(self, parameters: Sequence[nn.Parameter], decay: float):
         self.parameters = list(parameters)
         self.decay = float(decay)
         self.shadow = [p.detach().clone() for p in self.parameters]
+        self.updates = 0
+
+    def current_decay(self) -> float:
+        return min(self.decay, self.updates / (self.updates + 9.0))
 
     @torch.no_grad()
     def update(self) -> None:
+        self.updates += 1
+        decay = self.current_decay()
         for shadow, parameter in zip(self.shadow, self.parameters, strict=True):
-            shadow.mul_(self.decay).add_(parameter.detach(), alpha=1.0 - self.decay)
+            shadow.mul_(decay).add_(parameter.detach(), alpha=1.0 - decay)
 
     @torch.no_grad()
     def swap(self) -> None:
@@ -126,13 +135,15 @@ class _EMA:
             parameter.copy_(shadow)
             shadow.copy_(saved)
 
-    def state_dict(self) -> list[torch.Tensor]:
-        return [t.clone() for t in self.shadow]
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "shadow": [t.clone() for t in self.shadow]}
 
-    def load_state_dict(self, state: list[torch.Tensor]) -> None:
-        if len(state) != len(self.shadow):
-            raise TrainingError(f"checkpoint holds {len(state)} averaged tensors, the phase has {len(self.shadow)}")
-        for shadow, saved in zip(self.shadow, state, strict=True):
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["shadow"]) != len(self.shadow):
+            raise TrainingError(f"checkpoint holds {len(state['shadow'])} averaged tensors, the phase has "
+                                f"{len(self.shadow)}")
+        self.updates = int(state["updates"])
+        for shadow, saved in zip(self.shadow, state["shadow"], strict=True):
             shadow.copy_(saved)
 
 

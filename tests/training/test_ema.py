@@ -1,8 +1,9 @@
 """Weight averaging (``ema_decay``) and separate manifold budgets (``manifold_events``).
 
-EMA: the averaged weights the trainer keeps equal the recursion avg_k = d avg_(k-1) + (1 - d) w_k computed by
-hand from the live weights after every step; validation and the final model use them; checkpoints hold them,
-and a run resumed after an interruption reproduces the uninterrupted one bit for bit.
+EMA: the averaged weights the trainer keeps equal the recursion avg_k = d_k avg_(k-1) + (1 - d_k) w_k with the
+warm-up d_k = min(decay, k / (k + 9)), computed by hand from the live weights after every step; validation
+and the final model use them; checkpoints hold them, and a run resumed after an interruption reproduces the
+uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def test_ema_weights_follow_the_recursion_by_hand(tmp_path):
     the hand-made average at the end of the best epoch, the checkpoint the live weights and the average."""
     torch.manual_seed(0)
     model = nn.Linear(1, 1)
-    decay = 0.6
+    decay = 0.5  # the warm-up k / (k + 9) reaches it at step 9 of 12: both regimes are checked
     seen: list[torch.Tensor] = []
 
     def loss(batch):
@@ -49,15 +50,17 @@ def test_ema_weights_follow_the_recursion_by_hand(tmp_path):
     assert len(live) == 12
     average, per_epoch = seen[0].clone(), []
     for k, weights in enumerate(live, start=1):
-        average = decay * average + (1 - decay) * weights
+        d = min(decay, k / (k + 9))
+        average = d * average + (1 - d) * weights
         if k % 4 == 0:
             per_epoch.append(average.clone())
     best = min(range(3), key=lambda e: history.records[e]["train"]["loss"])
     final = torch.cat([model.weight.detach().flatten(), model.bias.detach()])
     assert torch.allclose(final, per_epoch[best], rtol=1e-6, atol=1e-7)
     assert not torch.allclose(final, live_final, atol=1e-3)  # negative control: the average is not the live weights
-    saved = torch.cat([state["ema"][0].flatten(), state["ema"][1]])
+    saved = torch.cat([state["ema"]["shadow"][0].flatten(), state["ema"]["shadow"][1]])
     assert torch.allclose(saved, per_epoch[-1], rtol=1e-6, atol=1e-7)
+    assert state["ema"]["updates"] == 12
 
 
 def test_validation_scores_the_averaged_weights():
@@ -80,7 +83,7 @@ def test_ema_resume_reproduces_the_uninterrupted_run_and_checkpoints_hold_it(tmp
     reference = tiny_mflow(seed=1)
     expected = train_model(reference, x, theta, config, checkpoint=tmp_path / "full.pt", progress=False)
     state = torch.load(tmp_path / "full.pt", weights_only=False)
-    assert state["phase"] == 1 and len(state["ema"]) == len(list(reference.inner.parameters()))
+    assert state["phase"] == 1 and len(state["ema"]["shadow"]) == len(list(reference.inner.parameters()))
 
     checkpoint = tmp_path / "interrupted.pt"
     with pytest.raises(Interrupt):
