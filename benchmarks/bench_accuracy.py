@@ -249,8 +249,9 @@ def markdown(results: dict) -> str:
         values = " | ".join(f"{cell[m]['mmd2']:.4g}" for m in MODELS if m in summary)
         lines.append(f"| {cell['seed']} | {cell['theta']:g} | {values} |")
     lines.append("")
-    lines.append(f"Setting: {setting['n_train']} training events, seeds {setting['seeds']}, "
-                 f"{setting['observed']} observed events per set.")
+    done = sorted({c["seed"] for c in results["cells"]})
+    lines.append(f"Setting: {setting['n_train']} training events, training seeds {done} completed of {setting['seeds']}, "
+                 f"{setting['observed']} observed events per set, {len(results['cells'])} cells.")
     return "\n".join(lines)
 
 
