@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
             print("cell:", json.dumps(cell), flush=True)
         if not first_posteriors:
             first_posteriors = posteriors
+            plot(results, first_posteriors, exact, args.plot)  # the first seed's overlay, at once
         present = [m for m in MODELS if all(m in c for c in results["cells"])]
         results["summary"] = {m: summarize([c[m] for c in results["cells"]]) for m in present}
         results["summary"]["exact_second_chain"] = summarize(floor_cells)
@@ -356,7 +357,6 @@ def main(argv: list[str] | None = None) -> dict:
         results["wall_s"] = round(time.perf_counter() - began)
         results["machine"] = machine()
         save_json(args.out, results)  # after every seed, so a long run can be read while it goes on
-    plot(results, first_posteriors, exact, args.plot)
     print(markdown(results))
     print("targets:", json.dumps(results["targets"], indent=1))
     print(f"results written to {args.out}; plot {args.plot}; {results['wall_s']} s")
