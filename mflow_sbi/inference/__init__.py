@@ -18,6 +18,7 @@ _LAZY = {
     "hpd_interval": "mflow_sbi.inference.credible",
     "hpd_region_2d": "mflow_sbi.inference.credible",
     "ModelLikelihood": "mflow_sbi.inference.likelihood",
+    "EnsembleLikelihood": "mflow_sbi.inference.likelihood",
     "SimulatorLikelihood": "mflow_sbi.inference.likelihood",
     "c2st": "mflow_sbi.inference.metrics",
     "mmd2": "mflow_sbi.inference.metrics",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "CalibrationResult",
+    "EnsembleLikelihood",
     "HPDRegion2D",
     "IndependentPrior",
     "ModelLikelihood",
