@@ -18,6 +18,7 @@ _LAZY = {
     "hpd_interval": "mflow_sbi.inference.credible",
     "hpd_region_2d": "mflow_sbi.inference.credible",
     "ModelLikelihood": "mflow_sbi.inference.likelihood",
+    "EnsembleLikelihood": "mflow_sbi.inference.likelihood",
     "SimulatorLikelihood": "mflow_sbi.inference.likelihood",
     "c2st": "mflow_sbi.inference.metrics",
     "mmd2": "mflow_sbi.inference.metrics",
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from mflow_sbi.inference.calibration import CalibrationResult, run_calibration
     from mflow_sbi.inference.credible import HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
     from mflow_sbi.inference.infer import run_inference
-    from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
+    from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
     from mflow_sbi.inference.limits import profile_likelihood_limits
     from mflow_sbi.inference.metrics import c2st, mmd2
     from mflow_sbi.inference.posterior import Posterior
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "CalibrationResult",
+    "EnsembleLikelihood",
     "ExtendedLikelihood",
     "HPDRegion2D",
     "IndependentPrior",

@@ -194,3 +194,32 @@ class SimulatorLikelihood:
             values = self.simulator.log_likelihood(self.x_observed[rows % self.n_events], theta[theta_index])
             np.add.at(total, theta_index, values)
         return np.where(np.isnan(total), -np.inf, total)
+
+
+class EnsembleLikelihood:
+    """Mean of the summed log-likelihoods of K models (an ensemble of K inner flows on the same manifold, or of
+    K whole models): log L(theta) = (1/K) sum_k log L_k(theta), i.e. the geometric mean of the members'
+    likelihoods. ``spread(theta)`` gives the members' standard deviation of log L at theta, an uncertainty of
+    the learned log posterior. Members are callables like :class:`ModelLikelihood` on the same observed data.
+    """
+
+    def __init__(self, members):
+        self.members = list(members)
+        if not self.members:
+            raise InputError("an ensemble needs at least one member likelihood")
+        dims = {int(m.parameter_dim) for m in self.members}
+        prints = {getattr(m, "fingerprint", None) for m in self.members}
+        if len(dims) != 1 or len(prints) != 1:
+            raise InputError("ensemble members must share the parameter dimension and the observed data")
+        self.parameter_dim = dims.pop()
+        self.fingerprint = prints.pop()
+
+    def _values(self, theta: np.ndarray) -> np.ndarray:
+        return np.stack([member(theta) for member in self.members])
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        return self._values(theta).mean(axis=0)
+
+    def spread(self, theta: np.ndarray) -> np.ndarray:
+        values = self._values(theta)
+        return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])

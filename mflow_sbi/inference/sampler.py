@@ -48,6 +48,7 @@ from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT
 log = logging.getLogger(__name__)
 
 CONVERGENCE_CHECK_EVERY = 100
+LOG_EVERY = 250
 TAU_RTOL = 0.01
 INIT_ATTEMPTS = 100
 BALL_SCALE = 1e-3
@@ -124,10 +125,13 @@ def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str
 
 def _run(sampler: emcee.EnsembleSampler, start: np.ndarray, n_steps: int, burn_in: int, until_converged: bool,
          progress: bool) -> bool:
-    """Run the chain; returns whether the tau-based stopping rule fired (always False without it)."""
+    """Run the chain; returns whether the tau-based stopping rule fired (always False without it). Without a
+    progress bar (a batch job's log) every ``LOG_EVERY`` steps are reported in one INFO line."""
     previous_tau = None
     for _ in sampler.sample(start, iterations=n_steps, progress=progress):
         done = sampler.iteration
+        if not progress and done % LOG_EVERY == 0:
+            log.info("MCMC step %d/%d: mean acceptance %.3f", done, n_steps, float(np.mean(sampler.acceptance_fraction)))
         if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_in < CONVERGENCE_CHECK_EVERY:
             continue
         tau = autocorrelation_time(sampler.get_chain(discard=burn_in))

@@ -127,6 +127,13 @@ def _encode_frozen(model):
     return prepare
 
 
+def _first_rows(n: int):
+    def prepare(data: Batch) -> Batch:
+        return tuple(t[:n] for t in data)
+
+    return prepare
+
+
 def build_phases(model, config: TrainingConfig) -> list[Phase]:
     """The phases of the configured algorithm for ``model``; see the module docstring."""
     algorithm = resolve_algorithm(model, config)
@@ -141,16 +148,18 @@ def build_phases(model, config: TrainingConfig) -> list[Phase]:
     else:
         d_loss, prepare = losses.latent_nll, _encode_frozen(model)
     d_step = Step("D", model.density_parameters(), d_loss, config.lr_d, weights)
+    m_prepare = _first_rows(config.manifold_events) if config.manifold_events > 0 else None
     if algorithm == "sequential":
-        phases = [Phase("M", [m_step], config.epochs_m), Phase("D", [d_step], config.epochs_d, prepare)]
+        phases = [Phase("M", [m_step], config.epochs_m, m_prepare),
+                  Phase("D", [d_step], config.epochs_d, prepare, ema_decay=config.ema_decay)]
     elif algorithm == "alternating":
         alternating_d = Step("D", model.density_parameters(), losses.current_latent_nll, config.lr_d, weights)
         phases = [Phase("A", [m_step, alternating_d], config.epochs)]
     else:
         s_weights = {**weights, "reconstruction": config.reconstruction_weight, "nll": config.nll_weight}
         s_step = Step("S", list(model.parameters()), losses.simultaneous, config.learning_rate, s_weights)
-        phases = [Phase("M", [m_step], config.epochs_pretrain), Phase("S", [s_step], config.epochs),
-                  Phase("D", [d_step], config.epochs_posttrain, prepare)]
+        phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare), Phase("S", [s_step], config.epochs),
+                  Phase("D", [d_step], config.epochs_posttrain, prepare, ema_decay=config.ema_decay)]
     return [phase for phase in phases if phase.epochs > 0]
 
 
@@ -193,6 +202,8 @@ def fit_prepared(
 ) -> History:
     """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
     source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`)."""
+    if config.manifold_events > 0 and not isinstance(data, tuple):
+        raise ConfigError("training.manifold_events needs in-memory training data (not stream = true)")
     trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
                       validation=validation)
     return trainer.fit(build_phases(model, config), resume=resume)

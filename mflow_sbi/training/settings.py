@@ -17,6 +17,12 @@ density loss; the training data must then carry the joint score t_xz. Unset (the
 ``DEFAULT_SCANDAL`` when the training data carry t_xz and 0 otherwise (:meth:`TrainingConfig.for_data`).
 ``learning_rate_m`` / ``learning_rate_d`` default to ``learning_rate``. ``threads`` > 0 sets torch's intra-op
 thread count for the run (0: torch's default; the default 1 suits the small networks here on shared machines).
+``ema_decay`` > 0 averages the inner flow's weights over phase D (sequential; simultaneous: its final phase
+D) with an exponential moving average updated after every batch; validation, early stopping and the final
+model use the averaged weights (see :mod:`mflow_sbi.training.trainer`). ``manifold_events`` > 0 trains
+phase M (sequential, simultaneous pre-training) on only that many of the training events (a random subset:
+the first rows of the shuffled split), while phase D uses all of them: the manifold needs fewer events than
+the density, and phase D on cached latents is several times cheaper per event. In-memory data only.
 ``stream = true`` trains on ROOT input chunk by chunk instead of loading it into memory
 (:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``).
 """
@@ -68,6 +74,8 @@ class TrainingConfig(Table):
     threads: int = setting(1, integer(0))
     seed: int = setting(0, integer(0))
     stream: bool = setting(False, BOOLEAN)
+    ema_decay: float = setting(0.0, number(0, 1))
+    manifold_events: int = setting(0, integer(0))
 
     @property
     def lr_m(self) -> float:

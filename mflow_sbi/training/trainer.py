@@ -27,6 +27,13 @@ Progress: a tqdm bar per phase with the running losses, shown only on a terminal
 ``progress=True``; otherwise (a batch job writing to a log file) one INFO log line per epoch with the
 losses, the learning rate and the throughput.
 
+Weight averaging: a phase with ``ema_decay`` > 0 keeps an exponential moving average of the parameters of
+its steps, updated after every optimizer step (``avg = d_t * avg + (1 - d_t) * parameter`` with the warm-up
+d_t = min(decay, t / (t + 9)) at step t, starting from the parameters at the start of the phase).
+Validation scores the averaged weights, the best state kept for early stopping holds them, and the phase
+ends with the best averaged weights in the model; training itself continues on the live weights. The
+averages are part of the checkpoint.
+
 Every epoch writes an atomic checkpoint. ``resume`` continues from it; because each epoch's shuffling and
 dropout are seeded from (seed, phase, epoch) and the optimizer and schedule states are restored, a resumed
 run reproduces the uninterrupted one bit for bit.
@@ -98,6 +105,49 @@ class Phase:
     steps: list[Step]
     epochs: int
     prepare: Callable[[Batch], Batch] | None = None
+    ema_decay: float = 0.0
+
+
+class _EMA:
+    """Exponential moving average of parameters: after the t-th optimizer step (t = 1, 2, ...),
+    ``shadow = d_t * shadow + (1 - d_t) * parameter`` with the warm-up d_t = min(decay, t / (t + 9)); the
+    shadow starts at the parameters' values. Without the warm-up the untrained starting weights would keep a
+    weight decay^t in the average (0.25 after 1,400 steps at 0.999), which ruined posteriors in our runs."""
+
+    def __init__(self, parameters: Sequence[nn.Parameter], decay: float):
+        self.parameters = list(parameters)
+        self.decay = float(decay)
+        self.shadow = [p.detach().clone() for p in self.parameters]
+        self.updates = 0
+
+    def current_decay(self) -> float:
+        return min(self.decay, self.updates / (self.updates + 9.0))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = self.current_decay()
+        for shadow, parameter in zip(self.shadow, self.parameters, strict=True):
+            shadow.mul_(decay).add_(parameter.detach(), alpha=1.0 - decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the live parameters and the averages (call twice to undo)."""
+        for shadow, parameter in zip(self.shadow, self.parameters, strict=True):
+            saved = parameter.detach().clone()
+            parameter.copy_(shadow)
+            shadow.copy_(saved)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "shadow": [t.clone() for t in self.shadow]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["shadow"]) != len(self.shadow):
+            raise TrainingError(f"checkpoint holds {len(state['shadow'])} averaged tensors, the phase has "
+                                f"{len(self.shadow)}")
+        self.updates = int(state["updates"])
+        for shadow, saved in zip(self.shadow, state["shadow"], strict=True):
+            shadow.copy_(saved)
 
 
 
@@ -221,7 +271,7 @@ class Trainer:
         return data.batches(seed)
 
     def _train_epoch(self, data: Batch | BatchSource, steps: list[Step], optimizers, seed: int,
-                     bar) -> tuple[dict, int]:
+                     bar, ema: _EMA | None = None) -> tuple[dict, int]:
         self.model.train()
         torch.manual_seed(seed)
         totals = _Totals()
@@ -240,6 +290,8 @@ class Trainer:
                         )
                     continue
                 self.consecutive_nonfinite = 0
+                if ema is not None:
+                    ema.update()
                 totals.add(terms, batch[0].shape[0])
             if bar is not None and totals.sums:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in totals.means(list(totals.sums)).items()}, refresh=False)
@@ -312,16 +364,27 @@ class Trainer:
         progress = {"start": 0, "best_loss": math.inf, "best_state": None, "stale": 0}
         if state is not None:
             self.model.load_state_dict(state["model"])
+        ema = None
+        if phase.ema_decay > 0:
+            unique = {id(p): p for step in phase.steps for p in step.parameters}  # steps may share parameters
+            ema = _EMA(list(unique.values()), phase.ema_decay)
+        if state is not None:
             for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"], strict=True):
                 obj.load_state_dict(saved)
+            if ema is not None:
+                if state.get("ema") is None:
+                    raise TrainingError(f"{self.checkpoint_path}: checkpoint has no weight averages but phase "
+                                        f"{phase.name} averages its weights (ema_decay); use the same configuration")
+                ema.load_state_dict(state["ema"])
             progress = {"start": state["epoch"] + 1, "best_loss": state["best_loss"], "best_state": state["best_state"],
                         "stale": state["stale"]}
         if state is None or not state["done"]:
-            self._epochs(plan, phase_index, phase, optimizers, schedulers, progress)
+            self._epochs(plan, phase_index, phase, optimizers, schedulers, progress, ema)
         if progress["best_state"] is not None:
             self.model.load_state_dict(progress["best_state"])
 
-    def _epochs(self, plan, phase_index: int, phase: Phase, optimizers, schedulers, progress: dict) -> None:
+    def _epochs(self, plan, phase_index: int, phase: Phase, optimizers, schedulers, progress: dict,
+                ema: _EMA | None = None) -> None:
         """Train from epoch ``progress['start']``, updating ``progress`` (best loss and weights, staleness)."""
         train_data, val_data = self.train_data, self.val_data
         if phase.prepare is not None:
@@ -338,9 +401,11 @@ class Trainer:
         for epoch in bar:
             started, learning_rate = time.perf_counter(), optimizers[0].param_groups[0]["lr"]
             seed = _epoch_seed(self.config.seed, phase_index, epoch)
-            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar)
+            train_losses, skipped = self._train_epoch(train_data, phase.steps, optimizers, seed, bar, ema)
             for scheduler in schedulers:
                 scheduler.step()
+            if ema is not None:
+                ema.swap()  # validate (and keep as best) the averaged weights
             val_losses = self._validate(val_data, phase.steps)
             score = (val_losses or train_losses)[TOTAL]
             if skipped:
@@ -355,12 +420,14 @@ class Trainer:
                 progress.update(best_loss=score, best_state=copy.deepcopy(self.model.state_dict()), stale=0)
             else:
                 progress["stale"] += 1
+            if ema is not None:
+                ema.swap()  # back to the live weights for training and the checkpoint
             done = progress["stale"] >= self.config.patience or epoch == phase.epochs - 1
             self._save_checkpoint({
                 "plan": plan, "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
                 "best_loss": progress["best_loss"], "best_state": progress["best_state"], "stale": progress["stale"],
-                "done": done, "history": self.history.records,
+                "done": done, "history": self.history.records, "ema": None if ema is None else ema.state_dict(),
             })
             if self.callback is not None:
                 self.callback(record)

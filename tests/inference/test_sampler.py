@@ -198,3 +198,15 @@ def test_any_prior_object_with_sample_and_log_prob(conjugate_problem):
     posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), HandPrior(), seed=0,
                                  **{**FAST, "n_steps": 600, "burn_in": 100})
     assert posterior.samples.shape[1] == 1 and "prior" not in posterior.metadata
+
+
+def test_without_a_progress_bar_the_chain_reports_every_250_steps(conjugate_problem, caplog):
+    import logging
+
+    problem = conjugate_problem(p=1, n=1, d=2)
+    with caplog.at_level(logging.INFO, logger="mflow_sbi.inference.sampler"):
+        sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=0, init="prior",
+                         **{**FAST, "n_steps": 600, "burn_in": 100})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MCMC step")]
+    assert [line.split(":")[0] for line in lines] == ["MCMC step 250/600", "MCMC step 500/600"]
+    assert all("mean acceptance 0." in line for line in lines)

@@ -1,0 +1,87 @@
+"""Quick lever measurements for issue 11 (docs/benchmarks.md, "Levers"): one shared phase M, then K phase-D
+runs (seeds 100 seed + k) per variant of TrainingConfig options. Posteriors of 20 events observed at each theta
+(seeds 1000 + i) on an 801-point theta grid (a 1-D parameter: exact up to the grid, no MCMC noise), 2,000
+draws each, MMD^2 to the exact (simulator-likelihood) grid posterior. "ensemble" is the posterior of the mean
+of the K members' log-likelihoods (EnsembleLikelihood).
+
+Usage: python -m benchmarks.accuracy_levers N_TRAIN SEED THETAS VARIANTS_JSON [EPOCHS_M] [MANIFOLD_EVENTS] [K]
+e.g. python -m benchmarks.accuracy_levers 10000 0 -0.5,0,0.5 '{"base": {}, "ema": {"ema_decay": 0.999}}' 20 0 4
+(each variant's options go to TrainingConfig; epochs_d defaults to 40 and patience to 6). One JSON line per
+variant on stdout. Not run by ``python -m benchmarks`` (no ``bench_`` prefix).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from mflow_sbi.flows import ManifoldFlow
+from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
+from mflow_sbi.inference.metrics import mmd2
+from mflow_sbi.simulators import get_simulator
+from mflow_sbi.training.algorithms import TrainingConfig, train_model
+
+GRID = np.linspace(-1, 1, 801)[:, None]
+
+
+def grid_samples(log_likelihood, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """n draws from the grid posterior (flat prior), jittered uniformly within a grid cell."""
+    values = log_likelihood(GRID)
+    weights = np.exp(values - values.max())
+    weights /= weights.sum()
+    rng = np.random.default_rng(seed)
+    index = rng.choice(len(GRID), n, p=weights)
+    return GRID[index] + rng.uniform(-0.5, 0.5, (n, 1)) * (GRID[1, 0] - GRID[0, 0])
+
+
+def main(argv: list[str]) -> None:
+    torch.set_num_threads(1)
+    n_train, seed = int(argv[0]), int(argv[1])
+    thetas = [float(t) for t in argv[2].split(",")]
+    variants = json.loads(argv[3])
+    epochs_m = int(argv[4]) if len(argv) > 4 else 20
+    manifold_events = int(argv[5]) if len(argv) > 5 else 0
+    k_members = int(argv[6]) if len(argv) > 6 else 4
+    simulator = get_simulator("polynomial_surface")
+    rng = np.random.default_rng(seed)
+    theta = simulator.prior.sample(n_train, rng)
+    x = simulator.sample(theta, n_train, rng)
+    t_xz = simulator.joint_score(x, theta)
+    observed = [simulator.sample(np.array([t]), 20, np.random.default_rng(1000 + i)) for i, t in enumerate(thetas)]
+    exact = [grid_samples(SimulatorLikelihood(simulator, o), seed=1) for o in observed]
+    torch.manual_seed(seed)
+    base = ManifoldFlow(3, 2, 1, prior=simulator.prior)
+    began = time.perf_counter()
+    config_m = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=0, patience=6, threads=1, seed=seed,
+                              manifold_events=manifold_events)
+    train_model(base, x, theta, config_m, progress=False)
+    print(json.dumps({"phase_m_wall_s": round(time.perf_counter() - began)}), flush=True)
+    for name, options in variants.items():
+        options = {"epochs_d": 40, "patience": 6, **options}
+        members, walls, epochs = [], [], []
+        for k in range(k_members):
+            model = copy.deepcopy(base)
+            config = TrainingConfig(algorithm="sequential", epochs_m=0, threads=1, seed=seed * 100 + k, **options)
+            began = time.perf_counter()
+            history = train_model(model, x, theta, config, progress=False, t_xz=t_xz if config.scandal else None)
+            walls.append(round(time.perf_counter() - began))
+            epochs.append(len(history.records))
+            members.append(model)
+        single = [[round(mmd2(grid_samples(ModelLikelihood(m, o), seed=2), e), 5)
+                   for o, e in zip(observed, exact, strict=True)] for m in members]
+        ensemble = [round(mmd2(grid_samples(EnsembleLikelihood([ModelLikelihood(m, o) for m in members]), seed=2), e), 5)
+                    for o, e in zip(observed, exact, strict=True)]
+        flat = np.array(single).ravel()
+        print(json.dumps({"variant": name, "options": options, "n": n_train, "seed": seed, "epochs": epochs,
+                          "wall_s": walls, "single_median": round(float(np.median(flat)), 5),
+                          "single_max": round(float(flat.max()), 5), "ensemble": ensemble,
+                          "ensemble_median": round(float(np.median(ensemble)), 5), "single": single}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,39 @@
+"""The accuracy benchmark's bookkeeping: summaries, target checks and the table, on made-up cells."""
+
+from benchmarks.bench_accuracy import markdown, parse_args, summarize, targets
+
+
+def fake_results(n_train: int) -> dict:
+    cells = []
+    for seed in (0, 1):
+        for theta in (-0.5, 0.5):
+            value = 0.001 * (1 + seed) * (2 if theta > 0 else 1)
+            cells.append({"seed": seed, "theta": theta, "mflow": {"mmd2": value, "c2st": 0.52},
+                          "sbi": {"mmd2": 0.02, "c2st": 0.6}})
+    results = {"setting": {"n_train": n_train, "seeds": [0, 1], "observed": 20}, "cells": cells,
+               "training": [{"seed": s, "mflow": {"training_wall_s": 10.0}, "sbi": {"training_wall_s": 5.0}}
+                            for s in (0, 1)]}
+    results["summary"] = {m: summarize([c[m] for c in cells]) for m in ("mflow", "sbi")}
+    return results
+
+
+def test_summary_and_targets():
+    results = fake_results(100_000)
+    assert results["summary"]["mflow"]["mmd2"] == {"median": 0.002, "max": 0.004, "min": 0.001}
+    checks = targets(results)
+    assert checks["mflow_median_mmd2_le_0.003_at_100k"] == {"value": 0.002, "met": True, "setting_matches": True}
+    assert checks["mflow_max_mmd2_le_0.01_at_100k"]["met"]
+    assert checks["mflow_better_than_sbi_in_every_cell"]["value"] == "4/4"
+    results["cells"][0]["mflow"]["mmd2"] = 0.05  # negative control: one bad cell breaks two targets
+    results["summary"]["mflow"] = summarize([c["mflow"] for c in results["cells"]])
+    checks = targets(results)
+    assert not checks["mflow_max_mmd2_le_0.01_at_100k"]["met"]
+    assert checks["mflow_better_than_sbi_in_every_cell"] == {"value": "3/4", "met": False, "setting_matches": True}
+    assert not targets(fake_results(10_000))["mflow_median_mmd2_le_0.003_at_100k"]["setting_matches"]
+
+
+def test_table_and_quick_settings():
+    table = markdown(fake_results(20_000))
+    assert "| M-flow (no score) | 0.002 | 0.004 |" in table and "0.017 (M-flow sequential)" in table
+    args = parse_args(["--quick"])
+    assert args.n_train == 2000 and args.seeds == "0" and args.out.name == "accuracy_quick.json"
