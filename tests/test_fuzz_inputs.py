@@ -1,6 +1,7 @@
 """Property-based checks of the readers and parsers: random bytes and random text give the package's own
 exceptions (MflowError and subclasses), never another exception type, a crash or a hang. Bounded example
-counts and no deadline (the machines are shared), so the module stays within a few seconds."""
+counts and no deadline (the machines are shared), so the module stays within a few seconds. One case that
+random search found once is kept as an explicit example (``collections = 0`` in an event format)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import string
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mflow_sbi.errors import MflowError
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same examples on every run and machine (a CI run must not depend on luck); the examples
+# were widened once by hand (max_examples in the thousands, random) and every failure found was fixed.
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 TEXT = st.text(alphabet=string.printable, max_size=200)
 
 
@@ -68,6 +72,7 @@ def test_run_config_tables(tables):
                        st.one_of(TEXT, st.integers(), st.lists(st.one_of(TEXT, st.integers(),
                                                                          st.dictionaries(TEXT, TEXT, max_size=2)),
                                                                max_size=3)), max_size=5))
+@example({"tree": "", "collections": 0})
 def test_event_format_tables(table):
     from mflow_sbi.data.event_format import load_format
 

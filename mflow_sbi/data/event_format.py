@@ -200,6 +200,12 @@ class EventFormat:
         _check_keys(table, allowed, f"format '{name}'")
         if "tree" not in table:
             raise ConfigError(f"format '{name}': missing key 'tree' (the TTree name)")
+        for key, what in (("collections", "an array of tables"), ("pairs", "an array of [i, j] pairs"),
+                          ("columns", "an array of branch names"), ("parameters", "an array of branch names")):
+            if key in table and not isinstance(table[key], list | tuple):
+                raise ConfigError(f"format '{name}': '{key}' must be {what}, got {table[key]!r}")
+        if not all(isinstance(p, list | tuple) for p in table.get("pairs", [])):
+            raise ConfigError(f"format '{name}': 'pairs' must be an array of [i, j] pairs, got {table['pairs']!r}")
         collections = tuple(_collection(c, name, k) for k, c in enumerate(table.get("collections", [])))
         parameters = table.get("parameters")
         try:

@@ -100,3 +100,16 @@ def test_format_specs(tmp_path):
     fmt = load_format(good)
     assert fmt.columns == ("a", "b") and fmt.parameters == ("p",) and fmt.name == "good"
     assert load_format(fmt) is fmt
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"tree": "t", "collections": 0}, "'collections' must be an array of tables, got 0"),
+    ({"tree": "t", "pairs": [1, 2]}, "'pairs' must be an array of \\[i, j\\] pairs"),
+    ({"tree": "t", "columns": "met"}, "'columns' must be an array of branch names"),
+])
+def test_format_arrays_of_the_wrong_type_are_named(table, message):
+    from mflow_sbi.data.event_format import EventFormat
+    from mflow_sbi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        EventFormat.from_dict(table)
