@@ -79,8 +79,12 @@ def corner_figure(
     labels: Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
+    titles: bool = False,
 ) -> Figure:
-    """The figure of :func:`corner_plot`; its axes are ``fig.axes`` in row-major p x p order."""
+    """The figure of :func:`corner_plot`; its axes are ``fig.axes`` in row-major p x p order. Every figure has
+    a legend (the posteriors' ``names``, else "posterior", and the truth) and a note saying what the shading
+    and the contours are; ``titles`` puts median and 16%/84% quantiles of the first posterior above each
+    marginal."""
     items = _as_posteriors(posteriors)
     p = items[0].dim
     truth_arr = None if truth is None else np.asarray(truth, dtype=np.float64)
@@ -108,14 +112,23 @@ def corner_figure(
                 grid[j, j].axvspan(low, high, color=color, alpha=SHADE_ALPHA.get(rank, 0.08), lw=0)
     if truth_arr is not None:
         _mark_truth(grid, truth_arr)
-    if names is not None:
-        handles = [Line2D([], [], color=COLORS[k % len(COLORS)], label=n) for k, n in enumerate(names)]
-        if truth_arr is not None:
-            handles.append(Line2D([], [], color="black", label="truth"))
-        if p == 1:  # a single panel: the legend goes beside it (the saved figure is cropped to fit)
-            fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-        else:  # the empty upper triangle holds it
-            fig.legend(handles=handles, loc="upper right", frameon=False)
+    if titles:
+        for j in range(p):
+            low, median, high = np.quantile(items[0].samples[:, j], [0.16, 0.5, 0.84])
+            grid[j, j].set_title(f"{labels[j]} = ${median:.3g}^{{+{high - median:.2g}}}_{{-{median - low:.2g}}}$",
+                                 fontsize=9)
+    if names is None:
+        names = ["posterior"] if len(items) == 1 else [f"posterior {k + 1}" for k in range(len(items))]
+    handles = [Line2D([], [], color=COLORS[k % len(COLORS)], label=n) for k, n in enumerate(names)]
+    if truth_arr is not None:
+        handles.append(Line2D([], [], color="black", label="truth"))
+    if p == 1:  # a single panel: the legend goes beside it (the saved figure is cropped to fit)
+        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    else:  # the empty upper triangle holds it
+        fig.legend(handles=handles, loc="upper right", frameon=False)
+    percent = "/".join(f"{100 * level:g}%" for level in sorted(levels))
+    note = f"shading: {percent} HPD intervals" + ("" if p == 1 else f"; contours: {percent} credible regions")
+    fig.text(0.5, -0.02 if p == 1 else 0.005, note, ha="center", va="top" if p == 1 else "bottom", fontsize=8)
     return fig
 
 
@@ -126,12 +139,14 @@ def corner_plot(
     labels: Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
+    titles: bool = False,
 ) -> Path:
     """Corner plot of one posterior or several overlaid (``names`` label them in a legend), saved to ``path``.
 
     ``posteriors``: a Posterior, an (M, p) array, or a sequence of them. ``truth``: p true values to mark.
+    ``titles``: median and 16%/84% quantiles above each marginal (see :func:`corner_figure`).
     """
-    return _save(corner_figure(posteriors, truth, labels, names, levels), path)
+    return _save(corner_figure(posteriors, truth, labels, names, levels, titles), path)
 
 
 def _require_chain(posterior: Posterior) -> np.ndarray:

@@ -79,3 +79,17 @@ def test_calibration_plots(tmp_path):
                                ("a", "b"))
     assert plotting.sbc_plot(result, tmp_path / "sbc.png").read_bytes()[:4] == PNG
     assert plotting.coverage_plot(result, tmp_path / "cov.png").read_bytes()[:4] == PNG
+
+
+def test_a_lone_posterior_has_a_legend_and_the_figure_says_what_shading_and_contours_are():
+    fig = plotting.corner_figure(gaussian(), truth=[0.0, 0.0], levels=(0.68, 0.95))
+    assert [t.get_text() for legend in fig.legends for t in legend.get_texts()] == ["posterior", "truth"]
+    assert [t.get_text() for t in fig.texts] == ["shading: 68%/95% HPD intervals; contours: 68%/95% credible regions"]
+
+
+def test_titles_give_median_and_the_16_84_quantiles():
+    posterior = gaussian(p=1)
+    fig = plotting.corner_figure(posterior, titles=True)
+    low, median, high = np.quantile(posterior.samples[:, 0], [0.16, 0.5, 0.84])
+    assert fig.axes[0].get_title() == f"theta_0 = ${median:.3g}^{{+{high - median:.2g}}}_{{-{median - low:.2g}}}$"
+    assert plotting.corner_figure(posterior).axes[0].get_title() == ""

@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", help="axis labels L[,L...], one per parameter, LaTeX allowed (default: the "
                                          "posterior's, which come from the simulator)")
     parser.add_argument("--levels", default="0.68,0.95", help="credibility levels of the contours (default 0.68,0.95)")
+    parser.add_argument("--titles", action="store_true",
+                        help="median and 16%%/84%% quantiles above each marginal (of the first posterior)")
     parser.add_argument("--trace", metavar="FILE", help="also write a trace plot of the first posterior")
     parser.add_argument("--autocorr", metavar="FILE", help="also write an autocorrelation plot of the first posterior")
     parser.set_defaults(func=run)
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> None:
     if not all(0 < level < 1 for level in levels):
         raise InputError(f"--levels must lie strictly between 0 and 1, got {args.levels}")
     labels = args.labels.split(",") if args.labels else None
-    written = [plotting.corner_plot(posteriors, args.out, truth=truth, names=names, levels=levels, labels=labels)]
+    written = [plotting.corner_plot(posteriors, args.out, truth=truth, names=names, levels=levels, labels=labels,
+                                    titles=args.titles)]
     if args.trace:
         written.append(plotting.trace_plot(posteriors[0], args.trace))
     if args.autocorr:
