@@ -6,6 +6,7 @@ A crash or interrupt therefore never leaves a half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -57,6 +58,27 @@ def save_json(path: str | os.PathLike, obj: object) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
     return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """A JSON file's content, with a DataFileError naming the file when it is missing or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"{path}: invalid JSON ({err})") from None
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 over each array's shape and float64 C-order bytes, in order (ties results to their data)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array, dtype=np.float64)
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def save_text(path: str | os.PathLike, text: str) -> Path:

@@ -10,6 +10,9 @@ from pathlib import Path
 from mflow_sbi import layout
 from mflow_sbi.cli.options import examples
 from mflow_sbi.errors import DataFileError
+from mflow_sbi.io import read_json
+from mflow_sbi.training.history import load_history
+from mflow_sbi.workflow.train import read_training_data_record
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,15 +24,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _read_json(path: Path) -> object | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataFileError(f"{path}: invalid JSON ({err})") from None
-
-
 def history_lines(records: list[dict]) -> list[str]:
     """Per phase: epochs run and the best validation (else training) loss with its epoch."""
     lines = []
@@ -37,8 +31,10 @@ def history_lines(records: list[dict]) -> list[str]:
         rows = [r for r in records if r["phase"] == phase]
         scored = [((r["val"] or r["train"]).get("loss"), r["epoch"]) for r in rows]
         scored = [(v, e) for v, e in scored if v is not None and math.isfinite(v)]
-        best = f", best {'validation' if rows[0]['val'] else 'training'} loss {min(scored)[0]:.4g} at epoch " \
-               f"{min(scored)[1] + 1}" if scored else ""
+        best = ""
+        if scored:
+            loss, epoch = min(scored)
+            best = f", best {'validation' if rows[0]['val'] else 'training'} loss {loss:.4g} at epoch {epoch + 1}"
         lines.append(f"phase {phase}: {len(rows)} epoch(s){best}")
     return lines
 
@@ -58,7 +54,7 @@ def describe(model_dir: str | Path) -> list[str]:
         lines.append(f"prior            {', '.join(config['prior'].get('specs', []))}")
     for key, value in model.items():
         lines.append(f"  {key} = {json.dumps(value)}")
-    data = _read_json(model_dir / layout.TRAINING_DATA_RECORD_FILE)
+    data = read_training_data_record(model_dir)
     if data:
         options = ", ".join(f"{k}={v}" for k, v in (data.get("simulator_options") or {}).items())
         lines.append(f"training data    {data['n_events']} events of dimension {data['data_dim']} from "
@@ -70,10 +66,9 @@ def describe(model_dir: str | Path) -> list[str]:
     if (model_dir / layout.TRAINING_CONFIG_FILE).is_file():
         training = read_toml(model_dir / layout.TRAINING_CONFIG_FILE).get("training", {})
         lines.append("training         " + ", ".join(f"{k}={v}" for k, v in training.items()))
-    history = _read_json(model_dir / layout.HISTORY_JSON)
-    if isinstance(history, list) and history:
-        lines += [f"  {line}" for line in history_lines(history)]
-    versions = _read_json(model_dir / layout.VERSIONS_FILE)
+    if (model_dir / layout.HISTORY_JSON).is_file():
+        lines += [f"  {line}" for line in history_lines(load_history(model_dir).records)]
+    versions = read_json(model_dir / layout.VERSIONS_FILE) if (model_dir / layout.VERSIONS_FILE).is_file() else None
     if isinstance(versions, dict):
         lines.append("versions         " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     return lines

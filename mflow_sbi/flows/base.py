@@ -30,7 +30,7 @@ from torch import nn
 from mflow_sbi import __version__
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.flows.standardize import Standardizer
-from mflow_sbi.io import atomic_path, save_json
+from mflow_sbi.io import atomic_path, read_json, save_json
 from mflow_sbi.layout import CONFIG_FILE, MANIFEST_FILE, VERSIONS_FILE, WEIGHTS_FILE
 from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.tomlio import read_toml, write_toml
@@ -232,15 +232,10 @@ def file_sha256(path: Path) -> str:
 def verify_manifest(directory: Path) -> None:
     """The files listed in ``manifest.json`` still have the SHA-256 recorded when the model was saved (model
     directories written before the manifest existed are accepted as they are)."""
-    import json
-
     path = directory / MANIFEST_FILE
     if not path.is_file():
         return
-    try:
-        recorded = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataFileError(f"{path}: invalid JSON ({err})") from None
+    recorded = read_json(path)
     for name, expected in recorded.items():
         target = directory / name
         if not target.is_file() or file_sha256(target) != expected:

@@ -17,7 +17,6 @@ bounded. Sums are accumulated in float64.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Protocol
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from mflow_sbi.errors import InputError
+from mflow_sbi.io import array_fingerprint
 from mflow_sbi.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,7 @@ def check_observed(x: np.ndarray, data_dim: int) -> np.ndarray:
 
 def observed_fingerprint(x: np.ndarray) -> str:
     """SHA-256 of the observed events (float64, C order) with their shape, to tie a posterior to its data."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    digest = hashlib.sha256(repr(x.shape).encode())
-    digest.update(x.tobytes())
-    return digest.hexdigest()
+    return array_fingerprint(x)
 
 
 def _check_theta(theta: np.ndarray, parameter_dim: int) -> np.ndarray:

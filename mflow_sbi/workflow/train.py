@@ -16,7 +16,7 @@ from mflow_sbi import layout
 from mflow_sbi.config import RunConfig
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows.settings import ModelConfig
-from mflow_sbi.io import save_json
+from mflow_sbi.io import array_fingerprint, read_json, save_json
 from mflow_sbi.tomlio import write_toml
 
 if TYPE_CHECKING:
@@ -53,18 +53,14 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
 
     streamed = isinstance(data, StreamedData)
     events = data.head if streamed else data
-    digest = hashlib.sha256()
     if streamed:
+        digest = hashlib.sha256()
         for path in data.files:
             digest.update(f"{Path(path).name}:{Path(path).stat().st_size};".encode())
         digest.update(str(data.moments.count).encode())
+        fingerprint = digest.hexdigest()
     else:
-        import numpy as np
-
-        for array in (data.x, data.theta):
-            array = np.ascontiguousarray(array, dtype=np.float64)
-            digest.update(repr(array.shape).encode())
-            digest.update(array.tobytes())
+        fingerprint = array_fingerprint(data.x, data.theta)
     record = {
         "simulator": events.simulator,
         "simulator_options": events.simulator_options or {},
@@ -73,7 +69,7 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         "parameter_names": list(events.parameter_names) if events.parameter_names else None,
         "parameter_labels": list(events.parameter_labels) if events.parameter_labels else None,
         "joint_score": events.t_xz is not None and not streamed,
-        "fingerprint": digest.hexdigest(),
+        "fingerprint": fingerprint,
     }
     if streamed:
         record["files"] = [str(path) for path in data.files]
@@ -85,17 +81,8 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
 
 def read_training_data_record(model_dir: str | Path) -> dict:
     """The ``training_data.json`` of a model directory, or {} for models trained before it was written."""
-    import json
-
     path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        from mflow_sbi.errors import DataFileError
-
-        raise DataFileError(f"{path}: invalid JSON ({err})") from None
+    return read_json(path) if path.is_file() else {}
 
 
 def train_from_data(
