@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.workflow.train import read_training_data_record
 
     record = read_training_data_record(args.model)
-    options = record.get("simulator_options") or {} if record.get("simulator") == args.simulator else {}
+    options = (record.get("simulator_options") or {}) if record.get("simulator") == args.simulator else {}
     simulator = get_simulator(args.simulator, **options)  # with the options the training data were simulated with
     model = load_model(args.model)
     if simulator.data_dim != model.data_dim or len(simulator.parameter_names) != model.parameter_dim:

@@ -79,9 +79,10 @@ def observed_theta(theta: np.ndarray | None) -> list[float] | None:
     return theta[0].tolist()
 
 
-def load_observed(args: argparse.Namespace):
+def load_observed(args: argparse.Namespace, record: dict):
     """The observed events: an .npz file, or ROOT files read with --format if given, else with the event format
-    recorded in the model directory (a different feature list than the model's is an error)."""
+    recorded in the model directory (a different feature list than the model's training ``record`` is an
+    error)."""
     from mflow_sbi.data.event_format import load_format
     from mflow_sbi.data.loading import ROOT_SUFFIX, load_any
     from mflow_sbi.tomlio import read_toml
@@ -91,18 +92,18 @@ def load_observed(args: argparse.Namespace):
     stored = Path(args.model) / layout.EVENT_FORMAT_FILE
     fmt = format_from_args(args)
     fmt = fmt if fmt is not None else (load_format(read_toml(stored)) if stored.is_file() else None)
-    expected = read_training_data_record(args.model).get("feature_names")
-    if fmt is not None and expected is not None and load_format(fmt).feature_names() != expected:
-        got = load_format(fmt).feature_names()
+    expected = record.get("feature_names")
+    got = load_format(fmt).feature_names() if fmt is not None else None
+    if got is not None and expected is not None and got != expected:
         raise InputError(f"the event format for {args.observed} gives the features {got[:4]}... ({len(got)}), "
                          f"the model in {args.model} was trained on {expected[:4]}... ({len(expected)})")
     return load_any(args.observed, fmt, step_size=args.step_size)
 
 
-def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
-    """Observed events recorded as coming from another simulator than the model's training data are an error;
-    other simulator options (e.g. detector smearing switched on) only a warning: that may be the point."""
-    record = read_training_data_record(model_dir)
+def check_observed_source(model_dir: str, record: dict, observed, observed_path: str) -> None:
+    """Observed events recorded as coming from another simulator than the model's training data (its
+    ``record``) are an error; other simulator options (e.g. detector smearing switched on) only a warning: that
+    may be the point."""
     if observed.simulator is None or not record:
         return
     trained_on = record.get("simulator")
@@ -117,15 +118,16 @@ def check_observed_source(model_dir: str, observed, observed_path: str) -> None:
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
 
-    observed = load_observed(args)
-    check_observed_source(args.model, observed, args.observed)
+    record = read_training_data_record(args.model)
+    observed = load_observed(args, record)
+    check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed)}
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
     posterior = run_inference(
-        model, observed.x, labels=read_training_data_record(args.model).get("parameter_labels"),
+        model, observed.x, labels=record.get("parameter_labels"),
         prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
         init=args.init, progress=show_progress(args), until_converged=args.until_converged,

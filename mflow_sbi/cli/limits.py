@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from mflow_sbi import layout
 from mflow_sbi.cli.options import examples, parse_vector
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
+from mflow_sbi.workflow.train import read_training_data_record
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def training_simulator(model_dir: str):
-    """The simulator (with its options) that made the model's training data, from training_data.json."""
+def training_simulator(model_dir: str, record: dict):
+    """The simulator (with its options) that made the model's training data, from its ``record``
+    (training_data.json)."""
     from mflow_sbi.simulators import get_simulator
 
-    record_path = Path(model_dir) / layout.TRAINING_DATA_RECORD_FILE
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if not record.get("simulator"):
         raise InputError(f"{model_dir} records no simulator for its training data: --rate simulator needs one "
                          "(use --rate fit with a rate_fit.json)")
@@ -69,12 +68,13 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--cl {args.cl!r}: confidence levels must lie in (0, 1)")
     if args.rate != "none" and (args.luminosity is None or not args.luminosity > 0):
         raise InputError(f"--rate {args.rate} needs --luminosity > 0, got {args.luminosity}")
+    record = read_training_data_record(args.model)
     observed = load_events(args.observed)
-    check_observed_source(args.model, observed, args.observed)
+    check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
     axes = order_axes(axes, model.parameter_names)
     likelihood = ModelLikelihood(model, observed.x, cache=False if args.no_cache else "auto")
-    simulator = training_simulator(args.model) if args.rate == "simulator" else None
+    simulator = training_simulator(args.model, record) if args.rate == "simulator" else None
     rate = rate_term_from_settings(args.rate, len(observed.x), luminosity=args.luminosity, simulator=simulator,
                                    fit_path=Path(args.model) / layout.RATE_FIT_FILE)
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed), "n_events": len(observed.x),
