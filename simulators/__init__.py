@@ -81,20 +81,19 @@ else:
     def check_options(cls: type, options: dict) -> None:
         """Every option is a keyword of the simulator's constructor, of the type of its default (an integer
         is accepted where a float is expected); otherwise an InputError naming the option and what is allowed."""
-        parameters = {name: p.default for name, p in inspect.signature(cls).parameters.items()
+        name = getattr(cls, "name", cls.__name__)
+        parameters = {key: p.default for key, p in inspect.signature(cls).parameters.items()
                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         unknown = sorted(set(options) - set(parameters))
         if unknown:
             known = ", ".join(f"{k} (default {v!r})" for k, v in parameters.items()) or "none"
-            raise InputError(f"simulator {getattr(cls, 'name', cls.__name__)!r} has no option "
-                             f"{', '.join(map(repr, unknown))}; its options: {known}")
+            raise InputError(f"simulator {name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}")
         for key, value in options.items():
             default = parameters[key]
             if default is inspect.Parameter.empty or default is None:
                 continue
             expected = (int, float) if type(default) is float else type(default)
             if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
-                name = getattr(cls, "name", cls.__name__)
                 raise InputError(f"simulator {name!r} option {key} must be {type(default).__name__} (default {default!r}), "
                                  f"got {value!r}")
 

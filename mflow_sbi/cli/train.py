@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.training.streaming import StreamedData
 
     config = config_from_args(args)
-    data = _load(args, config)
+    fmt = format_from_args(args)
+    data = _load(args, config, fmt)
     head = data.head if isinstance(data, StreamedData) else data
     if args.prior:
         head.prior = IndependentPrior.from_specs(args.prior)
@@ -102,26 +103,25 @@ def run(args: argparse.Namespace) -> None:
     if config.training.score_weight > 0 and head.t_xz is None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args),
-                          event_format=_root_format(args))
+                          event_format=_root_format(args, fmt))
     print(f"model written to {out}")
 
 
-def _root_format(args: argparse.Namespace):
-    """The event format given for ROOT training data (recorded in the model directory), else None."""
+def _root_format(args: argparse.Namespace, fmt):
+    """The event format ``fmt`` given for ROOT training data (recorded in the model directory), else None."""
     from mflow_sbi.data.event_format import load_format
     from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths
 
-    fmt = format_from_args(args)
     is_root = any(path.suffix.lower() == ROOT_SUFFIX for path in expand_paths(args.data))
     return load_format(fmt) if fmt is not None and is_root else None
 
 
-def _load(args: argparse.Namespace, config: RunConfig) -> EventData | StreamedData:
-    """The training events: in memory, or (``--stream`` / ``[training] stream``) prepared for streaming."""
+def _load(args: argparse.Namespace, config: RunConfig, fmt) -> EventData | StreamedData:
+    """The training events (ROOT files read with ``fmt``): in memory, or (``--stream`` / ``[training] stream``)
+    prepared for streaming."""
     from mflow_sbi.data.loading import ROOT_SUFFIX, expand_paths, load_any
     from mflow_sbi.training.streaming import open_streamed
 
-    fmt = format_from_args(args)
     if not config.training.stream:
         return load_any(args.data, fmt, require_theta=True, step_size=args.step_size)
     not_root = [str(path) for path in expand_paths(args.data) if path.suffix.lower() != ROOT_SUFFIX]

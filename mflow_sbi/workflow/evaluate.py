@@ -45,7 +45,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
     result: dict = {"model_dir": str(model_dir), "n_events": len(data.x), "model_type": model.model_type}
     with torch.no_grad():
         result["nll"] = -float(model.log_prob(data.x, data.theta).mean())
-        if hasattr(model, "project"):
+        if model.needs_latent_dim:  # a learned manifold to project onto
             distance = (model.project(data.x) - torch.as_tensor(data.x, dtype=model.float_dtype)).norm(dim=1).double()
             result["reconstruction_error"] = float((distance**2).mean())
             result["distance_to_learned_manifold"] = _distribution(distance.numpy())
