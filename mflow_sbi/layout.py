@@ -24,7 +24,9 @@ Every file name the package writes is defined here, and only here.
         reference_posterior.npz   the exact-likelihood posterior, when the simulator has one
         corner.png
 
-A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`).
+A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`); while its
+MCMC runs, the chain is checkpointed to ``P_mcmc_checkpoint.npz`` (:func:`mcmc_checkpoint_path`, deleted once
+``P.npz`` is written; ``--resume`` continues from it).
 """
 
 from __future__ import annotations
@@ -72,3 +74,9 @@ def summary_path(posterior: str | os.PathLike) -> Path:
     """Where the JSON summary of a posterior written to ``posterior`` goes: ``<stem>_summary.json`` beside it."""
     path = Path(posterior)
     return path.with_name(f"{path.stem}_summary.json")
+
+
+def mcmc_checkpoint_path(posterior: str | os.PathLike) -> Path:
+    """The MCMC checkpoint of a posterior being written to ``posterior``: ``<stem>_mcmc_checkpoint.npz``."""
+    path = Path(posterior)
+    return path.with_name(f"{path.stem}_mcmc_checkpoint.npz")

@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--until-converged", action="store_true",
                         help="stop once the chain exceeds 50 autocorrelation times (--steps is then the maximum)")
     parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every step")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed run from the chain checkpoint beside --out (OUT_mcmc_checkpoint.npz, "
+                             "written every 500 steps) instead of starting afresh")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -117,6 +120,7 @@ def check_observed_source(model_dir: str, record: dict, observed, observed_path:
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
+    from mflow_sbi.workflow.mcmc import posterior_checkpoint
 
     record = read_training_data_record(args.model)
     observed = load_observed(args, record)
@@ -126,13 +130,16 @@ def run(args: argparse.Namespace) -> None:
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
+    checkpoint = posterior_checkpoint(args.out, args.model, observed.x, prior=args.prior, cache=not args.no_cache)
     posterior = run_inference(
         model, observed.x, labels=record.get("parameter_labels"),
         prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
         init=args.init, progress=show_progress(args), until_converged=args.until_converged,
+        checkpoint=checkpoint, resume=args.resume,
     )
     out = posterior.save(args.out)
+    checkpoint.remove()
     summary = posterior.save_summary(summary_path(out))
     print(posterior.format_summary())
     log.info("wrote %s and %s", out, summary)

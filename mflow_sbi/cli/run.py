@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="override one configuration key, e.g. training.epochs_d=10 or simulation.true_theta=[0.5]; "
                              "repeatable (the effective configuration is saved as OUT/config.toml)")
     parser.add_argument("--resume", action="store_true",
-                        help="reuse the data files in --out and continue training from its checkpoint")
+                        help="reuse the data files in --out and continue training and the MCMC from their checkpoints")
     parser.set_defaults(func=run)
 
 

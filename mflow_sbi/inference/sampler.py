@@ -40,6 +40,7 @@ from scipy.optimize import minimize
 
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference import modes as mode_finding
+from mflow_sbi.inference.chain_checkpoint import ChainCheckpoint
 from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, RHAT_GROUPS, autocorrelation_time, chain_diagnostics
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import LogLikelihood, PosteriorPotential, Potential, Prior
@@ -123,13 +124,26 @@ def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str
                        "around the MAP")
 
 
-def _run(sampler: emcee.EnsembleSampler, start: np.ndarray, n_steps: int, burn_in: int, until_converged: bool,
-         progress: bool) -> bool:
-    """Run the chain; returns whether the tau-based stopping rule fired (always False without it). Without a
-    progress bar (a batch job's log) every ``LOG_EVERY`` steps are reported in one INFO line."""
-    previous_tau = None
-    for _ in sampler.sample(start, iterations=n_steps, progress=progress):
+def _tau_at_last_check(sampler: emcee.EnsembleSampler, burn_in: int) -> np.ndarray | None:
+    """The tau estimate of the last convergence check at or before the current iteration (a resumed chain
+    continues the stopping rule with it), or None if no check has run yet."""
+    last = sampler.iteration - sampler.iteration % CONVERGENCE_CHECK_EVERY
+    if last - burn_in < CONVERGENCE_CHECK_EVERY:
+        return None
+    return autocorrelation_time(sampler.get_chain()[burn_in:last])
+
+
+def _run(sampler: emcee.EnsembleSampler, start: np.ndarray | emcee.State, n_steps: int, burn_in: int,
+         until_converged: bool, progress: bool, checkpoint: ChainCheckpoint | None = None) -> bool:
+    """Run the chain up to ``n_steps`` steps in all (a restored sampler continues from its iteration); returns
+    whether the tau-based stopping rule fired (always False without it). Without a progress bar (a batch job's
+    log) every ``LOG_EVERY`` steps are reported in one INFO line. ``checkpoint`` is written every
+    ``checkpoint.every`` steps."""
+    previous_tau = _tau_at_last_check(sampler, burn_in) if until_converged and sampler.iteration else None
+    for _ in sampler.sample(start, iterations=n_steps - sampler.iteration, progress=progress):
         done = sampler.iteration
+        if checkpoint is not None and checkpoint.due(done):
+            checkpoint.save(sampler)
         if not progress and done % LOG_EVERY == 0:
             log.info("MCMC step %d/%d: mean acceptance %.3f", done, n_steps, float(np.mean(sampler.acceptance_fraction)))
         if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_in < CONVERGENCE_CHECK_EVERY:
@@ -157,6 +171,8 @@ def sample_potential(
     metadata: dict | None = None,
     until_converged: bool = False,
     moves: str = "de",
+    checkpoint: ChainCheckpoint | None = None,
+    resume: bool = False,
 ) -> Posterior:
     """Sample exp(U(theta)) for a vectorized ``potential`` U (see :mod:`mflow_sbi.inference.potential`) with emcee.
 
@@ -164,17 +180,33 @@ def sample_potential(
     ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
     post-burn-in samples, the full chain, diagnostics (see diagnostics.py) and metadata: the sampler settings,
     the potential's metadata, then ``metadata``.
+
+    ``checkpoint`` (a :class:`~mflow_sbi.inference.chain_checkpoint.ChainCheckpoint`) saves the chain every
+    ``checkpoint.every`` steps; its key is extended by the sampler settings. With ``resume`` a run continues
+    from the checkpoint file if there is one (the same seed and settings give the same chain as an
+    uninterrupted run). The caller deletes the file once the posterior is saved.
     """
     p = potential.parameter_dim
     _check_settings(p, n_walkers, n_steps, burn_in, thin, init)
     proposal = make_moves(moves)
+    settings = {"n_walkers": n_walkers, "n_steps": n_steps, "burn_in": burn_in, "thin": thin, "seed": seed,
+                "init": init, "until_converged": until_converged, "moves": moves}
+    if checkpoint is not None:
+        checkpoint = ChainCheckpoint(checkpoint.path, {**checkpoint.key, "sampler": settings}, checkpoint.every)
+    restored = checkpoint.restore(n_walkers, p) if checkpoint is not None and resume else None
     rng = np.random.default_rng(seed)
     modes = mode_finding.find_modes(potential, potential.prior, rng) if init == "modes" else None
-    start = initial_walkers(potential, potential.prior, n_walkers, init, rng, modes)
-    sampler = emcee.EnsembleSampler(n_walkers, p, potential, vectorize=True, moves=proposal)
-    sampler.random_state = np.random.RandomState(seed).get_state()
+    if restored is None:
+        backend, start = None, initial_walkers(potential, potential.prior, n_walkers, init, rng, modes)
+    else:
+        backend, start = restored
+        log.info("MCMC: resuming from step %d of %s", backend.iteration, checkpoint.path)
+    resumed_from = 0 if backend is None else backend.iteration
+    sampler = emcee.EnsembleSampler(n_walkers, p, potential, vectorize=True, moves=proposal, backend=backend)
+    if backend is None:
+        sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
-    converged = _run(sampler, start, n_steps, burn_in, until_converged, progress)
+    converged = _run(sampler, start, n_steps, burn_in, until_converged, progress, checkpoint)
     elapsed = time.perf_counter() - began
     steps_run = sampler.iteration
     if steps_run - burn_in < 4:
@@ -191,9 +223,8 @@ def sample_potential(
         diagnostics["warnings"].extend(report["warnings"])
     for message in diagnostics["warnings"]:
         log.warning("MCMC: %s", message)
-    settings = {"n_walkers": n_walkers, "n_steps": n_steps, "steps_run": steps_run, "burn_in": burn_in,
-                "thin": thin, "seed": seed, "init": init, "until_converged": until_converged, "moves": moves}
-    info = {"sampler": settings, **potential.metadata, **(metadata or {})}
+    info = {"sampler": {**settings, "steps_run": steps_run, "resumed_from_step": resumed_from},
+            **potential.metadata, **(metadata or {})}
     return Posterior(
         samples=samples,
         log_prob=samples_log_prob,

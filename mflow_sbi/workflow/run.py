@@ -80,7 +80,8 @@ def run_pipeline(
 ) -> tuple[RunOutputs, Posterior]:
     """Simulate training and observed data, train, sample the posterior and plot it. Returns (paths, posterior).
 
-    With ``resume``, data files already in ``out_dir`` are reused and training continues from its checkpoint.
+    With ``resume``, data files already in ``out_dir`` are reused, training continues from its checkpoint and the
+    MCMC from its chain checkpoint.
     The posterior's metadata holds ``observed_theta`` (the parameter point of the observed events). When
     ``config.simulation.reference`` is set and the simulator's likelihood is tractable, the exact-likelihood
     posterior is sampled too, overlaid in the corner plot, and the MMD^2 between the two is stored in the
@@ -92,6 +93,7 @@ def run_pipeline(
     from mflow_sbi.inference.metrics import subsampled_mmd2
     from mflow_sbi.plotting import corner_plot
     from mflow_sbi.simulators import get_simulator
+    from mflow_sbi.workflow.mcmc import posterior_checkpoint
     from mflow_sbi.workflow.reference import exact_reference
 
     sim = config.simulation
@@ -107,10 +109,13 @@ def run_pipeline(
     log.info("sampling the posterior")
     inference = config.inference
     rate = run_rate(inference, simulator, len(observed.x), outputs.model)
+    checkpoint = posterior_checkpoint(outputs.posterior, outputs.model, observed.x,
+                                      rate=None if rate is None else rate.metadata)
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
                               labels=labels,
-                              metadata={"observed_theta": [float(v) for v in sim.true_theta]}, rate=rate)
+                              metadata={"observed_theta": [float(v) for v in sim.true_theta]}, rate=rate,
+                              checkpoint=checkpoint, resume=resume)
     reference = exact_reference(simulator, observed.x, inference, progress, rate=rate) if sim.reference else None
     shown, names = [posterior], None
     if reference is not None:
@@ -120,6 +125,7 @@ def run_pipeline(
                                                                inference.seed)
         shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
     posterior.save(outputs.posterior)
+    checkpoint.remove()
     posterior.save_summary(outputs.summary)
     posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
     corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(labels),
