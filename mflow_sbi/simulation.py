@@ -59,6 +59,8 @@ def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Gene
     if theta.shape != (p,):
         names = ", ".join(simulator.parameter_names)
         raise InputError(f"{simulator.name} has {p} parameters ({names}), got {theta.size} values")
+    if not np.all(np.isfinite(theta)):
+        raise InputError(f"the parameter point must be finite, got {theta.tolist()}")
     return np.tile(theta, (n, 1))
 
 

@@ -1,9 +1,13 @@
 """The ``mflow-sbi`` command.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
-subcommand and sets ``func`` to the function that runs it. Errors caused by user input
-(:class:`mflow_sbi.errors.MflowError`) print one line and exit with status 2; ``--debug`` shows the
-traceback instead.
+subcommand and sets ``func`` to the function that runs it. Errors print one line on stderr, ``mflow-sbi
+COMMAND: error: ...``, and set the exit status (``--debug`` shows the traceback instead):
+
+- 2: usage and input errors (argparse's own, and :class:`mflow_sbi.errors.InputError` with its subclasses);
+- 1: failures (:class:`~mflow_sbi.errors.TrainingError`, an intractable likelihood, and operating-system
+  errors such as an unwritable output folder or a full disk, named with the file);
+- 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import warnings
 from collections.abc import Sequence
 
 from mflow_sbi import __version__
-from mflow_sbi.errors import MflowError
+from mflow_sbi.errors import InputError, MflowError
 
 SUBCOMMAND_MODULES = ("simulate", "convert", "train", "plot_training", "info", "evaluate", "infer", "plot", "export",
                       "calibrate", "run", "limits")
+
+# Exit status 2: the user's input is wrong (a missing input file included); anything else that fails is 1.
+INPUT_ERRORS = (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 # A value such as "-1,-1" or "-0.5" (a parameter point, a prior bound) that argparse would take for a flag.
 NEGATIVE_VALUES = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")
@@ -38,13 +45,32 @@ def join_negative_values(argv: Sequence[str]) -> list[str]:
     return joined
 
 
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; an OSError as "STRERROR: FILENAME" (e.g. "No space left on device")."""
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+        if err.filename2:
+            text += f" -> {err.filename2}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
 def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--debug", action="store_true", default=default, help="show full tracebacks on errors")
     parser.add_argument("--quiet", "-q", action="store_true", default=default, help="no progress bars, warnings only")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2), pointing to ``--help``
+    instead of printing the usage block. Subcommand parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mflow-sbi", description="Simulation-based inference with manifold-learning flows."
     )
     parser.add_argument("--version", action="version", version=f"mflow-sbi {__version__}")
@@ -65,11 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
     try:
         args.func(args)
-    except MflowError as err:
+    except (MflowError, OSError) as err:
         if args.debug:
             raise
-        print(f"mflow-sbi {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        print(f"mflow-sbi {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, INPUT_ERRORS) else 1
     except KeyboardInterrupt:
         print(f"mflow-sbi {args.command}: interrupted", file=sys.stderr)
         return 130

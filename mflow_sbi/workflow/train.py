@@ -106,21 +106,21 @@ def train_from_data(
     streamed = isinstance(data, StreamedData)
     events = data.head if streamed else data
     model = model_for_data(events, config.model)
-    out_dir.mkdir(parents=True, exist_ok=True)
     used = config.training.for_data(events.t_xz is not None and not streamed)
-    write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
     if event_format is None and streamed and data.fmt is not None:
         from mflow_sbi.data.event_format import load_format
 
         event_format = load_format(data.fmt)
-    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
-    if event_format is not None:
-        write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
+    # The folder appears with the first checkpoint: data refused before training leave nothing behind.
     options = {"checkpoint": out_dir / layout.CHECKPOINT_FILE, "resume": resume, "progress": progress}
     if streamed:
         history = train_streamed(model, data, used, **options)
     else:
         history = train_model(model, data.x, data.theta, used, t_xz=data.t_xz, **options)
+    write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
+    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
+    if event_format is not None:
+        write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
     model.save(out_dir)
     history.save(out_dir)
     plot_learning_curves(history.records, out_dir / layout.LEARNING_CURVES_FILE)
