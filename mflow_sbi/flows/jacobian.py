@@ -115,3 +115,15 @@ def log_det_metric(jacobian: torch.Tensor) -> torch.Tensor:
             + (" ..." if len(bad) > 10 else "")
         )
     return 2.0 * torch.log(torch.diagonal(cholesky, dim1=-2, dim2=-1)).sum(-1)
+
+
+# Above this condition number of J^T J (cond(J) > 1e4) the float32 Jacobian's smallest singular value, and hence
+# log det(J^T J), carries a relative error of order 1e-7 * cond(J) >~ 1e-3: reported as ill-conditioned.
+ILL_CONDITIONED = 1e8
+
+
+def metric_condition_number(jacobian: torch.Tensor) -> torch.Tensor:
+    """cond(J^T J) = (s_max / s_min)^2 per batch element from the singular values of J (float64); inf where J
+    is rank-deficient."""
+    singular = torch.linalg.svdvals(jacobian.to(torch.float64))
+    return (singular[..., 0] / singular[..., -1]) ** 2

@@ -53,7 +53,7 @@ from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.flows.architecture import StackConfig, resolve_config
 from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
 from mflow_sbi.flows.builders import build_stack
-from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric
+from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric, metric_condition_number
 from mflow_sbi.priors import IndependentPrior
 
 DEFAULT_OUTER = StackConfig(n_layers=4, hidden_features=64)
@@ -236,6 +236,14 @@ class ManifoldFlow(ConditionalDensityModel):
     def project(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
         """decode(encode(x)): the projection of x onto the learned manifold."""
         return self.decode(self.encode(x, theta), theta)
+
+    def metric_condition(self, x: ArrayLike, theta: ArrayLike | None = None) -> torch.Tensor:
+        """cond(J^T J) of the decoder at the latent coordinates of x, shape (N,): large values (above
+        :data:`~mflow_sbi.flows.jacobian.ILL_CONDITIONED`) mean the manifold density's volume term
+        -1/2 log det(J^T J) is numerically unreliable there."""
+        u = self.encode(x, theta)
+        context = self._context_for(theta, u.shape[0])
+        return metric_condition_number(decoder_jacobian(self._decode_raw, u, context, method="forward"))
 
     # --- cached likelihood for inference ---------------------------------------------------------------
     @property

@@ -10,8 +10,11 @@
   which tends to 1 for a converged chain (Gelman et al., Bayesian Data Analysis, 3rd ed., sec. 11.4).
 - Stuck walkers: acceptance fraction below ``STUCK_FRACTION`` times the median acceptance of the ensemble.
 
+- Prior boundaries: the share of samples within ``BOUNDARY_BAND`` (2%) of the prior range of each finite bound.
+
 Warnings are raised (as strings) when the chain is shorter than ``MIN_TAU_MULTIPLE`` tau, the mean
-acceptance is outside ``ACCEPTANCE_RANGE``, walkers are stuck, or R-hat exceeds ``MAX_RHAT``.
+acceptance is outside ``ACCEPTANCE_RANGE``, walkers are stuck, R-hat exceeds ``MAX_RHAT``, or a prior bound
+holds more than ``BOUNDARY_PILE`` times a flat posterior's share (the posterior is cut off by the prior).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ ACCEPTANCE_RANGE = (0.1, 0.9)
 STUCK_FRACTION = 0.2
 MAX_RHAT = 1.05
 RHAT_GROUPS = 4
+# Prior-boundary check: the share of samples within BOUNDARY_BAND of the prior range of a bound, warned above
+# BOUNDARY_PILE times the share of a flat posterior (i.e. above 10%).
+BOUNDARY_BAND = 0.02
+BOUNDARY_PILE = 5.0
 
 
 def _check_chain(chain: np.ndarray) -> np.ndarray:
@@ -81,12 +88,37 @@ def stuck_walkers(acceptance: np.ndarray, fraction: float = STUCK_FRACTION) -> n
     return np.flatnonzero(acceptance < fraction * np.median(acceptance))
 
 
-def chain_diagnostics(chain: np.ndarray, acceptance: np.ndarray) -> dict:
+def boundary_mass(samples: np.ndarray, low: np.ndarray, high: np.ndarray, band: float = BOUNDARY_BAND) -> np.ndarray:
+    """(p, 2): per parameter, the fraction of ``samples`` (M, p) within ``band`` x (high - low) of its lower and of
+    its upper prior bound; NaN for unbounded sides. A posterior as flat as the prior puts ``band`` there."""
+    samples = np.asarray(samples, dtype=np.float64)
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    width = np.where(np.isfinite(low) & np.isfinite(high), high - low, np.nan)
+    near_low = np.mean(samples <= low + band * width, axis=0)
+    near_high = np.mean(samples >= high - band * width, axis=0)
+    return np.stack([np.where(np.isfinite(width), near_low, np.nan), np.where(np.isfinite(width), near_high, np.nan)], 1)
+
+
+def boundary_warnings(fractions: np.ndarray, low: np.ndarray, high: np.ndarray, band: float = BOUNDARY_BAND) -> list[str]:
+    """A warning per prior bound holding more than ``BOUNDARY_PILE`` x ``band`` of the posterior mass."""
+    warnings = []
+    for (k, side), fraction in np.ndenumerate(fractions):
+        if np.isfinite(fraction) and fraction > BOUNDARY_PILE * band:
+            edge = (low, high)[side][k]
+            warnings.append(f"{fraction:.0%} of the posterior mass of parameter {k} lies within {band:.0%} of the prior "
+                            f"range of its {('lower', 'upper')[side]} bound {edge:g} (a flat posterior puts {band:.0%} "
+                            "there): the posterior is cut off by the prior; widen the prior if that is not physical")
+    return warnings
+
+
+def chain_diagnostics(chain: np.ndarray, acceptance: np.ndarray,
+                      support: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """All diagnostics of a post-burn-in ``chain`` with per-walker ``acceptance``, plus warnings.
 
     Returns a JSON-serializable dict: acceptance_fraction (mean), acceptance_per_walker, autocorrelation_time,
     effective_sample_size (per parameter), min_effective_sample_size, split_rhat, stuck_walkers, n_steps,
-    n_walkers, warnings.
+    n_walkers, warnings; with the prior's ``support`` (low, high) also ``prior_boundary_mass`` (see
+    :func:`boundary_mass`, warned above ``BOUNDARY_PILE`` x the flat share).
     """
     chain = _check_chain(chain)
     acceptance = np.asarray(acceptance, dtype=np.float64)
@@ -110,6 +142,11 @@ def chain_diagnostics(chain: np.ndarray, acceptance: np.ndarray) -> dict:
         warnings.append(f"{stuck.size} stuck walker(s) (acceptance < {STUCK_FRACTION:g} x median): {stuck.tolist()}")
     if np.any(rhat > MAX_RHAT):
         warnings.append(f"split-R-hat {np.max(rhat):.3f} > {MAX_RHAT}: walkers disagree, the chain has not mixed")
+    extra = {}
+    if support is not None:
+        fractions = boundary_mass(chain.reshape(-1, chain.shape[2]), *support)
+        warnings += boundary_warnings(fractions, *support)
+        extra["prior_boundary_mass"] = [[None if not np.isfinite(v) else float(v) for v in row] for row in fractions]
     return {
         "acceptance_fraction": mean_acceptance,
         "acceptance_per_walker": acceptance.tolist(),
@@ -121,4 +158,5 @@ def chain_diagnostics(chain: np.ndarray, acceptance: np.ndarray) -> dict:
         "n_steps": int(steps),
         "n_walkers": int(chain.shape[1]),
         "warnings": warnings,
+        **extra,
     }

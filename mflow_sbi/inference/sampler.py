@@ -212,7 +212,8 @@ def sample_potential(
     if steps_run - burn_in < 4:
         raise InputError(f"the chain stopped after {steps_run} steps, fewer than burn-in {burn_in} + 4")
     chain, chain_log_prob = sampler.get_chain(), sampler.get_log_prob()
-    diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction)
+    support = getattr(potential.prior, "support", None)  # (low, high) of an IndependentPrior, else not checked
+    diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction, support)
     diagnostics.update(sampling_seconds=elapsed, converged_by_tau=converged)
     samples = chain[burn_in::thin].reshape(-1, p)
     samples_log_prob = chain_log_prob[burn_in::thin].reshape(-1)

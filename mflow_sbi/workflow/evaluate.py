@@ -7,7 +7,9 @@ For events (x_i, theta_i), i = 1..N:
   manifold only);
 - for models with a learned manifold, ``reconstruction_error`` = 1/N sum_i |x_i - g(g^-1(x_i))|^2 and
   the distribution (mean, median, 99% quantile) of the distance |x_i - g(g^-1(x_i))| of each event to the
-  learned manifold (large values flag events the model has not seen the like of);
+  learned manifold (large values flag events the model has not seen the like of), and the distribution of
+  the condition number of the decoder's J^T J at those events (``metric_condition_number``; a warning when it
+  exceeds ``ILL_CONDITIONED`` = 1e8, where the volume term -1/2 log det J^T J loses accuracy in float32);
 - generated samples x ~ p(x | theta_i), one per event: their mean distance to the simulator's true
   manifold (``distance_to_manifold``, the paper's closure figure; for the LHC simulator a summary of the
   constraint violations) when the data record a simulator, and the same figure of the held-out events
@@ -35,6 +37,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
     import torch
 
     from mflow_sbi.flows import load_model
+    from mflow_sbi.flows.jacobian import ILL_CONDITIONED
 
     if data.theta is None:
         raise InputError("evaluation needs the parameter point of every event (a 'theta' field)")
@@ -49,6 +52,14 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
             distance = (model.project(data.x) - torch.as_tensor(data.x, dtype=model.float_dtype)).norm(dim=1).double()
             result["reconstruction_error"] = float((distance**2).mean())
             result["distance_to_learned_manifold"] = _distribution(distance.numpy())
+            condition = model.metric_condition(data.x).numpy()
+            result["metric_condition_number"] = _distribution(condition)
+            ill = int(np.sum(~(condition <= ILL_CONDITIONED)))
+            if ill:
+                result.setdefault("warnings", []).append(
+                    f"J^T J of the decoder is ill-conditioned (condition number > {ILL_CONDITIONED:.0e}) at {ill} of "
+                    f"{len(condition)} events (largest {np.max(condition):.3g}): the manifold density's volume term is "
+                    "unreliable there")
         generated = model.sample(data.theta, len(data.x), torch.Generator().manual_seed(seed)).double().numpy()
     if data.simulator is not None:
         from mflow_sbi.simulators import get_simulator
@@ -68,8 +79,12 @@ def format_evaluation(result: dict) -> str:
         lines.append(f"  reconstruction error (mean squared)       {result['reconstruction_error']:.5g}")
         lines.append(f"  distance to the learned manifold          mean {d['mean']:.4g}, median {d['median']:.4g}, "
                      f"99% {d['q99']:.4g}")
+    if "metric_condition_number" in result:
+        c = result["metric_condition_number"]
+        lines.append(f"  condition number of J^T J                 median {c['median']:.3g}, 99% {c['q99']:.3g}")
     if "generated_distance_to_true_manifold" in result:
         g, f = result["generated_distance_to_true_manifold"], result["data_distance_to_true_manifold"]
         lines.append(f"  generated samples: distance to the true manifold ({result['simulator']}) mean {g['mean']:.4g}, "
                      f"median {g['median']:.4g} (the events themselves: {f['mean']:.4g})")
+    lines += [f"  warning: {message}" for message in result.get("warnings", [])]
     return "\n".join(lines)

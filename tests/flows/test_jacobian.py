@@ -7,7 +7,13 @@ import torch
 from torch.autograd.functional import jacobian
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.flows.jacobian import METHODS, RankDeficientJacobian, decoder_jacobian, log_det_metric
+from mflow_sbi.flows.jacobian import (
+    METHODS,
+    RankDeficientJacobian,
+    decoder_jacobian,
+    log_det_metric,
+    metric_condition_number,
+)
 from tests.flows.conftest import make_model
 
 
@@ -88,3 +94,26 @@ def test_unknown_jacobian_method():
     model, u, _ = decoder_and_points(False)
     with pytest.raises(InputError, match="unknown Jacobian method 'reverse'"):
         decoder_jacobian(model._decode_raw, u, method="reverse")
+
+
+def test_metric_condition_number_against_constructed_jacobians():
+    """J = Q diag(s) (orthonormal Q): cond(J^T J) = (s_max / s_min)^2, whatever the rotation; a rank-deficient
+    J gives a huge or infinite value."""
+    generator = torch.Generator().manual_seed(1)
+    q = torch.linalg.qr(torch.randn(6, 3, generator=generator, dtype=torch.float64))[0]
+    s = torch.tensor([[2.0, 1.0, 0.5], [1.0, 1.0, 1.0], [1.0, 1e-3, 0.1]], dtype=torch.float64)
+    jac = q[None] * s[:, None, :]
+    torch.testing.assert_close(metric_condition_number(jac), torch.tensor([16.0, 1.0, 1e6], dtype=torch.float64))
+    singular = jac[:1].clone()
+    singular[0, :, 2] = singular[0, :, 0]
+    assert metric_condition_number(singular)[0] > 1e20
+
+
+def test_model_metric_condition_is_that_of_the_autograd_jacobian_at_the_encoded_point():
+    model, _, _ = decoder_and_points(False)
+    model = model.double()
+    x = model.sample(torch.zeros(model.parameter_dim, dtype=torch.float64), 4, torch.Generator().manual_seed(2))
+    u = model.encode(x)
+    expected = torch.stack([metric_condition_number(jacobian(lambda ui: model._decode_raw(ui[None], None)[0], ui)[None])[0]
+                            for ui in u])
+    torch.testing.assert_close(model.metric_condition(x), expected, rtol=1e-8, atol=0)
