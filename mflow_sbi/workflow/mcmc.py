@@ -2,7 +2,7 @@
 
 The chain is saved every ``CHECKPOINT_EVERY`` steps to ``<posterior stem>_mcmc_checkpoint.npz``
 (:func:`mflow_sbi.layout.mcmc_checkpoint_path`) under a key that identifies the target: the SHA-256 of the
-model's weights, a fingerprint of the observed events and the prior and rate in use. ``--resume`` continues a
+model's weights (or the model directory's path when it holds no weights file), a fingerprint of the observed events and the prior and rate in use. ``--resume`` continues a
 killed run from it only when all of these (and the sampler settings) are the same.
 """
 
@@ -24,6 +24,7 @@ def posterior_checkpoint(posterior_path: str | os.PathLike, model_dir: str | os.
     posterior (e.g. prior specs, the rate term), as JSON-serializable values."""
     from mflow_sbi.flows.base import file_sha256
 
-    key = {"model_weights": file_sha256(Path(model_dir) / layout.WEIGHTS_FILE),
-           "observed": array_fingerprint(np.asarray(x_observed)), **target}
+    weights = Path(model_dir) / layout.WEIGHTS_FILE
+    model = file_sha256(weights) if weights.is_file() else str(Path(model_dir).resolve())  # e.g. a model in memory
+    key = {"model": model, "observed": array_fingerprint(np.asarray(x_observed)), **target}
     return ChainCheckpoint(layout.mcmc_checkpoint_path(posterior_path), key, every)
