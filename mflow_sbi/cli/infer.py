@@ -14,7 +14,7 @@ from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
-from mflow_sbi.layout import summary_path
+from mflow_sbi.layout import ood_scores_path, summary_path
 from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.workflow.train import read_training_data_record
 
@@ -120,6 +120,7 @@ def check_observed_source(model_dir: str, record: dict, observed, observed_path:
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
+    from mflow_sbi.inference.misspecification import check_model_directory
     from mflow_sbi.workflow.mcmc import posterior_checkpoint
 
     record = read_training_data_record(args.model)
@@ -131,6 +132,9 @@ def run(args: argparse.Namespace) -> None:
     if truth is not None:
         metadata["observed_theta"] = truth
     checkpoint = posterior_checkpoint(args.out, args.model, observed.x, prior=args.prior, cache=not args.no_cache)
+    check = check_model_directory(model, args.model, observed.x)
+    if check is not None:
+        metadata["misspecification"] = check.to_dict()
     posterior = run_inference(
         model, observed.x, labels=record.get("parameter_labels"),
         prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
@@ -141,5 +145,7 @@ def run(args: argparse.Namespace) -> None:
     out = posterior.save(args.out)
     checkpoint.remove()
     summary = posterior.save_summary(summary_path(out))
+    if check is not None:
+        check.save(ood_scores_path(out))
     print(posterior.format_summary())
     log.info("wrote %s and %s", out, summary)

@@ -180,6 +180,10 @@ class Posterior:
         rate = summary.get("metadata", {}).get("rate")
         if isinstance(rate, dict):
             lines.append(format_rate(rate))
+        check = summary.get("metadata", {}).get("misspecification")
+        if isinstance(check, dict):
+            line = format_misspecification(check)
+            lines.append(f"WARNING: {line}" if check.get("flagged") else line)
         lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
         return "\n".join(lines)
 
@@ -198,3 +202,12 @@ def format_rate(rate: dict) -> str:
         return "rate: none (shape-only likelihood)"
     return (f"rate: {rate['source']} (extended likelihood, luminosity {rate.get('luminosity')}, "
             f"n_observed {rate.get('n_observed')})")
+
+
+def format_misspecification(record: dict) -> str:
+    """One line naming the result of the misspecification check (``metadata["misspecification"]``, see
+    :mod:`mflow_sbi.inference.misspecification`)."""
+    verdict = "FLAGGED, the data do not look like the simulation" if record.get("flagged") else "passed"
+    return (f"misspecification check: {verdict} (p = {record['p_value']:.3g}; "
+            f"{100 * record['fraction_beyond']:.2f}% of events beyond the 99.9% validation quantiles, "
+            f"{100 * record['expected_fraction']:.2f}% expected)")

@@ -91,6 +91,7 @@ def run_pipeline(
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.infer import run_inference
     from mflow_sbi.inference.metrics import subsampled_mmd2
+    from mflow_sbi.inference.misspecification import check_model_directory
     from mflow_sbi.plotting import corner_plot
     from mflow_sbi.simulators import get_simulator
     from mflow_sbi.workflow.mcmc import posterior_checkpoint
@@ -111,11 +112,13 @@ def run_pipeline(
     rate = run_rate(inference, simulator, len(observed.x), outputs.model)
     checkpoint = posterior_checkpoint(outputs.posterior, outputs.model, observed.x,
                                       rate=None if rate is None else rate.metadata)
+    metadata = {"observed_theta": [float(v) for v in sim.true_theta]}
+    check = check_model_directory(model, outputs.model, observed.x)
+    if check is not None:
+        metadata["misspecification"] = check.to_dict()
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
-                              labels=labels,
-                              metadata={"observed_theta": [float(v) for v in sim.true_theta]}, rate=rate,
-                              checkpoint=checkpoint, resume=resume)
+                              labels=labels, metadata=metadata, rate=rate, checkpoint=checkpoint, resume=resume)
     reference = exact_reference(simulator, observed.x, inference, progress, rate=rate) if sim.reference else None
     shown, names = [posterior], None
     if reference is not None:
@@ -126,6 +129,8 @@ def run_pipeline(
         shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
     posterior.save(outputs.posterior)
     checkpoint.remove()
+    if check is not None:
+        check.save(layout.ood_scores_path(outputs.posterior))
     posterior.save_summary(outputs.summary)
     posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
     corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(labels),
