@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from mflow_sbi import layout
 from mflow_sbi.cli.options import examples, parse_vector
 from mflow_sbi.data.datasets import load_events
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "limits"
 DEFAULT_LEVELS = "0.68,0.95"
+DEFAULT_ASIMOV_EVENTS = 10_000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         **examples("mflow-sbi limits model --observed observed.npz --grid theta=-1:1:201",
                    "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41",
                    "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41 "
-                   "--rate simulator --luminosity 10"))
+                   "--rate simulator --luminosity 10",
+                   "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41 "
+                   "--expected 0,0"))
     parser.add_argument("model", metavar="MODEL_DIR", help="trained model directory")
     parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
     parser.add_argument("--grid", action="append", required=True, metavar="NAME=LOW:HIGH:N",
@@ -41,6 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="luminosity for --rate, in the simulator's units (lhc: fb^-1) (default: none; required "
                              "with --rate)")
     parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every grid point")
+    parser.add_argument("--expected", metavar="THETA_0", default=None,
+                        help="also compute the expected (Asimov) limits at the hypothesis THETA_0 (comma-separated, "
+                             "one value per parameter in the model's order, e.g. 0,0): q on M events sampled from the "
+                             "model at THETA_0, scaled to the observed number of events (or nu(THETA_0) with --rate)")
+    parser.add_argument("--asimov-events", type=int, default=DEFAULT_ASIMOV_EVENTS, metavar="M",
+                        help=f"events sampled for the Asimov data (default {DEFAULT_ASIMOV_EVENTS}); the expected "
+                             "limits' centre has a Monte-Carlo error of about one event's resolution / sqrt(M)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Asimov sample (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> None:
         metadata["observed_theta"] = truth
     result = profile_likelihood_limits(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), axes,
                                        levels=[float(lv) for lv in levels], metadata=metadata)
+    if args.expected is not None:
+        result.expected = expected_limits(args, model, axes, [float(lv) for lv in levels], len(observed.x), rate)
     out = Path(args.out)
     json_path, npz_path = result.save(out / layout.LIMITS_FILE, out / layout.LIMITS_GRID_FILE)
     plot_path = limits_plot(result, out / layout.LIMITS_PLOT_FILE, truth=None if truth is None else truth)
@@ -93,12 +108,34 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {json_path}, {npz_path} and {plot_path}")
 
 
+def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], n_observed: int, rate):
+    """The Asimov result at ``--expected`` (see :mod:`mflow_sbi.inference.limits`): M = ``--asimov-events`` events
+    sampled from the model, N = the observed number of events, or nu(theta_0) with a rate term."""
+    from mflow_sbi.inference.likelihood import ModelLikelihood
+    from mflow_sbi.inference.limits import AsimovLikelihood, AsimovRate, asimov_sample, profile_likelihood_limits
+
+    theta_0 = np.asarray(parse_vector(args.expected, "--expected"), dtype=np.float64)
+    if args.asimov_events < 1:
+        raise InputError(f"--asimov-events must be >= 1, got {args.asimov_events}")
+    sample = asimov_sample(model, theta_0, args.asimov_events, args.seed)
+    asimov_rate = None if rate is None else AsimovRate(rate.expected_events, theta_0)
+    n_expected = n_observed if asimov_rate is None else asimov_rate.nu_0
+    likelihood = AsimovLikelihood(ModelLikelihood(model, sample, cache=False if args.no_cache else "auto"),
+                                  args.asimov_events, n_expected, asimov_rate)
+    return profile_likelihood_limits(likelihood, axes, levels=levels, metadata={
+        "theta_0": theta_0.tolist(), "n_expected": float(n_expected), "asimov_events": args.asimov_events,
+        "seed": args.seed})
+
+
 def format_limits(result) -> str:
-    """The MLE and each parameter's profile intervals, one line per parameter and level."""
+    """The MLE and each parameter's profile intervals, one line per parameter and level (and the expected ones)."""
     lines = ["MLE: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.names, result.theta_hat, strict=True))]
-    for name in result.names:
-        for level, segments in result.intervals[name].items():
-            text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
-            note = "  (reaches the grid edge)" if result.open[name][level] else ""
-            lines.append(f"{name} {level:.0%} CL: {text}{note}")
+    for kind, shown in (("", result), ("expected ", result.expected)):
+        if shown is None:
+            continue
+        for name in shown.names:
+            for level, segments in shown.intervals[name].items():
+                text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
+                note = "  (reaches the grid edge)" if shown.open[name][level] else ""
+                lines.append(f"{kind}{name} {level:.0%} CL: {text}{note}")
     return "\n".join(lines)

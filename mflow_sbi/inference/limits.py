@@ -15,6 +15,17 @@ profiled log-likelihood on every grid point and gives the joint region (contours
 thresholds) and, per parameter, the 1-D interval {q_j <= F^-1_{chi^2_1}(alpha)} of the profile over the grid,
 q_j(theta_j) = min over the other grid axes of q, with its end points linearly interpolated between grid points.
 
+Expected limits (Asimov data; Cowan, Cranmer, Gross, Vitells, sec. 3.2): the limits a typical data set drawn at a
+hypothesis theta_0 would give. For an unbinned likelihood the Asimov log-likelihood is the expectation
+
+    log L_A(theta) = N E_{x ~ p(x|theta_0)}[log p(x|theta)]  ~  (N / M) sum_{j=1}^M log p(x_j|theta),  x_j ~ p(x|theta_0),
+
+estimated with M events sampled from the model at theta_0 (:func:`asimov_sample`, :class:`AsimovLikelihood`),
+N the number of events expected (the observed number, or nu(theta_0) with a rate term, whose Asimov form is
+nu(theta_0) log nu(theta) - nu(theta), :class:`AsimovRate`). Its maximum lies at theta_0 (Gibbs' inequality;
+with finite M within O(sigma_1 / sqrt(M)) of it, sigma_1 the one-event resolution), and q_A from it gives the
+median expected intervals: :func:`profile_likelihood_limits` applies unchanged.
+
 Profiling over nuisance parameters is future work: ``log_likelihood`` is the profiled function of the
 parameters of interest, theta (K, k) -> (K,) max over nu of log L(theta, nu); without nuisances it is the
 likelihood itself (``ModelLikelihood``, ``SimulatorLikelihood``, optionally an ``ExtendedLikelihood`` with a
@@ -136,6 +147,7 @@ class LimitResult:
     intervals: dict[str, dict[float, list[list[float]]]]
     open: dict[str, dict[float, bool]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    expected: LimitResult | None = None  # the Asimov (median expected) result on the same grid, when computed
 
     def profile(self, k: int) -> np.ndarray:
         """q_k(theta_k): q minimized over every other grid axis."""
@@ -154,11 +166,16 @@ class LimitResult:
             "intervals": {name: {f"{lv:g}": {"segments": segs, "open": self.open[name][lv]} for lv, segs in per.items()}
                           for name, per in self.intervals.items()},
             "metadata": self.metadata,
+            **({"expected": self.expected.to_dict()} if self.expected is not None else {}),
         }
 
     def save(self, json_path: str | os.PathLike, npz_path: str | os.PathLike) -> tuple[Path, Path]:
-        """The summary as JSON and the grid (one array per axis, ``q``, ``log_likelihood``, ``theta_hat``) as NPZ."""
+        """The summary as JSON and the grid (one array per axis, ``q``, ``log_likelihood``, ``theta_hat``, and for
+        expected limits ``q_expected``, ``log_likelihood_expected``, ``theta_hat_expected``) as NPZ."""
         arrays = {f"axis_{name}": a for name, a in zip(self.names, self.axes, strict=True)}
+        if self.expected is not None:
+            arrays.update(q_expected=self.expected.q, log_likelihood_expected=self.expected.log_likelihood,
+                          theta_hat_expected=self.expected.theta_hat)
         npz = save_npz(npz_path, q=self.q, log_likelihood=self.log_likelihood, theta_hat=self.theta_hat,
                        names=np.array(self.names), **arrays)
         return save_json(json_path, self.to_dict()), npz
@@ -217,6 +234,52 @@ def profile_likelihood_limits(
     return result
 
 
+class AsimovLikelihood:
+    """log L_A(theta) = (n_expected / M) x ``sample_likelihood(theta)`` (+ ``rate(theta)``), ``sample_likelihood``
+    the summed log-likelihood of M events drawn at theta_0 (e.g. a ``ModelLikelihood`` on them)."""
+
+    def __init__(self, sample_likelihood: Callable[[np.ndarray], np.ndarray], n_sample: int, n_expected: float,
+                 rate: Callable[[np.ndarray], np.ndarray] | None = None):
+        if n_sample < 1 or not n_expected > 0:
+            raise InputError(f"Asimov data need M >= 1 sampled and N > 0 expected events, got {n_sample} and {n_expected}")
+        self.sample_likelihood = sample_likelihood
+        self.factor = float(n_expected) / int(n_sample)
+        self.rate = rate
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        value = self.factor * np.asarray(self.sample_likelihood(theta), dtype=np.float64)
+        return value if self.rate is None else value + self.rate(theta)
+
+
+class AsimovRate:
+    """The Poisson term at its expectation n = nu_0 = nu(theta_0): nu_0 log nu(theta) - nu(theta) (-inf for nu <= 0);
+    ``expected_events``: theta (K, p) -> nu (K,)."""
+
+    def __init__(self, expected_events: Callable[[np.ndarray], np.ndarray], theta_0: np.ndarray):
+        self.expected_events = expected_events
+        self.nu_0 = float(np.asarray(expected_events(np.atleast_2d(theta_0)), dtype=np.float64).reshape(-1)[0])
+        if not self.nu_0 > 0:
+            raise InputError(f"the expected number of events at theta_0 must be positive, got {self.nu_0}")
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        nu = np.asarray(self.expected_events(np.atleast_2d(theta)), dtype=np.float64).reshape(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = self.nu_0 * np.log(nu) - nu
+        return np.where(nu > 0, value, -np.inf)
+
+
+def asimov_sample(model: Any, theta_0: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """M = ``n`` events x ~ p_model(x | theta_0) (float64, seeded): the Monte-Carlo Asimov data set."""
+    import torch
+
+    theta_0 = np.asarray(theta_0, dtype=np.float64).reshape(-1)
+    if theta_0.shape != (int(model.parameter_dim),):
+        raise InputError(f"theta_0 needs {model.parameter_dim} value(s), got {theta_0.tolist()}")
+    with torch.no_grad():
+        events = model.sample(torch.as_tensor(theta_0, dtype=torch.float32), int(n), torch.Generator().manual_seed(seed))
+    return events.double().numpy()
+
+
 def _refine_maximum(log_likelihood: Callable[[np.ndarray], np.ndarray], start: np.ndarray,
                     value: float) -> tuple[np.ndarray, float]:
     from scipy.optimize import minimize
@@ -231,5 +294,5 @@ def _refine_maximum(log_likelihood: Callable[[np.ndarray], np.ndarray], start: n
     return start, value
 
 
-__all__ = ["DEFAULT_CL", "GridAxis", "LimitResult", "interval_segments", "order_axes", "parse_grid_spec",
-           "profile_likelihood_limits", "wilks_threshold"]
+__all__ = ["DEFAULT_CL", "AsimovLikelihood", "AsimovRate", "GridAxis", "LimitResult", "asimov_sample",
+           "interval_segments", "order_axes", "parse_grid_spec", "profile_likelihood_limits", "wilks_threshold"]
