@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed run from the chain checkpoint beside --out (OUT_mcmc_checkpoint.npz, "
                              "written every 500 steps) instead of starting afresh")
+    parser.add_argument("--show-nuisance", action="store_true",
+                        help="also print the nuisance parameters (marginalized; by default the printed summary shows "
+                             "the parameters of interest)")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace) -> None:
     observed = load_observed(args, record)
     check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
-    metadata = {"model_path": str(args.model), "observed_path": str(args.observed)}
+    metadata = {"model_path": str(args.model), "observed_path": str(args.observed),
+                "nuisance_parameters": list(record.get("nuisance_names") or [])}
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
@@ -147,5 +151,5 @@ def run(args: argparse.Namespace) -> None:
     summary = posterior.save_summary(summary_path(out))
     if check is not None:
         check.save(ood_scores_path(out))
-    print(posterior.format_summary())
+    print(posterior.format_summary(show_nuisance=args.show_nuisance))
     log.info("wrote %s and %s", out, summary)

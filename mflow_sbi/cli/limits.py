@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="MODEL_DIR", help="trained model directory")
     parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
     parser.add_argument("--grid", action="append", required=True, metavar="NAME=LOW:HIGH:N",
-                        help="N evenly spaced values of parameter NAME from LOW to HIGH, once per parameter "
-                             "(all parameters of the model; there are no nuisances to profile yet)")
+                        help="N evenly spaced values of parameter NAME from LOW to HIGH, once per parameter of "
+                             "interest; nuisance parameters (declared by the training data's simulator) without a grid "
+                             "are profiled")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output directory for limits.json, limits.npz and limits.png (default {DEFAULT_OUT})")
     parser.add_argument("--cl", default=DEFAULT_LEVELS, metavar="LEVELS",
@@ -71,7 +72,7 @@ def training_simulator(model_dir: str, record: dict):
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.cli.infer import check_observed_source, load_model, observed_theta
     from mflow_sbi.inference.likelihood import ModelLikelihood
-    from mflow_sbi.inference.limits import order_axes, parse_grid_spec, profile_likelihood_limits
+    from mflow_sbi.inference.limits import ProfiledLikelihood, order_axes, parse_grid_spec, profile_likelihood_limits
     from mflow_sbi.inference.rates import ExtendedLikelihood, rate_term_from_settings
     from mflow_sbi.plotting import limits_plot
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> None:
     observed = load_events(args.observed)
     check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
-    axes = order_axes(axes, model.parameter_names)
+    nuisances = tuple(record.get("nuisance_names") or ())
+    axes = order_axes(axes, model.parameter_names, nuisances)
     likelihood = ModelLikelihood(model, observed.x, cache=False if args.no_cache else "auto")
     simulator = training_simulator(args.model, record) if args.rate == "simulator" else None
     rate = rate_term_from_settings(args.rate, len(observed.x), luminosity=args.luminosity, simulator=simulator,
@@ -93,19 +95,40 @@ def run(args: argparse.Namespace) -> None:
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed), "n_events": len(observed.x),
                 "observed_fingerprint": likelihood.fingerprint,
                 "rate": {"source": "none"} if rate is None else rate.metadata,
-                "profiled_nuisances": []}
+                "profiled_nuisances": [name for name in model.parameter_names if name not in {a.name for a in axes}]}
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
-    result = profile_likelihood_limits(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), axes,
-                                       levels=[float(lv) for lv in levels], metadata=metadata)
+    profiled = profile(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), model, axes)
+    result = profile_likelihood_limits(profiled, axes, levels=[float(lv) for lv in levels], metadata=metadata)
+    if isinstance(profiled, ProfiledLikelihood):
+        result.metadata["nuisance_hat"] = profiled.maximize(result.theta_hat[None])[1][0].tolist()
     if args.expected is not None:
         result.expected = expected_limits(args, model, axes, [float(lv) for lv in levels], len(observed.x), rate)
+    if truth is not None:
+        truth = [truth[model.parameter_names.index(a.name)] for a in axes]
     out = Path(args.out)
     json_path, npz_path = result.save(out / layout.LIMITS_FILE, out / layout.LIMITS_GRID_FILE)
     plot_path = limits_plot(result, out / layout.LIMITS_PLOT_FILE, truth=None if truth is None else truth)
     print(format_limits(result))
     print(f"wrote {json_path}, {npz_path} and {plot_path}")
+
+
+def profile(log_likelihood, model, axes):
+    """``log_likelihood`` of all the model's parameters as a function of the gridded ones: itself when every
+    parameter has an axis, else maximized over the others (nuisances) with their prior components as constraints
+    (:class:`~mflow_sbi.inference.limits.ProfiledLikelihood`)."""
+    from mflow_sbi.inference.limits import ProfiledLikelihood
+
+    names = list(model.parameter_names)
+    interest = [names.index(a.name) for a in axes]
+    if len(interest) == len(names):
+        return log_likelihood
+    if model.prior is None:
+        raise InputError("profiling the nuisance parameters needs their constraints: the model stores no prior")
+    nuisance = [k for k in range(len(names)) if k not in interest]
+    return ProfiledLikelihood(log_likelihood, len(names), interest, nuisance,
+                              [model.prior.components[k] for k in nuisance])
 
 
 def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], n_observed: int, rate):
@@ -115,6 +138,11 @@ def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], 
     from mflow_sbi.inference.limits import AsimovLikelihood, AsimovRate, asimov_sample, profile_likelihood_limits
 
     theta_0 = np.asarray(parse_vector(args.expected, "--expected"), dtype=np.float64)
+    gridded = [model.parameter_names.index(a.name) for a in axes]
+    if len(theta_0) == len(gridded) < model.parameter_dim:  # nuisances at their constraints' centres
+        full = np.array([getattr(c, "loc", 0.5 * sum(c.support)) for c in model.prior.components], dtype=np.float64)
+        full[gridded] = theta_0
+        theta_0 = full
     if args.asimov_events < 1:
         raise InputError(f"--asimov-events must be >= 1, got {args.asimov_events}")
     sample = asimov_sample(model, theta_0, args.asimov_events, args.seed)
@@ -122,7 +150,7 @@ def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], 
     n_expected = n_observed if asimov_rate is None else asimov_rate.nu_0
     likelihood = AsimovLikelihood(ModelLikelihood(model, sample, cache=False if args.no_cache else "auto"),
                                   args.asimov_events, n_expected, asimov_rate)
-    return profile_likelihood_limits(likelihood, axes, levels=levels, metadata={
+    return profile_likelihood_limits(profile(likelihood, model, axes), axes, levels=levels, metadata={
         "theta_0": theta_0.tolist(), "n_expected": float(n_expected), "asimov_events": args.asimov_events,
         "seed": args.seed})
 

@@ -49,7 +49,8 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
 
 def training_data_record(data: EventData | StreamedData, event_format: EventFormat | None = None) -> dict:
     """What a model was trained on, for ``training_data.json``: the simulator and its options, the number of
-    events, the parameter names, and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
+    events, the parameter names (and, from the simulator, which of them are nuisance parameters:
+    ``nuisance_names``), and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
     x and theta arrays with their shapes (and of the weights w: weighted events also record their sum, effective
     sample size (sum w)^2 / sum w^2 and number of negative weights under ``weights``); streamed from ROOT files
     it is that of the file names, sizes and the number of selected events (the files are not read twice)."""
@@ -75,6 +76,12 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         "joint_score": events.t_xz is not None and not streamed,
         "fingerprint": fingerprint,
     }
+    if events.simulator is not None:
+        from mflow_sbi.simulators import get_simulator
+        from mflow_sbi.simulators.base import nuisance_names
+
+        record["nuisance_names"] = list(nuisance_names(get_simulator(events.simulator,
+                                                                     **(events.simulator_options or {}))))
     if not streamed and data.w is not None:
         from mflow_sbi.training.tensors import effective_sample_size
 

@@ -168,3 +168,35 @@ def test_asimov_rate_is_the_poisson_term_at_its_expectation():
     np.testing.assert_allclose(both(theta), rate(theta))
     with pytest.raises(InputError, match="positive"):
         AsimovRate(lambda t: np.zeros(len(t)), np.array([0.0]))
+
+
+def test_profiled_nuisance_matches_the_analytic_profile(conjugate_problem):
+    """theta_1 of the 2-D Gaussian problem as a nuisance with its prior N(0, 2^2) as constraint: log L + log c is
+    the quadratic -1/2 (t - t*)^T P (t - t*) with P = F + diag(0, 1/4), so q_p(theta_0) = (theta_0 - t*_0)^2 /
+    (P^-1)_00 and nu_hat_hat(theta_0) = t*_1 - (P_10 / P_11)(theta_0 - t*_0) exactly; the profiled interval is
+    wider than the one with theta_1 fixed at t*_1 (1 / sqrt(P_00) half-width per unit chi2)."""
+    from mflow_sbi.inference.limits import ProfiledLikelihood
+
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=3)
+    theta_hat, fisher = gaussian_truth(problem)
+    precision = fisher + np.diag([0.0, 1 / 4.0])
+    t_star = np.linalg.solve(precision, fisher @ theta_hat)
+    sd = np.sqrt(np.linalg.inv(precision)[0, 0])
+    axis = GridAxis("theta_0", np.linspace(t_star[0] - 4 * sd, t_star[0] + 4 * sd, 161))
+    profiled = ProfiledLikelihood(ModelLikelihood(problem.model, problem.x), 2, [0], [1], [problem.prior.components[1]])
+    result = profile_likelihood_limits(profiled, [axis])
+    np.testing.assert_allclose(result.q, (axis.values - t_star[0]) ** 2 / sd**2, atol=3e-3)
+    _, nu_hat = profiled.maximize(axis.values[:, None])
+    expected_nu = t_star[1] - precision[1, 0] / precision[1, 1] * (axis.values - t_star[0])
+    np.testing.assert_allclose(nu_hat[:, 0], expected_nu, atol=2e-3 / np.sqrt(precision[1, 1]))
+    (segment,) = result.intervals["theta_0"][0.68]
+    half = np.sqrt(stats.chi2.ppf(0.68, 1))
+    assert (segment[1] - segment[0]) / 2 == pytest.approx(half * sd, abs=5e-3 * sd)
+    assert sd > 1.05 / np.sqrt(precision[0, 0])  # the correlated nuisance widens the interval (here 7.7 times)
+
+
+def test_order_axes_leaves_nuisances_to_profile():
+    a = parse_grid_spec("theta_0=-1:1:3")
+    assert [x.name for x in order_axes([a], ["theta_0", "nu"], ["nu"])] == ["theta_0"]
+    with pytest.raises(InputError, match="nuisance parameters nu are profiled"):
+        order_axes([parse_grid_spec("nu=-1:1:3")], ["theta_0", "nu"], ["nu"])

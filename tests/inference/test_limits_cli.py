@@ -141,3 +141,26 @@ def test_expected_limits_in_two_parameters_with_a_rate(conjugate_problem, monkey
     a, b = centre
     assert expected["metadata"]["n_expected"] == pytest.approx(20 + 2 * a - b + (a * a + b * b) / 2, rel=1e-9)
     assert expected["dof"] == 2 and (out / "limits.png").read_bytes()[:4] == PNG
+
+
+def test_limits_profile_the_nuisances_of_the_training_data(conjugate_problem, monkeypatch, tmp_path):
+    """theta_1 declared a nuisance in training_data.json and left off the grid: profiled with its prior N(0, 2^2) as
+    constraint, so the 68% half-width is sqrt(chi2_1^-1(0.68) (P^-1)_00), P = F + diag(0, 1/4) (analytic)."""
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=3)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
+    observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
+    theta_hat, fisher = mle_and_fisher(problem)
+    precision = fisher + np.diag([0.0, 0.25])
+    t_star = np.linalg.solve(precision, fisher @ theta_hat)
+    sd = np.sqrt(np.linalg.inv(precision)[0, 0])
+    grid = f"theta_0={t_star[0] - 4 * sd}:{t_star[0] + 4 * sd}:161"
+    out = tmp_path / "lim"
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out", str(out)]) == 0
+    summary = json.loads((out / "limits.json").read_text())
+    assert summary["metadata"]["profiled_nuisances"] == ["theta_1"] and summary["parameters"] == ["theta_0"]
+    assert summary["metadata"]["nuisance_hat"][0] == pytest.approx(t_star[1], abs=0.01 / np.sqrt(precision[1, 1]))
+    (segment,) = summary["intervals"]["theta_0"]["0.68"]["segments"]
+    half = np.sqrt(stats.chi2.ppf(0.68, 1)) * sd
+    np.testing.assert_allclose(segment, [t_star[0] - half, t_star[0] + half], atol=0.01 * sd)
