@@ -268,14 +268,16 @@ class LHC:
         return np.where(positive, value, -np.inf)
 
     def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """grad_theta log p(z(x)|theta) = grad w / w - grad sigma / sigma, shape (n, 2)."""
+        """grad_theta log p(z(x)|theta) = grad w / w - grad sigma / sigma, shape (n, p) (with the nuisance also
+        d/dnu, :meth:`_joint_score_with_nuisance`)."""
         self._require_tractable()
-        if self.nuisance_names:
-            raise IntractableLikelihood("the lhc joint score is not implemented with the jet-energy-scale nuisance "
-                                        "(jes_uncertainty > 0)")
         x = check_x(x, self.data_dim)
-        theta = broadcast_theta(theta, len(x), 2)
-        a, b, s, c = self.amplitude_terms(self.latent(x))
+        if self.nuisance_names:
+            return self._joint_score_with_nuisance(x, broadcast_theta(theta, len(x), self.parameter_dim))
+        return self._theta_score(self.latent(x), broadcast_theta(theta, len(x), 2))
+
+    def _theta_score(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        a, b, s, c = self.amplitude_terms(z)
         real = 1 + theta[:, 0] * a - theta[:, 1] * b * s
         w = real**2 + (theta[:, 1] * b * c) ** 2
         d_w = np.stack([2 * a * real, -2 * b * s * real + 2 * theta[:, 1] * (b * c) ** 2], axis=1)
@@ -283,6 +285,36 @@ class LHC:
         d_sigma = np.stack([2 * self.c_even * a1 + 2 * self.c_even**2 * theta[:, 0] * a2,
                             2 * self.c_odd**2 * theta[:, 1] * a2], axis=1)
         return d_w / w[:, None] - d_sigma / self.cross_section(theta)[:, None]
+
+    def _joint_score_with_nuisance(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """(d/dtheta_0, d/dtheta_1, d/dnu) of log p(z(z', nu) | theta) - 4 log lambda (module docstring).
+
+        With z(z', nu): pT_j = pT'_j / lambda, m_j = m'_j / lambda, k = k' - (1 - 1/lambda) S' (S' the jets' summed
+        transverse momenta), dz/dnu = -(s / lambda) (pT_j, m_j, S) with S = S' / lambda, and d log p / dz from the
+        gamma (jet pT and mass), normal (kick) and amplitude factors (w depends on the jet pTs through
+        q = pT_1 pT_2 / scale^2); the cuts act on z and contribute nothing away from their boundaries.
+        """
+        scale = self.jet_scale(theta)
+        truth = self.unscaled(x, scale)
+        z = self.latent(truth)
+        theta_poi = theta[:, :2]
+        d = self.model.density
+        dlog_pt = (d.jet_pt_shape - 1) / z[:, [0, 4]] - 1 / d.jet_pt_scale
+        dlog_m = (d.jet_mass_shape - 1) / z[:, [3, 7]] - 1 / d.jet_mass_scale
+        dlog_kick = -z[:, 9:11] / d.kick_width**2
+        a, b, s, c = self.amplitude_terms(z)
+        q = momentum_product(z, self.momentum_scale)
+        real = 1 + theta_poi[:, 0] * a - theta_poi[:, 1] * b * s
+        w = real**2 + (theta_poi[:, 1] * b * c) ** 2
+        dw_dq = (2 * real * (theta_poi[:, 0] * self.c_even - theta_poi[:, 1] * self.c_odd * s)
+                 + 2 * (theta_poi[:, 1] * b * c) * theta_poi[:, 1] * self.c_odd * c)
+        dlog_pt = dlog_pt + (dw_dq * q / w)[:, None] / z[:, [0, 4]]
+        _, jets = self.momenta(truth)
+        summed = jets[:, 0, 1:3] + jets[:, 1, 1:3]
+        rate = -self.jes_uncertainty / scale
+        d_nu = rate * ((dlog_pt * z[:, [0, 4]]).sum(1) + (dlog_m * z[:, [3, 7]]).sum(1) + (dlog_kick * summed).sum(1))
+        d_nu = d_nu - 4 * self.jes_uncertainty / scale
+        return np.column_stack([self._theta_score(z, theta_poi), d_nu])
 
     # --- manifold -----------------------------------------------------------------------------------
     def constraint_violations(self, x: np.ndarray) -> np.ndarray:

@@ -26,8 +26,21 @@ def test_declares_the_nuisance_and_validates_the_option(sims):
     for bad in (-0.1, 1.0, "big", True):
         with pytest.raises(ConfigError, match="jes_uncertainty"):
             LHC(jes_uncertainty=bad)
-    with pytest.raises(IntractableLikelihood, match="nuisance"):
-        jes.joint_score(jes.sample(np.zeros(3), 2, np.random.default_rng(0)), np.zeros(3))
+    with pytest.raises(IntractableLikelihood, match="smearing"):
+        LHC(smearing=True, jes_uncertainty=S).log_likelihood(jes.sample(np.zeros(3), 2, np.random.default_rng(0)),
+                                                            np.zeros(3))
+
+
+def test_joint_score_matches_finite_differences_of_the_likelihood(sims):
+    _, jes = sims
+    x = jes.sample(np.array([0.5, -0.3, 0.8]), 200, np.random.default_rng(5))
+    theta = np.array([0.2, 0.4, -0.6])
+    score = jes.joint_score(x, theta)
+    h = 1e-5
+    numeric = np.stack([(jes.log_likelihood(x, theta + h * e) - jes.log_likelihood(x, theta - h * e)) / (2 * h)
+                        for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(score, numeric, rtol=1e-5, atol=1e-5)
+    assert np.abs(score[:, 2]).mean() > 1.0  # the nu component is not trivially zero
 
 
 def test_jets_are_scaled_and_the_likelihood_follows_the_change_of_variables(sims):
@@ -103,3 +116,21 @@ def test_the_nuisance_widens_the_theta_0_posterior(sims):
     assert between > 0.005 * total
     _, p_plain = _grid_posterior(lambda x, theta: plain.log_likelihood(x, theta[:, :2]), x, jes.prior)
     assert _variance_split(theta_0, p_plain)[2] < 1e-12 * total
+
+
+@pytest.mark.parametrize("shift", [0.3, -0.3])
+def test_the_likelihood_is_normalized_for_every_nu(sims, shift):
+    """Importance sampling: E_{x ~ p(.|nu)}[p(x|nu') / p(x|nu)] = P_{nu'}(x in the support at nu). The support moves
+    with nu (the cuts act before the scaling), so for nu' > nu (support inside) it is 1 and for nu' < nu the
+    fraction of events drawn at nu' that lie in the support at nu; both to 5 Monte-Carlo standard errors."""
+    _, jes = sims
+    theta = np.array([0.5, -0.3, 0.8])
+    other = theta + np.array([0.0, 0.0, shift])
+    x = jes.sample(theta, 20000, np.random.default_rng(9))
+    ratio = np.exp(jes.log_likelihood(x, other) - jes.log_likelihood(x, theta))
+    x_other = jes.sample(other, 20000, np.random.default_rng(10))
+    truth = jes.unscaled(x_other, np.full(len(x_other), 1 + S * theta[2]))
+    inside = jes.in_support(truth)
+    error = np.hypot(ratio.std(), inside.std()) / np.sqrt(20000)
+    assert abs(ratio.mean() - inside.mean()) < 5 * error + 1e-12
+    assert (inside.mean() == 1.0) == (shift > 0)
