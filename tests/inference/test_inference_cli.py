@@ -131,6 +131,7 @@ def test_nuisance_parameters_are_marginalized_and_hidden_by_default(conjugate_pr
     monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
+    (tmp_path / "model" / "weights.pt").write_bytes(b"fake")  # the MCMC checkpoint is keyed by the weights file
     observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
     args = ["infer", "--model", str(tmp_path / "model"), "--observed", str(observed), "--walkers", "8", "--steps", "200",
             "--burn-in", "50"]
