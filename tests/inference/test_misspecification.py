@@ -83,14 +83,15 @@ def test_events_from_the_training_simulator_pass(trained, theta):
 @pytest.mark.parametrize("kind", ["shifted", "smeared"])
 def test_events_from_a_different_simulator_are_flagged(trained, kind):
     """Same measurements: a line shifted by 0.3 gave p <= 5e-29 and smearing by N(0, 0.1^2) p <= 5e-12 (seeds 0-3;
-    the validation events' median distance to the learned line was 0.008-0.04)."""
+    the validation events' median distance to the learned line was 0.008-0.04); the largest per-event OOD score of
+    the smeared events was 2.1-2.4 (at most log10(501 / 2) = 2.4 with 500 validation events)."""
     model, reference = trained
     rng = np.random.default_rng(101)
     x = line_events(0.0, 500, rng, shift=0.3) if kind == "shifted" else line_events(0.0, 500, rng, noise=0.1)
     report = check_misspecification(model, reference, x)
     assert report.flagged, report.message()
     assert report.p_value < 1e-6
-    assert report.ood_score.max() > 2.0
+    assert report.ood_score.max() > 1.5
 
 
 def test_training_writes_the_reference_of_the_held_out_events(tmp_path, trained):
