@@ -10,6 +10,7 @@ Every file name the package writes is defined here, and only here.
         training.toml             the [training] options of the run
         training_data.json        what it was trained on: simulator, events, parameter names, fingerprint
         event_format.toml         for ROOT training data: the event format (infer reads ROOT input with it)
+        ood_reference.npz         M-flows: held-out events' distance to the manifold and latent log-density
         history.json, history.csv per-epoch losses
         learning_curves.png
         checkpoint.pt             for ``resume``
@@ -24,7 +25,8 @@ Every file name the package writes is defined here, and only here.
         reference_posterior.npz   the exact-likelihood posterior, when the simulator has one
         corner.png
 
-A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`); while its
+A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`) and, when the
+misspecification check ran, the per-event OOD scores in ``P_ood.npz`` (:func:`ood_scores_path`); while its
 MCMC runs, the chain is checkpointed to ``P_mcmc_checkpoint.npz`` (:func:`mcmc_checkpoint_path`, deleted once
 ``P.npz`` is written; ``--resume`` continues from it).
 """
@@ -46,6 +48,7 @@ HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES_FILE = "learning_curves.png"
 CHECKPOINT_FILE = "checkpoint.pt"
+OOD_REFERENCE_FILE = "ood_reference.npz"  # validation events' manifold scores (inference.misspecification)
 RATE_FIT_FILE = "rate_fit.json"  # quadratic rate fit (mflow_sbi.inference.rates.QuadraticRate), for rate = "fit"
 
 # limits directory (mflow-sbi limits)
@@ -68,6 +71,12 @@ CALIBRATION_FILE = "calibration.npz"
 CALIBRATION_SUMMARY_FILE = "calibration_summary.json"
 SBC_PLOT_FILE = "sbc_ranks.png"
 COVERAGE_PLOT_FILE = "coverage.png"
+
+
+def ood_scores_path(posterior: str | os.PathLike) -> Path:
+    """Where the per-event OOD scores of the misspecification check go: ``<stem>_ood.npz`` beside the posterior."""
+    path = Path(posterior)
+    return path.with_name(f"{path.stem}_ood.npz")
 
 
 def summary_path(posterior: str | os.PathLike) -> Path:

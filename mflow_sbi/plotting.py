@@ -241,7 +241,8 @@ def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[s
                 truth: np.ndarray | None = None) -> Path:
     """q of a :class:`~mflow_sbi.inference.limits.LimitResult`: one panel per parameter with its profile q_j and
     dashed lines at the 1-dof thresholds, and (two parameters) a panel with the q map, the joint 2-dof
-    contours, the MLE and ``truth``."""
+    contours, the MLE and ``truth``. Expected (Asimov) results, when present, are drawn dashed beside the
+    observed ones (profiles, and for two parameters their contours)."""
     names = list(labels or result.names)
     k = len(result.names)
     panels = k + (1 if k == 2 else 0)
@@ -252,7 +253,11 @@ def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[s
         ax = axes[j]
         profile = result.profile(j)
         finite = np.isfinite(profile)
-        ax.plot(result.axes[j][finite], profile[finite], color=COLORS[0], lw=1.5)
+        ax.plot(result.axes[j][finite], profile[finite], color=COLORS[0], lw=1.5, label="observed")
+        if result.expected is not None:
+            expected = result.expected.profile(j)
+            shown = np.isfinite(expected)
+            ax.plot(result.axes[j][shown], expected[shown], color=COLORS[2], lw=1.5, ls="--", label="expected")
         for n, level in enumerate(result.levels):
             ax.axhline(wilks_threshold(level, 1), color="grey", ls=styles[n % 3], lw=1, label=f"{level:.0%} CL")
         ax.axvline(result.theta_hat[j], color=COLORS[1], lw=1, label="MLE")
@@ -272,6 +277,11 @@ def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[s
         levels = sorted(result.thresholds.values())
         ax.contour(result.axes[0], result.axes[1], q.T, levels=levels, colors="white",
                    linestyles=[styles[n % 3] for n in range(len(levels))])
+        if result.expected is not None:
+            q_expected = np.where(np.isfinite(result.expected.q), result.expected.q, np.nan)
+            ax.contour(result.axes[0], result.axes[1], q_expected.T, levels=levels, colors=COLORS[2],
+                       linestyles="dashed")
+            ax.plot([], [], color=COLORS[2], ls="--", label="expected")
         ax.plot(*result.theta_hat, marker="x", color=COLORS[1], ls="", label="MLE")
         if truth is not None:
             ax.plot(*truth, marker="+", color="k", ls="", ms=10, label="truth")

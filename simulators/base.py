@@ -14,7 +14,8 @@ import numpy as np
 from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
 from mflow_sbi.priors import IndependentPrior
 
-__all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "CONSTANTS"]
+__all__ = ["Simulator", "IntractableLikelihood", "broadcast_theta", "check_x", "load_constants", "nuisance_names",
+           "CONSTANTS"]
 
 #: Where the published constants live: ``data/simulators/`` in the repository, shipped as the package data
 #: ``mflow_sbi.simulators.constants`` (one ``NAME.json`` per simulator).
@@ -31,6 +32,11 @@ class Simulator(Protocol):
     the expected number of events passing the simulator's selection, for theta of shape (K, p); the simulator
     documents the units of ``luminosity`` (``lhc``: fb^-1). Used by the extended likelihood
     (``mflow_sbi.inference.rates``).
+
+    Optional attribute: ``nuisance_names``, the names of the entries of ``parameter_names`` that are nuisance
+    parameters (systematic uncertainties; their prior components are their constraints), e.g. ``("nu_jes",)`` for
+    ``lhc`` with ``jes_uncertainty > 0``. Flows condition on all parameters; MCMC marginalizes the nuisances,
+    summaries and corner plots show the parameters of interest, and ``limits`` profiles the nuisances.
     """
 
     name: str
@@ -55,6 +61,11 @@ class Simulator(Protocol):
     def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
         """A non-negative distance (or constraint-violation summary) per event, shape (n,)."""
         ...
+
+
+def nuisance_names(simulator: object) -> tuple[str, ...]:
+    """The simulator's declared nuisance parameters (``()`` when it declares none)."""
+    return tuple(getattr(simulator, "nuisance_names", ()) or ())
 
 
 def broadcast_theta(theta: np.ndarray, n: int, parameter_dim: int) -> np.ndarray:

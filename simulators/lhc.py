@@ -30,6 +30,18 @@ depend on theta, so the result is exact up to a theta-independent (event-depende
 
 With ``smearing=True`` jet and photon four-momenta are scaled by log-normal resolution factors (after the
 cuts, before the observables): the data stay on the same manifold, but the likelihood is intractable.
+
+Jet-energy-scale nuisance (``jes_uncertainty = s > 0``): a third parameter nu (``nu_jes``, prior N(0, 1), declared
+in ``nuisance_names``) scales both jets' four-momenta by lambda = 1 + s nu after the cuts (like the smearing,
+it moves no event across them, so sigma(theta) and ``expected_events`` do not depend on nu). The observed
+latent z' = (lambda pT_j, eta_j, phi_j, lambda m_j, m_gg, k', y_H, angles) has the recoil kick
+k' = k + (lambda - 1) (pT_vec(j1) + pT_vec(j2)) (the photons are unchanged), a map z -> z' that is triangular with
+diagonal (lambda, 1, 1, lambda) per jet and 1 elsewhere, so |det dz'/dz| = lambda^4 and the likelihood stays exact:
+
+    log p(z' | theta, nu) = log p(z(z', nu) | theta) - 4 log lambda,   z(z', nu) = latent(photons, jets / lambda).
+
+The scaled events lie on the same manifold (a four-momentum scaled as a whole stays a four-momentum), and its
+embedding term does not depend on nu either. lambda <= 0 (nu <= -1/s) has likelihood 0.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from mflow_sbi.data.kinematics import event_features, sort_by_pt
-from mflow_sbi.errors import ConfigError, IntractableLikelihood
+from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
 from mflow_sbi.priors import diagonal_normal
 
 from .base import broadcast_theta, check_x, load_constants
@@ -74,10 +86,16 @@ class LHC:
     parameter_names = ("theta_0", "theta_1")
     parameter_labels = (r"$\theta_0$", r"$\theta_1$")
 
-    def __init__(self, smearing: bool = False) -> None:
+    nuisance_names: tuple[str, ...] = ()
+
+    def __init__(self, smearing: bool = False, jes_uncertainty: float = 0.0) -> None:
         constants = load_lhc_constants()
         self.version = constants["version"]
         self.smearing = bool(smearing)
+        if isinstance(jes_uncertainty, bool) or not isinstance(jes_uncertainty, int | float) \
+                or not 0.0 <= jes_uncertainty < 1.0:
+            raise ConfigError(f"lhc option jes_uncertainty must be a number in [0, 1), got {jes_uncertainty!r}")
+        self.jes_uncertainty = float(jes_uncertainty)
         self.model = make_latent_model(constants)
         couplings = constants["couplings"]
         self.momentum_scale = float(couplings["momentum_scale"])
@@ -87,6 +105,19 @@ class LHC:
         self.sigma_terms = self.q_moments * np.array(constants["cross_section"]["acceptance"])  # A_0, A_1, A_2
         self.sm_cross_section_fb = float(constants["normalization"]["sm_cross_section_fb"])
         self.prior = diagonal_normal([0.0, 0.0], [1.0, 1.0])
+        if self.jes_uncertainty > 0:
+            self.parameter_names = (*self.parameter_names, "nu_jes")
+            self.parameter_labels = (*self.parameter_labels, r"$\nu_{\rm JES}$")
+            self.nuisance_names = ("nu_jes",)
+            self.prior = diagonal_normal([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+
+    @property
+    def parameter_dim(self) -> int:
+        return len(self.parameter_names)
+
+    def jet_scale(self, theta: np.ndarray) -> np.ndarray | None:
+        """lambda = 1 + s nu per row of theta (n, p), or None without the nuisance."""
+        return 1.0 + self.jes_uncertainty * theta[:, 2] if self.nuisance_names else None
 
     # --- theta dependence ---------------------------------------------------------------------------
     def amplitude_terms(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -144,7 +175,12 @@ class LHC:
 
     def sample_events(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(photons, jets), each (n, 2, 4) four-momenta (E, px, py, pz) ordered by decreasing pT."""
-        theta = broadcast_theta(theta, n, 2)
+        theta = broadcast_theta(theta, n, self.parameter_dim)
+        scale = self.jet_scale(theta)
+        if scale is not None and np.any(scale <= 0):
+            raise InputError(f"nu_jes must exceed -1 / jes_uncertainty = {-1 / self.jes_uncertainty:.4g} "
+                             "(a positive jet energy scale)")
+        theta = theta[:, :2]
         beta, gamma = self._envelope_coefficients(theta)
         photons, jets = np.empty((n, 2, 4)), np.empty((n, 2, 4))
         todo = np.arange(n)
@@ -159,6 +195,8 @@ class LHC:
             keep = candidate[passed]
             photons[todo[keep]], jets[todo[keep]] = new_photons[passed], new_jets[passed]
             todo = np.delete(todo, keep)
+        if scale is not None:
+            jets = jets * scale[:, None, None]
         if self.smearing:
             photons, jets = self._smear(photons, "photon", rng), self._smear(jets, "jet", rng)
         return sort_by_pt(photons), sort_by_pt(jets)
@@ -208,18 +246,38 @@ class LHC:
         photons, jets = self.momenta(x)
         return (self.model.accepted(photons, jets) & (x[:, 4] >= x[:, 10]) & (x[:, 16] >= x[:, 22]))
 
+    def unscaled(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The observables with both jets' four-momenta divided by the jet energy scale ``scale`` (n,)."""
+        photons, jets = self.momenta(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.observables(photons, jets / scale[:, None, None])
+
     def log_likelihood(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """log p(z(x)|theta): exact up to the theta-independent embedding term (module docstring)."""
+        """log p(z(x)|theta) (with the nuisance: log p(z(z', nu)|theta) - 4 log lambda): exact up to the
+        theta-independent embedding term (module docstring)."""
         self._require_tractable()
         x = check_x(x, self.data_dim)
-        return self.latent_log_prob(self.latent(x), theta, self.in_support(x))
+        theta = broadcast_theta(theta, len(x), self.parameter_dim)
+        scale = self.jet_scale(theta)
+        if scale is None:
+            return self.latent_log_prob(self.latent(x), theta, self.in_support(x))
+        positive = scale > 0
+        safe = np.where(positive, scale, 1.0)
+        truth = self.unscaled(x, safe)
+        value = self.latent_log_prob(self.latent(truth), theta[:, :2], self.in_support(truth)) - 4 * np.log(safe)
+        return np.where(positive, value, -np.inf)
 
     def joint_score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """grad_theta log p(z(x)|theta) = grad w / w - grad sigma / sigma, shape (n, 2)."""
+        """grad_theta log p(z(x)|theta) = grad w / w - grad sigma / sigma, shape (n, p) (with the nuisance also
+        d/dnu, :meth:`_joint_score_with_nuisance`)."""
         self._require_tractable()
         x = check_x(x, self.data_dim)
-        theta = broadcast_theta(theta, len(x), 2)
-        a, b, s, c = self.amplitude_terms(self.latent(x))
+        if self.nuisance_names:
+            return self._joint_score_with_nuisance(x, broadcast_theta(theta, len(x), self.parameter_dim))
+        return self._theta_score(self.latent(x), broadcast_theta(theta, len(x), 2))
+
+    def _theta_score(self, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        a, b, s, c = self.amplitude_terms(z)
         real = 1 + theta[:, 0] * a - theta[:, 1] * b * s
         w = real**2 + (theta[:, 1] * b * c) ** 2
         d_w = np.stack([2 * a * real, -2 * b * s * real + 2 * theta[:, 1] * (b * c) ** 2], axis=1)
@@ -227,6 +285,36 @@ class LHC:
         d_sigma = np.stack([2 * self.c_even * a1 + 2 * self.c_even**2 * theta[:, 0] * a2,
                             2 * self.c_odd**2 * theta[:, 1] * a2], axis=1)
         return d_w / w[:, None] - d_sigma / self.cross_section(theta)[:, None]
+
+    def _joint_score_with_nuisance(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """(d/dtheta_0, d/dtheta_1, d/dnu) of log p(z(z', nu) | theta) - 4 log lambda (module docstring).
+
+        With z(z', nu): pT_j = pT'_j / lambda, m_j = m'_j / lambda, k = k' - (1 - 1/lambda) S' (S' the jets' summed
+        transverse momenta), dz/dnu = -(s / lambda) (pT_j, m_j, S) with S = S' / lambda, and d log p / dz from the
+        gamma (jet pT and mass), normal (kick) and amplitude factors (w depends on the jet pTs through
+        q = pT_1 pT_2 / scale^2); the cuts act on z and contribute nothing away from their boundaries.
+        """
+        scale = self.jet_scale(theta)
+        truth = self.unscaled(x, scale)
+        z = self.latent(truth)
+        theta_poi = theta[:, :2]
+        d = self.model.density
+        dlog_pt = (d.jet_pt_shape - 1) / z[:, [0, 4]] - 1 / d.jet_pt_scale
+        dlog_m = (d.jet_mass_shape - 1) / z[:, [3, 7]] - 1 / d.jet_mass_scale
+        dlog_kick = -z[:, 9:11] / d.kick_width**2
+        a, b, s, c = self.amplitude_terms(z)
+        q = momentum_product(z, self.momentum_scale)
+        real = 1 + theta_poi[:, 0] * a - theta_poi[:, 1] * b * s
+        w = real**2 + (theta_poi[:, 1] * b * c) ** 2
+        dw_dq = (2 * real * (theta_poi[:, 0] * self.c_even - theta_poi[:, 1] * self.c_odd * s)
+                 + 2 * (theta_poi[:, 1] * b * c) * theta_poi[:, 1] * self.c_odd * c)
+        dlog_pt = dlog_pt + (dw_dq * q / w)[:, None] / z[:, [0, 4]]
+        _, jets = self.momenta(truth)
+        summed = jets[:, 0, 1:3] + jets[:, 1, 1:3]
+        rate = -self.jes_uncertainty / scale
+        d_nu = rate * ((dlog_pt * z[:, [0, 4]]).sum(1) + (dlog_m * z[:, [3, 7]]).sum(1) + (dlog_kick * summed).sum(1))
+        d_nu = d_nu - 4 * self.jes_uncertainty / scale
+        return np.column_stack([self._theta_score(z, theta_poi), d_nu])
 
     # --- manifold -----------------------------------------------------------------------------------
     def constraint_violations(self, x: np.ndarray) -> np.ndarray:

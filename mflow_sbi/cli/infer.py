@@ -14,7 +14,7 @@ from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
-from mflow_sbi.layout import summary_path
+from mflow_sbi.layout import ood_scores_path, summary_path
 from mflow_sbi.priors import IndependentPrior
 from mflow_sbi.workflow.train import read_training_data_record
 
@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed run from the chain checkpoint beside --out (OUT_mcmc_checkpoint.npz, "
                              "written every 500 steps) instead of starting afresh")
+    parser.add_argument("--show-nuisance", action="store_true",
+                        help="also print the nuisance parameters (marginalized; by default the printed summary shows "
+                             "the parameters of interest)")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -120,17 +123,22 @@ def check_observed_source(model_dir: str, record: dict, observed, observed_path:
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.inference.infer import run_inference
+    from mflow_sbi.inference.misspecification import check_model_directory
     from mflow_sbi.workflow.mcmc import posterior_checkpoint
 
     record = read_training_data_record(args.model)
     observed = load_observed(args, record)
     check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
-    metadata = {"model_path": str(args.model), "observed_path": str(args.observed)}
+    metadata = {"model_path": str(args.model), "observed_path": str(args.observed),
+                "nuisance_parameters": list(record.get("nuisance_names") or [])}
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
     checkpoint = posterior_checkpoint(args.out, args.model, observed.x, prior=args.prior, cache=not args.no_cache)
+    check = check_model_directory(model, args.model, observed.x)
+    if check is not None:
+        metadata["misspecification"] = check.to_dict()
     posterior = run_inference(
         model, observed.x, labels=record.get("parameter_labels"),
         prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
@@ -141,5 +149,7 @@ def run(args: argparse.Namespace) -> None:
     out = posterior.save(args.out)
     checkpoint.remove()
     summary = posterior.save_summary(summary_path(out))
-    print(posterior.format_summary())
+    if check is not None:
+        check.save(ood_scores_path(out))
+    print(posterior.format_summary(show_nuisance=args.show_nuisance))
     log.info("wrote %s and %s", out, summary)

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from mflow_sbi import layout
 from mflow_sbi.cli.options import examples, parse_vector
 from mflow_sbi.data.datasets import load_events
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "limits"
 DEFAULT_LEVELS = "0.68,0.95"
+DEFAULT_ASIMOV_EVENTS = 10_000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,12 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         **examples("mflow-sbi limits model --observed observed.npz --grid theta=-1:1:201",
                    "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41",
                    "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41 "
-                   "--rate simulator --luminosity 10"))
+                   "--rate simulator --luminosity 10",
+                   "mflow-sbi limits model --observed observed.npz --grid theta_0=-2:2:41 --grid theta_1=-2:2:41 "
+                   "--expected 0,0"))
     parser.add_argument("model", metavar="MODEL_DIR", help="trained model directory")
     parser.add_argument("--observed", required=True, help="observed events (.npz with field x (N, d))")
     parser.add_argument("--grid", action="append", required=True, metavar="NAME=LOW:HIGH:N",
-                        help="N evenly spaced values of parameter NAME from LOW to HIGH, once per parameter "
-                             "(all parameters of the model; there are no nuisances to profile yet)")
+                        help="N evenly spaced values of parameter NAME from LOW to HIGH, once per parameter of "
+                             "interest; nuisance parameters (declared by the training data's simulator) without a grid "
+                             "are profiled")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output directory for limits.json, limits.npz and limits.png (default {DEFAULT_OUT})")
     parser.add_argument("--cl", default=DEFAULT_LEVELS, metavar="LEVELS",
@@ -41,6 +47,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="luminosity for --rate, in the simulator's units (lhc: fb^-1) (default: none; required "
                              "with --rate)")
     parser.add_argument("--no-cache", action="store_true", help="re-encode the observed events at every grid point")
+    parser.add_argument("--expected", metavar="THETA_0", default=None,
+                        help="also compute the expected (Asimov) limits at the hypothesis THETA_0 (comma-separated, "
+                             "one value per parameter in the model's order, e.g. 0,0): q on M events sampled from the "
+                             "model at THETA_0, scaled to the observed number of events (or nu(THETA_0) with --rate)")
+    parser.add_argument("--asimov-events", type=int, default=DEFAULT_ASIMOV_EVENTS, metavar="M",
+                        help=f"events sampled for the Asimov data (default {DEFAULT_ASIMOV_EVENTS}); the expected "
+                             "limits' centre has a Monte-Carlo error of about one event's resolution / sqrt(M)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Asimov sample (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -58,7 +72,7 @@ def training_simulator(model_dir: str, record: dict):
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.cli.infer import check_observed_source, load_model, observed_theta
     from mflow_sbi.inference.likelihood import ModelLikelihood
-    from mflow_sbi.inference.limits import order_axes, parse_grid_spec, profile_likelihood_limits
+    from mflow_sbi.inference.limits import ProfiledLikelihood, order_axes, parse_grid_spec, profile_likelihood_limits
     from mflow_sbi.inference.rates import ExtendedLikelihood, rate_term_from_settings
     from mflow_sbi.plotting import limits_plot
 
@@ -72,7 +86,8 @@ def run(args: argparse.Namespace) -> None:
     observed = load_events(args.observed)
     check_observed_source(args.model, record, observed, args.observed)
     model = load_model(args.model)
-    axes = order_axes(axes, model.parameter_names)
+    nuisances = tuple(record.get("nuisance_names") or ())
+    axes = order_axes(axes, model.parameter_names, nuisances)
     likelihood = ModelLikelihood(model, observed.x, cache=False if args.no_cache else "auto")
     simulator = training_simulator(args.model, record) if args.rate == "simulator" else None
     rate = rate_term_from_settings(args.rate, len(observed.x), luminosity=args.luminosity, simulator=simulator,
@@ -80,12 +95,18 @@ def run(args: argparse.Namespace) -> None:
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed), "n_events": len(observed.x),
                 "observed_fingerprint": likelihood.fingerprint,
                 "rate": {"source": "none"} if rate is None else rate.metadata,
-                "profiled_nuisances": []}
+                "profiled_nuisances": [name for name in model.parameter_names if name not in {a.name for a in axes}]}
     truth = observed_theta(observed.theta)
     if truth is not None:
         metadata["observed_theta"] = truth
-    result = profile_likelihood_limits(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), axes,
-                                       levels=[float(lv) for lv in levels], metadata=metadata)
+    profiled = profile(likelihood if rate is None else ExtendedLikelihood(likelihood, rate), model, axes)
+    result = profile_likelihood_limits(profiled, axes, levels=[float(lv) for lv in levels], metadata=metadata)
+    if isinstance(profiled, ProfiledLikelihood):
+        result.metadata["nuisance_hat"] = profiled.maximize(result.theta_hat[None])[1][0].tolist()
+    if args.expected is not None:
+        result.expected = expected_limits(args, model, axes, [float(lv) for lv in levels], len(observed.x), rate)
+    if truth is not None:
+        truth = [truth[model.parameter_names.index(a.name)] for a in axes]
     out = Path(args.out)
     json_path, npz_path = result.save(out / layout.LIMITS_FILE, out / layout.LIMITS_GRID_FILE)
     plot_path = limits_plot(result, out / layout.LIMITS_PLOT_FILE, truth=None if truth is None else truth)
@@ -93,12 +114,56 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {json_path}, {npz_path} and {plot_path}")
 
 
+def profile(log_likelihood, model, axes):
+    """``log_likelihood`` of all the model's parameters as a function of the gridded ones: itself when every
+    parameter has an axis, else maximized over the others (nuisances) with their prior components as constraints
+    (:class:`~mflow_sbi.inference.limits.ProfiledLikelihood`)."""
+    from mflow_sbi.inference.limits import ProfiledLikelihood
+
+    names = list(model.parameter_names)
+    interest = [names.index(a.name) for a in axes]
+    if len(interest) == len(names):
+        return log_likelihood
+    if model.prior is None:
+        raise InputError("profiling the nuisance parameters needs their constraints: the model stores no prior")
+    nuisance = [k for k in range(len(names)) if k not in interest]
+    return ProfiledLikelihood(log_likelihood, len(names), interest, nuisance,
+                              [model.prior.components[k] for k in nuisance])
+
+
+def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], n_observed: int, rate):
+    """The Asimov result at ``--expected`` (see :mod:`mflow_sbi.inference.limits`): M = ``--asimov-events`` events
+    sampled from the model, N = the observed number of events, or nu(theta_0) with a rate term."""
+    from mflow_sbi.inference.likelihood import ModelLikelihood
+    from mflow_sbi.inference.limits import AsimovLikelihood, AsimovRate, asimov_sample, profile_likelihood_limits
+
+    theta_0 = np.asarray(parse_vector(args.expected, "--expected"), dtype=np.float64)
+    gridded = [model.parameter_names.index(a.name) for a in axes]
+    if len(theta_0) == len(gridded) < model.parameter_dim:  # nuisances at their constraints' centres
+        full = np.array([getattr(c, "loc", 0.5 * sum(c.support)) for c in model.prior.components], dtype=np.float64)
+        full[gridded] = theta_0
+        theta_0 = full
+    if args.asimov_events < 1:
+        raise InputError(f"--asimov-events must be >= 1, got {args.asimov_events}")
+    sample = asimov_sample(model, theta_0, args.asimov_events, args.seed)
+    asimov_rate = None if rate is None else AsimovRate(rate.expected_events, theta_0)
+    n_expected = n_observed if asimov_rate is None else asimov_rate.nu_0
+    likelihood = AsimovLikelihood(ModelLikelihood(model, sample, cache=False if args.no_cache else "auto"),
+                                  args.asimov_events, n_expected, asimov_rate)
+    return profile_likelihood_limits(profile(likelihood, model, axes), axes, levels=levels, metadata={
+        "theta_0": theta_0.tolist(), "n_expected": float(n_expected), "asimov_events": args.asimov_events,
+        "seed": args.seed})
+
+
 def format_limits(result) -> str:
-    """The MLE and each parameter's profile intervals, one line per parameter and level."""
+    """The MLE and each parameter's profile intervals, one line per parameter and level (and the expected ones)."""
     lines = ["MLE: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.names, result.theta_hat, strict=True))]
-    for name in result.names:
-        for level, segments in result.intervals[name].items():
-            text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
-            note = "  (reaches the grid edge)" if result.open[name][level] else ""
-            lines.append(f"{name} {level:.0%} CL: {text}{note}")
+    for kind, shown in (("", result), ("expected ", result.expected)):
+        if shown is None:
+            continue
+        for name in shown.names:
+            for level, segments in shown.intervals[name].items():
+                text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
+                note = "  (reaches the grid edge)" if shown.open[name][level] else ""
+                lines.append(f"{kind}{name} {level:.0%} CL: {text}{note}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ A format is written as a TOML table (top level, or a ``[format]`` table)::
     pairs = [[0, 1], [2, 3]]          # indices into the selected objects, in collection order
     columns = []                      # per-event branches appended as features, unchanged
     parameters = ["theta_0"]          # theta branches; omitted: taken from the file's mflow-sbi metadata
+    weight = "Event.Weight"           # optional: a per-event weight branch (training uses weighted losses)
     nonfinite = "drop"                # or "error": events with NaN/inf inputs or features
 
     [[collections]]
@@ -141,6 +142,7 @@ class EventFormat:
     columns: tuple[str, ...] = ()
     parameters: tuple[str, ...] | None = None
     nonfinite: str = "drop"
+    weight: str | None = None
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -190,13 +192,15 @@ class EventFormat:
             out["columns"] = list(self.columns)
         if self.parameters is not None:
             out["parameters"] = list(self.parameters)
+        if self.weight is not None:
+            out["weight"] = self.weight
         return out
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], name: str = "custom") -> EventFormat:
         """Build a format from a parsed TOML/JSON table, naming the offending key on error."""
         table = table.get("format", table)
-        allowed = {"tree", "collections", "pairs", "columns", "parameters", "nonfinite"}
+        allowed = {"tree", "collections", "pairs", "columns", "parameters", "nonfinite", "weight"}
         _check_keys(table, allowed, f"format '{name}'")
         if "tree" not in table:
             raise ConfigError(f"format '{name}': missing key 'tree' (the TTree name)")
@@ -204,6 +208,8 @@ class EventFormat:
                           ("columns", "an array of branch names"), ("parameters", "an array of branch names")):
             if key in table and not isinstance(table[key], list | tuple):
                 raise ConfigError(f"format '{name}': '{key}' must be {what}, got {table[key]!r}")
+        if "weight" in table and not isinstance(table["weight"], str):
+            raise ConfigError(f"format '{name}': 'weight' must be a branch name, got {table['weight']!r}")
         if not all(isinstance(p, list | tuple) for p in table.get("pairs", [])):
             raise ConfigError(f"format '{name}': 'pairs' must be an array of [i, j] pairs, got {table['pairs']!r}")
         collections = tuple(_collection(c, name, k) for k, c in enumerate(table.get("collections", [])))
@@ -216,6 +222,7 @@ class EventFormat:
                 columns=tuple(str(c) for c in table.get("columns", [])),
                 parameters=None if parameters is None else tuple(str(p) for p in parameters),
                 nonfinite=str(table.get("nonfinite", "drop")),
+                weight=table.get("weight"),
                 name=name,
             )
         except TypeError as err:

@@ -198,6 +198,9 @@ def _validated_source(path: Path, file: Any, fmt: EventFormat | str | os.PathLik
     for name in fmt.columns:
         _check_branch(tree, where, name, "flat", "column")
         branches.append(name)
+    if fmt.weight is not None:
+        _check_branch(tree, where, fmt.weight, "flat", "weight")
+        branches.append(fmt.weight)
     parameters = _resolve_parameters(tree, where, fmt, meta, require_theta)
     scores = tuple((meta or {}).get("score_branches", ())) if parameters else ()
     if not set(scores) <= set(branch_names(tree)):
@@ -276,7 +279,8 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
     columns = _flat_matrix(arrays, fmt.columns) if fmt.columns else np.empty((n, 0))
     theta = _flat_matrix(arrays, source.parameters) if source.parameters else None
     t_xz = _flat_matrix(arrays, source.scores) if source.scores else None
-    for extra in (columns, theta, t_xz):
+    w = _flat_matrix(arrays, [fmt.weight]) if fmt.weight is not None else None
+    for extra in (columns, theta, t_xz, w):
         if extra is not None:
             bad |= ~np.isfinite(extra).all(axis=1)
     keep = passed & ~bad
@@ -296,7 +300,7 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
     rows = ~bad_features
     stats.selected = int(rows.sum())
     data = EventData(x=x[rows], theta=None if theta is None else theta[keep][rows],
-                     t_xz=None if t_xz is None else t_xz[keep][rows])
+                     t_xz=None if t_xz is None else t_xz[keep][rows], w=None if w is None else w[keep][rows, 0])
     return data, stats
 
 
@@ -397,7 +401,7 @@ def concatenate(chunks: Iterable[EventData], **metadata: Any) -> EventData:
         parts = [getattr(c, key) for c in chunks]
         return None if parts[0] is None else np.concatenate(parts, axis=0)
 
-    return EventData(x=join("x"), theta=join("theta"), t_xz=join("t_xz"), **metadata)
+    return EventData(x=join("x"), theta=join("theta"), t_xz=join("t_xz"), w=join("w"), **metadata)
 
 
 def read_root(paths: Iterable[str | os.PathLike], fmt: EventFormat | str | os.PathLike | None = None,

@@ -89,11 +89,12 @@ class ConditionalDensityModel(nn.Module):
         """Constructor keywords (besides names and prior) that rebuild this architecture."""
         return {"data_dim": self.data_dim, "parameter_dim": self.parameter_dim}
 
-    def fit_scalers(self, x: ArrayLike, theta: ArrayLike) -> None:
-        """Fit the x and theta standardizations on training data."""
+    def fit_scalers(self, x: ArrayLike, theta: ArrayLike, weights: ArrayLike | None = None) -> None:
+        """Fit the x and theta standardizations on training data (weighted moments with per-event ``weights``)."""
         x, theta = self.check_inputs(x, theta)
-        self.x_scaler.fit(x)
-        self.theta_scaler.fit(theta)
+        weights = None if weights is None else torch.as_tensor(weights)
+        self.x_scaler.fit(x, weights)
+        self.theta_scaler.fit(theta, weights)
 
     # --- input validation ------------------------------------------------------------------------------
     @property

@@ -22,11 +22,21 @@ class Standardizer(nn.Module):
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("scale", torch.ones(features))
 
-    def fit(self, values: torch.Tensor) -> Standardizer:
+    def fit(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> Standardizer:
         """Set mean and scale (the sample standard deviation, N - 1) from data of shape (N, features);
-        computed in float64."""
+        computed in float64. With per-event ``weights`` (N,): the weighted mean m = sum w x / sum w and
+        scale^2 = [sum w (x - m)^2 / sum w] n_eff / (n_eff - 1), n_eff = (sum w)^2 / sum w^2 (the unweighted
+        formula for equal weights; a non-positive result, possible with negative weights, becomes 1)."""
         values = values.detach().to(torch.float64)
-        return self.set(values.mean(dim=0), values.std(dim=0))
+        if weights is None:
+            return self.set(values.mean(dim=0), values.std(dim=0))
+        w = weights.detach().to(torch.float64).reshape(-1, 1)
+        total = w.sum()
+        mean = (w * values).sum(0) / total
+        n_eff = total**2 / (w**2).sum()
+        correction = n_eff / (n_eff - 1) if n_eff > 1 else 1.0
+        variance = (w * (values - mean) ** 2).sum(0) / total * correction
+        return self.set(mean, torch.sqrt(torch.clamp(variance, min=0.0)))
 
     def set(self, mean: torch.Tensor | np.ndarray, scale: torch.Tensor | np.ndarray) -> Standardizer:
         """Set mean and scale directly (e.g. from moments computed while streaming); scale <= 0 becomes 1."""

@@ -85,6 +85,33 @@ class Posterior:
         return self.samples.shape[1]
 
     @property
+    def nuisance_names(self) -> tuple[str, ...]:
+        """The nuisance parameters among ``parameter_names`` (``metadata["nuisance_parameters"]``, set by ``infer``
+        and ``run`` from the simulator that made the training data)."""
+        return tuple(name for name in self.metadata.get("nuisance_parameters", ()) if name in self.parameter_names)
+
+    def select(self, names: Sequence[str]) -> Posterior:
+        """The marginal posterior of the parameters ``names`` (their columns of the samples and the chain; the
+        log_prob stays that of the full posterior at each sample)."""
+        missing = [name for name in names if name not in self.parameter_names]
+        if missing or not names:
+            raise InputError(f"no parameter(s) {missing} in this posterior (parameters: {', '.join(self.parameter_names)})")
+        index = [self.parameter_names.index(name) for name in names]
+        per_parameter = ("autocorrelation_time", "effective_sample_size", "split_rhat")
+        diagnostics = {key: ([value[k] for k in index] if key in per_parameter and isinstance(value, list) else value)
+                       for key, value in self.diagnostics.items()}
+        return Posterior(self.samples[:, index], self.log_prob, [self.parameter_names[k] for k in index],
+                         [self.labels[k] for k in index], diagnostics, self.metadata,
+                         None if self.chain is None else self.chain[:, :, index], self.chain_log_prob)
+
+    def of_interest(self) -> Posterior:
+        """The marginal posterior of the parameters of interest (all but :attr:`nuisance_names`): nuisance
+        parameters marginalized by dropping their columns."""
+        if not self.nuisance_names:
+            return self
+        return self.select([name for name in self.parameter_names if name not in self.nuisance_names])
+
+    @property
     def map_estimate(self) -> np.ndarray:
         """The sample with the highest log posterior."""
         return self.samples[int(np.argmax(self.log_prob))]
@@ -143,12 +170,18 @@ class Posterior:
             entry[_level_key("hpd", level)] = list(hpd_interval(column, level))
         return entry
 
-    def summary(self, levels: Sequence[float] = DEFAULT_LEVELS) -> dict:
-        """JSON-serializable summary: per-parameter statistics and intervals, sampler diagnostics."""
+    def summary(self, levels: Sequence[float] = DEFAULT_LEVELS, show_nuisance: bool = False) -> dict:
+        """JSON-serializable summary: per-parameter statistics and intervals, sampler diagnostics. Nuisance
+        parameters are listed under ``nuisance_parameters`` (and, with ``show_nuisance``, under ``parameters`` too);
+        ``parameters`` holds the parameters of interest."""
+        shown = [name for name in self.parameter_names if show_nuisance or name not in self.nuisance_names]
         result: dict = {
             "n_samples": self.n_samples,
-            "parameters": {name: self.parameter_summary(k, levels) for k, name in enumerate(self.parameter_names)},
+            "parameters": {name: self.parameter_summary(self.parameter_names.index(name), levels) for name in shown},
         }
+        if self.nuisance_names:
+            result["nuisance_parameters"] = {name: self.parameter_summary(self.parameter_names.index(name), levels)
+                                             for name in self.nuisance_names}
         per_parameter = ("autocorrelation_time", "effective_sample_size", "split_rhat")
         for key in ("acceptance_fraction", *per_parameter, "stuck_walkers", "warnings"):
             if key in self.diagnostics:
@@ -161,9 +194,9 @@ class Posterior:
     def save_summary(self, path: str | os.PathLike, levels: Sequence[float] = DEFAULT_LEVELS) -> Path:
         return save_json(path, self.summary(levels))
 
-    def format_summary(self, levels: Sequence[float] = DEFAULT_LEVELS) -> str:
-        """A human-readable table of the summary."""
-        summary = self.summary(levels)
+    def format_summary(self, levels: Sequence[float] = DEFAULT_LEVELS, show_nuisance: bool = False) -> str:
+        """A human-readable table of the summary (the parameters of interest; all with ``show_nuisance``)."""
+        summary = self.summary(levels, show_nuisance)
         interval_keys = [_level_key(kind, lv) for kind in ("central", "hpd") for lv in levels]
         header = f"{'parameter':<14}{'mean':>11}{'std':>11}{'MAP':>11}" + "".join(f"{k:>24}" for k in interval_keys)
         lines = [f"posterior: {summary['n_samples']} samples", header]
@@ -171,6 +204,9 @@ class Posterior:
             row = f"{name:<14}{entry['mean']:>11.4g}{entry['std']:>11.4g}{entry['map']:>11.4g}"
             row += "".join(f"{'[' + f'{lo:.4g}, {hi:.4g}' + ']':>24}" for lo, hi in (entry[k] for k in interval_keys))
             lines.append(row)
+        hidden = [name for name in self.nuisance_names if name not in summary["parameters"]]
+        if hidden:
+            lines.append(f"nuisance parameters (marginalized, not shown): {', '.join(hidden)}")
         if "acceptance_fraction" in summary:
             lines.append(f"acceptance fraction: {summary['acceptance_fraction']:.3f}")
         for key, title in (("autocorrelation_time", "autocorrelation time"), ("effective_sample_size", "ESS"),
@@ -180,6 +216,10 @@ class Posterior:
         rate = summary.get("metadata", {}).get("rate")
         if isinstance(rate, dict):
             lines.append(format_rate(rate))
+        check = summary.get("metadata", {}).get("misspecification")
+        if isinstance(check, dict):
+            line = format_misspecification(check)
+            lines.append(f"WARNING: {line}" if check.get("flagged") else line)
         lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
         return "\n".join(lines)
 
@@ -198,3 +238,12 @@ def format_rate(rate: dict) -> str:
         return "rate: none (shape-only likelihood)"
     return (f"rate: {rate['source']} (extended likelihood, luminosity {rate.get('luminosity')}, "
             f"n_observed {rate.get('n_observed')})")
+
+
+def format_misspecification(record: dict) -> str:
+    """One line naming the result of the misspecification check (``metadata["misspecification"]``, see
+    :mod:`mflow_sbi.inference.misspecification`)."""
+    verdict = "FLAGGED, the data do not look like the simulation" if record.get("flagged") else "passed"
+    return (f"misspecification check: {verdict} (p = {record['p_value']:.3g}; "
+            f"{100 * record['fraction_beyond']:.2f}% of events beyond the 99.9% validation quantiles, "
+            f"{100 * record['expected_fraction']:.2f}% expected)")

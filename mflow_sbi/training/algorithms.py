@@ -1,7 +1,9 @@
 """Training algorithms expressed as trainer phases (see ``settings`` for the options of each), and the
 ``train_model`` entry point.
 
-Batches are (x_std, theta_std) or, with SCANDAL, (x_std, theta_std, t_xz). Parameter groups:
+Batches are (x_std, theta_std) or, with SCANDAL, (x_std, theta_std, t_xz), and with weighted events the
+weights (normalized to mean 1) as the last tensor; every loss term is then the weighted batch mean
+(``losses.weighted_mean``), in training and validation alike. Parameter groups:
 
 - manifold parameters (``model.manifold_parameters()``): the outer flow, plus the encoder for Me-flow;
 - density parameters (``model.density_parameters()``): the inner flow.
@@ -38,6 +40,7 @@ from mflow_sbi.training.losses import (
     log_prob_and_score,
     reconstruction_error,
     score_error,
+    weighted_mean,
 )
 from mflow_sbi.training.settings import TrainingConfig
 from mflow_sbi.training.tensors import prepare_tensors
@@ -77,22 +80,28 @@ def resolve_algorithm(model, config: TrainingConfig) -> str:
 class _Losses:
     """The loss terms of every step, bound to a model and a configuration."""
 
-    def __init__(self, model, config: TrainingConfig):
+    def __init__(self, model, config: TrainingConfig, weighted: bool = False):
         self.model = model
         self.config = config
+        self.weighted = weighted
+
+    def mean(self, values, batch: Batch):
+        """The batch mean of per-event ``values``, weighted by the batch's last tensor for weighted events."""
+        return weighted_mean(values, batch[-1] if self.weighted else None)
 
     def _with_score(self, batch: Batch, log_prob, name: str) -> LossTerms:
         """{name: mean -log p} plus, with SCANDAL, {"score": mean |score - t_xz|^2}."""
         if self.config.score_weight <= 0:
-            return {name: -log_prob(batch[1]).mean()}
+            return {name: self.mean(-log_prob(batch[1]), batch)}
         values, score = log_prob_and_score(log_prob, batch[1], self.model.theta_scaler.scale)
-        return {name: -values.mean(), "score": score_error(score, batch[2]).mean()}
+        return {name: self.mean(-values, batch), "score": self.mean(score_error(score, batch[2]), batch)}
 
     def reconstruction(self, batch: Batch) -> LossTerms:
         u, reconstructed = encode_decode(self.model, batch[0], batch[1])
-        terms = {"reconstruction": reconstruction_error(reconstructed, batch[0], self.config.reconstruction).mean()}
+        error = reconstruction_error(reconstructed, batch[0], self.config.reconstruction)
+        terms = {"reconstruction": self.mean(error, batch)}
         if self.config.latent_l2 > 0:
-            terms["latent_l2"] = (u**2).sum(-1).mean()
+            terms["latent_l2"] = self.mean((u**2).sum(-1), batch)
         return terms
 
     def latent_nll(self, batch: Batch) -> LossTerms:
@@ -134,10 +143,11 @@ def _first_rows(n: int):
     return prepare
 
 
-def build_phases(model, config: TrainingConfig) -> list[Phase]:
-    """The phases of the configured algorithm for ``model``; see the module docstring."""
+def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[Phase]:
+    """The phases of the configured algorithm for ``model`` (``weighted``: batches end with event weights);
+    see the module docstring."""
     algorithm = resolve_algorithm(model, config)
-    losses = _Losses(model, config)
+    losses = _Losses(model, config, weighted)
     weights = {"latent_l2": config.latent_l2, "score": config.score_weight}
     if algorithm == "ml":
         return [Phase("ML", [Step("ml", list(model.parameters()), losses.maximum_likelihood, config.learning_rate,
@@ -173,19 +183,22 @@ def train_model(
     progress: bool = True,
     t_xz: np.ndarray | torch.Tensor | None = None,
     callback: Callable[[dict], None] | None = None,
+    w: np.ndarray | torch.Tensor | None = None,
 ) -> History:
     """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
 
     ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
     score, needed when ``config.scandal`` > 0; an unset ``scandal`` trains with the score exactly when ``t_xz`` is
-    given (:meth:`TrainingConfig.for_data`). ``callback`` receives every epoch's history record.
+    given (:meth:`TrainingConfig.for_data`). ``w`` (N,): per-event weights (weighted scalers, losses and
+    validation; negative weights allowed, the sum must be positive). ``callback`` receives every epoch's history
+    record.
     """
     config = config.for_data(t_xz is not None)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
-        data = prepare_tensors(model, x, theta, t_xz, config)
+        data = prepare_tensors(model, x, theta, t_xz, config, w)
         history = fit_prepared(model, data, config, checkpoint=checkpoint, resume=resume, progress=progress,
-                               callback=callback)
+                               callback=callback, weighted=w is not None)
     model.eval()
     return history
 
@@ -199,11 +212,13 @@ def fit_prepared(
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    weighted: bool = False,
 ) -> History:
     """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
-    source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`)."""
+    source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`);
+    ``weighted``: the last tensor of every batch holds event weights."""
     if config.manifold_events > 0 and not isinstance(data, tuple):
         raise ConfigError("training.manifold_events needs in-memory training data (not stream = true)")
     trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
                       validation=validation)
-    return trainer.fit(build_phases(model, config), resume=resume)
+    return trainer.fit(build_phases(model, config, weighted), resume=resume)

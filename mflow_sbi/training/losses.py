@@ -14,6 +14,12 @@ With x_std = (x - m_x)/s_x and theta_std = (theta - m_t)/s_t (the model's scaler
 - SCANDAL score loss: |grad_theta log p_model(x|theta) - t_xz|^2 with theta in raw units. Since
   theta_std = (theta - m_t)/s_t, grad_theta = grad_theta_std / s_t, and the x scaler only adds a constant.
 
+Weighted events: with per-event weights w_i (normalized once to mean 1 over the training events,
+:func:`mflow_sbi.training.tensors.normalized_weights`) every term's batch mean becomes
+``weighted_mean`` = (1/B) sum_i w_i l_i, an unbiased estimate of the weighted mean over the whole training set
+(for integer weights, of the mean over the sample with every event repeated w_i times). Negative weights enter
+the same way; a batch's weighted loss can then be negative or have a large variance (docs/physics.md).
+
 The full-dimensional NLLs in raw units differ from those in standardized units by the constant
 sum_j log s_x,j; the manifold NLL does not (its volume term sees the scales through J_raw = diag(s_x) J_std).
 """
@@ -58,3 +64,8 @@ def log_prob_and_score(
 def score_error(model_score: torch.Tensor, t_xz: torch.Tensor) -> torch.Tensor:
     """Per-event squared error |model_score - t_xz|^2 (the SCANDAL term)."""
     return ((model_score - t_xz) ** 2).sum(-1)
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """(1/B) sum_i w_i values_i over a batch of B events, or the plain mean without weights."""
+    return values.mean() if weights is None else (values * weights).mean()

@@ -83,6 +83,10 @@ def open_streamed(paths: PathSpec, fmt: EventFormat | str | os.PathLike | None =
         raise InputError(f"need at least 2 training events, got {moments.count} from {', '.join(map(str, files))}")
     n_validation = validation_size(moments.count, validation_fraction, max_validation)
     sources = open_sources(files, fmt, require_theta=True)
+    if sources[0].fmt.weight is not None:
+        close_sources(sources)
+        raise ConfigError(f"event weights (format key 'weight' = {sources[0].fmt.weight!r}) are not streamed; "
+                          "train in memory (training.stream = false)")
     metadata = source_metadata(sources)
     close_sources(sources)
     batches = iter(EventStream(files, fmt, batch_size=max(n_validation, 1), step_size=step_size,

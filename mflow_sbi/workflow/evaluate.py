@@ -7,7 +7,8 @@ For events (x_i, theta_i), i = 1..N:
   manifold only);
 - for models with a learned manifold, ``reconstruction_error`` = 1/N sum_i |x_i - g(g^-1(x_i))|^2 and
   the distribution (mean, median, 99% quantile) of the distance |x_i - g(g^-1(x_i))| of each event to the
-  learned manifold (large values flag events the model has not seen the like of), and the distribution of
+  learned manifold (large values flag events the model has not seen the like of; ``infer`` turns the same
+  distance into its misspecification check, :mod:`mflow_sbi.inference.misspecification`), and the distribution of
   the condition number of the decoder's J^T J at those events (``metric_condition_number``; a warning when it
   exceeds ``ILL_CONDITIONED`` = 1e8, where the volume term -1/2 log det J^T J loses accuracy in float32);
 - generated samples x ~ p(x | theta_i), one per event: their mean distance to the simulator's true
@@ -38,6 +39,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
 
     from mflow_sbi.flows import load_model
     from mflow_sbi.flows.jacobian import ILL_CONDITIONED
+    from mflow_sbi.inference.misspecification import distance_to_learned_manifold, has_learned_manifold
 
     if data.theta is None:
         raise InputError("evaluation needs the parameter point of every event (a 'theta' field)")
@@ -48,10 +50,10 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
     result: dict = {"model_dir": str(model_dir), "n_events": len(data.x), "model_type": model.model_type}
     with torch.no_grad():
         result["nll"] = -float(model.log_prob(data.x, data.theta).mean())
-        if model.needs_latent_dim:  # a learned manifold to project onto
-            distance = (model.project(data.x) - torch.as_tensor(data.x, dtype=model.float_dtype)).norm(dim=1).double()
+        if has_learned_manifold(model):
+            distance = distance_to_learned_manifold(model, data.x, data.theta)
             result["reconstruction_error"] = float((distance**2).mean())
-            result["distance_to_learned_manifold"] = _distribution(distance.numpy())
+            result["distance_to_learned_manifold"] = _distribution(distance)
             condition = model.metric_condition(data.x).numpy()
             result["metric_condition_number"] = _distribution(condition)
             ill = int(np.sum(~(condition <= ILL_CONDITIONED)))

@@ -85,14 +85,17 @@ def run_pipeline(
     The posterior's metadata holds ``observed_theta`` (the parameter point of the observed events). When
     ``config.simulation.reference`` is set and the simulator's likelihood is tractable, the exact-likelihood
     posterior is sampled too, overlaid in the corner plot, and the MMD^2 between the two is stored in the
-    metadata as ``mmd2_to_exact``. ``[inference] rate`` adds the Poisson term of the extended likelihood to both
-    (:func:`run_rate`); the metadata's ``rate`` says which was used.
+    metadata as ``mmd2_to_exact``. Nuisance parameters of the simulator (``nuisance_names``) are sampled with the
+    others (marginalized) and left out of the corner plot. ``[inference] rate`` adds the Poisson term of the
+    extended likelihood to both (:func:`run_rate`); the metadata's ``rate`` says which was used.
     """
     from mflow_sbi.flows import load_model
     from mflow_sbi.inference.infer import run_inference
     from mflow_sbi.inference.metrics import subsampled_mmd2
+    from mflow_sbi.inference.misspecification import check_model_directory
     from mflow_sbi.plotting import corner_plot
     from mflow_sbi.simulators import get_simulator
+    from mflow_sbi.simulators.base import nuisance_names
     from mflow_sbi.workflow.mcmc import posterior_checkpoint
     from mflow_sbi.workflow.reference import exact_reference
 
@@ -111,23 +114,30 @@ def run_pipeline(
     rate = run_rate(inference, simulator, len(observed.x), outputs.model)
     checkpoint = posterior_checkpoint(outputs.posterior, outputs.model, observed.x,
                                       rate=None if rate is None else rate.metadata)
+    metadata = {"observed_theta": [float(v) for v in sim.true_theta],
+                "nuisance_parameters": list(nuisance_names(simulator))}
+    check = check_model_directory(model, outputs.model, observed.x)
+    if check is not None:
+        metadata["misspecification"] = check.to_dict()
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
                               burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
-                              labels=labels,
-                              metadata={"observed_theta": [float(v) for v in sim.true_theta]}, rate=rate,
-                              checkpoint=checkpoint, resume=resume)
+                              labels=labels, metadata=metadata, rate=rate, checkpoint=checkpoint, resume=resume)
     reference = exact_reference(simulator, observed.x, inference, progress, rate=rate) if sim.reference else None
     shown, names = [posterior], None
     if reference is not None:
         outputs.reference = out_dir / layout.REFERENCE_POSTERIOR_FILE
+        reference.metadata["nuisance_parameters"] = metadata["nuisance_parameters"]
         reference.save(outputs.reference)
         posterior.metadata["mmd2_to_exact"] = subsampled_mmd2(posterior.samples, reference.samples, REFERENCE_DRAWS,
                                                                inference.seed)
         shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
     posterior.save(outputs.posterior)
     checkpoint.remove()
+    if check is not None:
+        check.save(layout.ood_scores_path(outputs.posterior))
     posterior.save_summary(outputs.summary)
     posterior.save_summary(out_dir / layout.RUN_SUMMARY_FILE)
-    corner_plot(shown, outputs.corner, truth=np.asarray(sim.true_theta), labels=list(labels),
-                names=names)
+    interest = [k for k, name in enumerate(posterior.parameter_names) if name not in metadata["nuisance_parameters"]]
+    corner_plot([p.select([p.parameter_names[k] for k in interest]) for p in shown], outputs.corner,
+                truth=np.asarray(sim.true_theta)[interest], labels=[labels[k] for k in interest], names=names)
     return outputs, posterior

@@ -20,8 +20,11 @@ from mflow_sbi.io import array_fingerprint, read_json, save_json
 from mflow_sbi.tomlio import write_toml
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mflow_sbi.data.event_format import EventFormat
     from mflow_sbi.flows import ConditionalDensityModel
+    from mflow_sbi.training.settings import TrainingConfig
     from mflow_sbi.training.streaming import StreamedData
 
 log = logging.getLogger(__name__)
@@ -46,9 +49,11 @@ def model_for_data(data: EventData, config: ModelConfig) -> ConditionalDensityMo
 
 def training_data_record(data: EventData | StreamedData, event_format: EventFormat | None = None) -> dict:
     """What a model was trained on, for ``training_data.json``: the simulator and its options, the number of
-    events, the parameter names, and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
-    x and theta arrays with their shapes; streamed from ROOT files it is that of the file names, sizes and
-    the number of selected events (the files are not read twice)."""
+    events, the parameter names (and, from the simulator, which of them are nuisance parameters:
+    ``nuisance_names``), and a fingerprint. In memory the fingerprint is the SHA-256 of the float64
+    x and theta arrays with their shapes (and of the weights w: weighted events also record their sum, effective
+    sample size (sum w)^2 / sum w^2 and number of negative weights under ``weights``); streamed from ROOT files
+    it is that of the file names, sizes and the number of selected events (the files are not read twice)."""
     from mflow_sbi.training.streaming import StreamedData
 
     streamed = isinstance(data, StreamedData)
@@ -60,7 +65,7 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         digest.update(str(data.moments.count).encode())
         fingerprint = digest.hexdigest()
     else:
-        fingerprint = array_fingerprint(data.x, data.theta)
+        fingerprint = array_fingerprint(data.x, data.theta, *(() if data.w is None else (data.w,)))
     record = {
         "simulator": events.simulator,
         "simulator_options": events.simulator_options or {},
@@ -71,6 +76,17 @@ def training_data_record(data: EventData | StreamedData, event_format: EventForm
         "joint_score": events.t_xz is not None and not streamed,
         "fingerprint": fingerprint,
     }
+    if events.simulator is not None:
+        from mflow_sbi.simulators import get_simulator
+        from mflow_sbi.simulators.base import nuisance_names
+
+        record["nuisance_names"] = list(nuisance_names(get_simulator(events.simulator,
+                                                                     **(events.simulator_options or {}))))
+    if not streamed and data.w is not None:
+        from mflow_sbi.training.tensors import effective_sample_size
+
+        record["weights"] = {"sum": float(data.w.sum()), "effective_sample_size": effective_sample_size(data.w),
+                             "negative": int((data.w < 0).sum())}
     if streamed:
         record["files"] = [str(path) for path in data.files]
     if event_format is not None:
@@ -85,6 +101,35 @@ def read_training_data_record(model_dir: str | Path) -> dict:
     return read_json(path) if path.is_file() else {}
 
 
+def held_out_events(data: EventData | StreamedData,
+                    config: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, theta, w or None) of the validation events the trainer held out: the streamed head's first
+    ``n_validation`` events, or the in-memory split (:func:`mflow_sbi.training.tensors.validation_rows`)."""
+    from mflow_sbi.training.streaming import StreamedData
+    from mflow_sbi.training.tensors import validation_rows
+
+    if isinstance(data, StreamedData):
+        return data.head.x[:data.n_validation], data.head.theta[:data.n_validation], None
+    rows = validation_rows(data.x, data.theta, data.t_xz, config, data.w)
+    return data.x[rows], data.theta[rows], None if data.w is None else data.w[rows]
+
+
+def write_ood_reference(model: ConditionalDensityModel, data: EventData | StreamedData, config: TrainingConfig,
+                        out_dir: Path) -> Path | None:
+    """For a model with a learned manifold, the distances and latent log-densities of the held-out events
+    (``ood_reference.npz``, :mod:`mflow_sbi.inference.misspecification`), which ``infer`` compares the observed
+    events with; None (nothing written) for other models or without validation events."""
+    from mflow_sbi.inference.misspecification import has_learned_manifold, reference_scores
+
+    if not has_learned_manifold(model):
+        return None
+    x, theta, w = held_out_events(data, config)
+    if len(x) == 0:
+        log.info("no validation events (validation_fraction = 0): the misspecification check will be unavailable")
+        return None
+    return reference_scores(model, x, theta, w, seed=config.seed).save(out_dir / layout.OOD_REFERENCE_FILE)
+
+
 def train_from_data(
     data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True,
     event_format: EventFormat | None = None,
@@ -92,8 +137,9 @@ def train_from_data(
     """Train a model on ``data`` (in memory, or streamed from ROOT files) and write the model directory
     (see :mod:`mflow_sbi.layout`): the model, the training options as used (training.toml, with an unset
     SCANDAL weight resolved), what it was trained on (training_data.json, and event_format.toml when the
-    events were read from ROOT files with ``event_format``), the learning curves and the checkpoint for
-    ``resume``.
+    events were read from ROOT files with ``event_format``), the learning curves, the checkpoint for
+    ``resume`` and, for models with a learned manifold, the held-out events' scores for the misspecification
+    check (ood_reference.npz, :func:`write_ood_reference`).
 
     The model's initial weights are drawn after seeding torch with the training seed.
     """
@@ -116,12 +162,13 @@ def train_from_data(
     if streamed:
         history = train_streamed(model, data, used, **options)
     else:
-        history = train_model(model, data.x, data.theta, used, t_xz=data.t_xz, **options)
+        history = train_model(model, data.x, data.theta, used, t_xz=data.t_xz, w=data.w, **options)
     write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
     save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
     if event_format is not None:
         write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
     model.save(out_dir)
+    write_ood_reference(model, data, used, out_dir)
     history.save(out_dir)
     plot_learning_curves(history.records, out_dir / layout.LEARNING_CURVES_FILE)
     skipped = sum(record["skipped"] for record in history.records)

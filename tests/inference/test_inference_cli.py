@@ -121,3 +121,32 @@ def test_calibrate_rejects_mismatched_simulator(conjugate_problem, monkeypatch, 
     rc = main(["calibrate", "--model", "m", "--simulator", "polynomial_surface", "--n-events", "5",
                "--out", str(tmp_path)])
     assert rc == 2 and "data dimension 3" in capsys.readouterr().err
+
+
+def test_nuisance_parameters_are_marginalized_and_hidden_by_default(conjugate_problem, monkeypatch, tmp_path, capsys):
+    """A model whose training data declare theta_1 a nuisance: the MCMC samples both (marginalizing theta_1), the
+    summary's ``parameters`` and the printout show theta_0, ``nuisance_parameters`` theta_1; --show-nuisance prints
+    both, and the corner plot works either way."""
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=0)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
+    (tmp_path / "model" / "weights.pt").write_bytes(b"fake")  # the MCMC checkpoint is keyed by the weights file
+    observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
+    args = ["infer", "--model", str(tmp_path / "model"), "--observed", str(observed), "--walkers", "8", "--steps", "200",
+            "--burn-in", "50"]
+    assert main([*args, "--out", str(tmp_path / "p.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "nuisance parameters (marginalized, not shown): theta_1" in printed and "\ntheta_1 " not in printed
+    summary = json.loads((tmp_path / "p_summary.json").read_text())
+    assert list(summary["parameters"]) == ["theta_0"] and list(summary["nuisance_parameters"]) == ["theta_1"]
+    posterior = Posterior.load(tmp_path / "p.npz")
+    assert posterior.dim == 2 and posterior.nuisance_names == ("theta_1",)
+    marginal = posterior.of_interest()
+    assert marginal.parameter_names == ("theta_0",) and np.array_equal(marginal.samples[:, 0], posterior.samples[:, 0])
+    assert marginal.chain.shape[2] == 1
+    assert main([*args, "--out", str(tmp_path / "q.npz"), "--show-nuisance"]) == 0
+    assert "\ntheta_1 " in capsys.readouterr().out
+    for extra in ([], ["--show-nuisance"]):
+        assert main(["plot", str(tmp_path / "p.npz"), "--out", str(tmp_path / "c.png"), *extra]) == 0
+        assert (tmp_path / "c.png").read_bytes()[:4] == PNG

@@ -122,3 +122,81 @@ def test_grid_spec_and_axis_errors():
     with pytest.raises(InputError, match="given twice"):
         order_axes([b, b], ("theta_0",))
     assert wilks_threshold(0.95, 1) == pytest.approx(3.841458820694124)
+
+
+def test_asimov_expected_limits_of_the_gaussian_model(conjugate_problem):
+    """Asimov data at theta_0 for the Gaussian model: log L_A(theta) = (N/M) sum_j log p(x_j|theta) is quadratic with
+    curvature exactly N A^T Sigma^-1 A (independent of the sample), so the expected intervals have the analytic
+    half-widths sqrt(chi2_1^-1(alpha)) sigma_N (to the grid's interpolation error); their centre is the sample's
+    MLE, within 4 sigma_1 / sqrt(M) of theta_0 (sigma_1 the one-event resolution: a Gaussian MC error, not a
+    measured spread). The observed intervals sit at the observed MLE instead (a negative control)."""
+    from mflow_sbi.inference.limits import AsimovLikelihood, asimov_sample
+
+    problem = conjugate_problem(p=1, n=1, d=2, n_events=25, seed=7)
+    theta_hat, fisher = gaussian_truth(problem)
+    theta_0, m = np.array([theta_hat[0] + 3 / np.sqrt(fisher[0, 0])]), 20_000
+    sample = asimov_sample(problem.model, theta_0, m, seed=1)
+    axes = axes_around(theta_0, fisher, 201)
+    expected = profile_likelihood_limits(AsimovLikelihood(ModelLikelihood(problem.model, sample), m, 25), axes)
+    sd_n = 1 / np.sqrt(fisher[0, 0])
+    sd_1 = sd_n * np.sqrt(25)
+    assert abs(expected.theta_hat[0] - theta_0[0]) < 4 * sd_1 / np.sqrt(m)
+    for level in (0.68, 0.95):
+        half = np.sqrt(stats.chi2.ppf(level, 1)) * sd_n
+        (segment,) = expected.intervals["theta_0"][level]
+        assert (segment[1] - segment[0]) / 2 == pytest.approx(half, abs=5e-3 * sd_n)
+        assert abs((segment[0] + segment[1]) / 2 - theta_0[0]) < 4 * sd_1 / np.sqrt(m) + 5e-3 * sd_n
+    observed = profile_likelihood_limits(ModelLikelihood(problem.model, problem.x), axes)
+    assert abs(observed.theta_hat[0] - theta_0[0]) > 2.5 * sd_n
+
+
+def test_asimov_rate_is_the_poisson_term_at_its_expectation():
+    """q_A from the rate alone is 2 [nu - nu_0 - nu_0 log(nu / nu_0)] (Cowan et al. 2011, eq. 97's unbinned part)."""
+    from mflow_sbi.inference.limits import AsimovLikelihood, AsimovRate
+
+    def nu(theta):
+        return 10.0 * np.exp(theta[:, 0])
+
+    rate = AsimovRate(nu, np.array([0.2]))
+    assert rate.nu_0 == pytest.approx(10 * np.exp(0.2))
+    theta = np.linspace(-1, 1, 11)[:, None]
+    q = -2 * (rate(theta) - rate(np.array([[0.2]])))
+    nus = nu(theta)
+    np.testing.assert_allclose(q, 2 * (nus - rate.nu_0 - rate.nu_0 * np.log(nus / rate.nu_0)), rtol=1e-12, atol=1e-12)
+    assert AsimovRate(lambda t: np.where(t[:, 0] > 0, 1.0, -1.0), np.array([1.0]))(np.array([[-1.0]]))[0] == -np.inf
+    both = AsimovLikelihood(lambda t: np.zeros(len(t)), 5, 20.0, rate)
+    np.testing.assert_allclose(both(theta), rate(theta))
+    with pytest.raises(InputError, match="positive"):
+        AsimovRate(lambda t: np.zeros(len(t)), np.array([0.0]))
+
+
+def test_profiled_nuisance_matches_the_analytic_profile(conjugate_problem):
+    """theta_1 of the 2-D Gaussian problem as a nuisance with its prior N(0, 2^2) as constraint: log L + log c is
+    the quadratic -1/2 (t - t*)^T P (t - t*) with P = F + diag(0, 1/4), so q_p(theta_0) = (theta_0 - t*_0)^2 /
+    (P^-1)_00 and nu_hat_hat(theta_0) = t*_1 - (P_10 / P_11)(theta_0 - t*_0) exactly; the profiled interval is
+    wider than the one with theta_1 fixed at t*_1 (1 / sqrt(P_00) half-width per unit chi2)."""
+    from mflow_sbi.inference.limits import ProfiledLikelihood
+
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=3)
+    theta_hat, fisher = gaussian_truth(problem)
+    precision = fisher + np.diag([0.0, 1 / 4.0])
+    t_star = np.linalg.solve(precision, fisher @ theta_hat)
+    sd = np.sqrt(np.linalg.inv(precision)[0, 0])
+    axis = GridAxis("theta_0", np.linspace(t_star[0] - 4 * sd, t_star[0] + 4 * sd, 161))
+    profiled = ProfiledLikelihood(ModelLikelihood(problem.model, problem.x), 2, [0], [1], [problem.prior.components[1]])
+    result = profile_likelihood_limits(profiled, [axis])
+    np.testing.assert_allclose(result.q, (axis.values - t_star[0]) ** 2 / sd**2, atol=3e-3)
+    _, nu_hat = profiled.maximize(axis.values[:, None])
+    expected_nu = t_star[1] - precision[1, 0] / precision[1, 1] * (axis.values - t_star[0])
+    np.testing.assert_allclose(nu_hat[:, 0], expected_nu, atol=2e-3 / np.sqrt(precision[1, 1]))
+    (segment,) = result.intervals["theta_0"][0.68]
+    half = np.sqrt(stats.chi2.ppf(0.68, 1))
+    assert (segment[1] - segment[0]) / 2 == pytest.approx(half * sd, abs=5e-3 * sd)
+    assert sd > 1.05 / np.sqrt(precision[0, 0])  # the correlated nuisance widens the interval (here 7.7 times)
+
+
+def test_order_axes_leaves_nuisances_to_profile():
+    a = parse_grid_spec("theta_0=-1:1:3")
+    assert [x.name for x in order_axes([a], ["theta_0", "nu"], ["nu"])] == ["theta_0"]
+    with pytest.raises(InputError, match="nuisance parameters nu are profiled"):
+        order_axes([parse_grid_spec("nu=-1:1:3")], ["theta_0", "nu"], ["nu"])

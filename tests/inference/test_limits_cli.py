@@ -93,3 +93,74 @@ def test_limits_errors_are_one_line(fake_model, tmp_path, capsys, extra, message
     rc = main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--out", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_expected_limits_are_written_printed_and_plotted(fake_model, tmp_path, capsys):
+    """--expected THETA_0: the Asimov intervals have the observed ones' width (the Gaussian q has the same curvature
+    for any data) and are centred at THETA_0 within the Monte-Carlo error 4 sigma_1 / sqrt(M)."""
+    problem, observed = fake_model
+    theta_hat, fisher = mle_and_fisher(problem)
+    sd = 1 / np.sqrt(fisher[0, 0])
+    theta_0 = theta_hat[0] + 2 * sd
+    out = tmp_path / "lim"
+    grid = f"theta_0={theta_hat[0] - 6 * sd}:{theta_hat[0] + 6 * sd}:241"
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out", str(out),
+                 "--expected", str(theta_0), "--asimov-events", "20000", "--seed", "4"]) == 0
+    summary = json.loads((out / "limits.json").read_text())
+    expected = summary["expected"]
+    assert expected["metadata"] == {"theta_0": [theta_0], "n_expected": 20.0, "asimov_events": 20000, "seed": 4}
+    (obs_segment,) = summary["intervals"]["theta_0"]["0.68"]["segments"]
+    (exp_segment,) = expected["intervals"]["theta_0"]["0.68"]["segments"]
+    assert exp_segment[1] - exp_segment[0] == pytest.approx(obs_segment[1] - obs_segment[0], abs=0.01 * sd)
+    assert abs(np.mean(exp_segment) - theta_0) < 4 * sd * np.sqrt(20 / 20000) + 0.01 * sd
+    with np.load(out / "limits.npz") as arrays:
+        assert arrays["q_expected"].shape == (241,) and arrays["theta_hat_expected"].shape == (1,)
+    assert "expected theta_0 68% CL" in capsys.readouterr().out
+    assert (out / "limits.png").read_bytes()[:4] == PNG
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out", str(out),
+                 "--expected", "0,1"]) == 2
+    assert "theta_0 needs 1 value(s)" in capsys.readouterr().err
+
+
+def test_expected_limits_in_two_parameters_with_a_rate(conjugate_problem, monkeypatch, tmp_path):
+    """Two parameters (contours drawn) and a rate: the Asimov data have N = nu(THETA_0) events."""
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=1)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
+    (tmp_path / "model").mkdir()
+    theta = np.random.default_rng(0).normal(size=(12, 2))
+    coefficients = np.array([20.0, 2.0, -1.0, 0.5, 0.0, 0.5])  # nu = 20 + 2 a - b + (a^2 + b^2) / 2 at luminosity 1
+    fit_quadratic_rate(theta, quadratic_features(theta) @ coefficients).save(tmp_path / "model" / "rate_fit.json")
+    centre = problem.theta_true
+    grids = [f"theta_{k}={centre[k] - 2}:{centre[k] + 2}:21" for k in range(2)]
+    out = tmp_path / "lim"
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grids[0], "--grid", grids[1],
+                 "--out", str(out), "--rate", "fit", "--luminosity", "1", "--expected", f"{centre[0]},{centre[1]}",
+                 "--asimov-events", "2000"]) == 0
+    expected = json.loads((out / "limits.json").read_text())["expected"]
+    a, b = centre
+    assert expected["metadata"]["n_expected"] == pytest.approx(20 + 2 * a - b + (a * a + b * b) / 2, rel=1e-9)
+    assert expected["dof"] == 2 and (out / "limits.png").read_bytes()[:4] == PNG
+
+
+def test_limits_profile_the_nuisances_of_the_training_data(conjugate_problem, monkeypatch, tmp_path):
+    """theta_1 declared a nuisance in training_data.json and left off the grid: profiled with its prior N(0, 2^2) as
+    constraint, so the 68% half-width is sqrt(chi2_1^-1(0.68) (P^-1)_00), P = F + diag(0, 1/4) (analytic)."""
+    problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=3)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
+    observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
+    theta_hat, fisher = mle_and_fisher(problem)
+    precision = fisher + np.diag([0.0, 0.25])
+    t_star = np.linalg.solve(precision, fisher @ theta_hat)
+    sd = np.sqrt(np.linalg.inv(precision)[0, 0])
+    grid = f"theta_0={t_star[0] - 4 * sd}:{t_star[0] + 4 * sd}:161"
+    out = tmp_path / "lim"
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out", str(out)]) == 0
+    summary = json.loads((out / "limits.json").read_text())
+    assert summary["metadata"]["profiled_nuisances"] == ["theta_1"] and summary["parameters"] == ["theta_0"]
+    assert summary["metadata"]["nuisance_hat"][0] == pytest.approx(t_star[1], abs=0.01 / np.sqrt(precision[1, 1]))
+    (segment,) = summary["intervals"]["theta_0"]["0.68"]["segments"]
+    half = np.sqrt(stats.chi2.ppf(0.68, 1)) * sd
+    np.testing.assert_allclose(segment, [t_star[0] - half, t_star[0] + half], atol=0.01 * sd)
