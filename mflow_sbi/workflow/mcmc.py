@@ -2,8 +2,9 @@
 
 The chain is saved every ``CHECKPOINT_EVERY`` steps to ``<posterior stem>_mcmc_checkpoint.npz``
 (:func:`mflow_sbi.layout.mcmc_checkpoint_path`) under a key that identifies the target: the SHA-256 of the
-model's weights (or the model directory's path when it holds no weights file), a fingerprint of the observed events and the prior and rate in use. ``--resume`` continues a
-killed run from it only when all of these (and the sampler settings) are the same.
+model's weights (or the model directory's path when it holds no weights file), a fingerprint of the observed
+events and the prior and rate in use. ``--resume`` continues a killed run from it only when all of these (and
+the sampler settings) are the same.
 """
 
 from __future__ import annotations
