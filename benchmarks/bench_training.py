@@ -154,18 +154,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speed", action="store_true", help="run only the speed study (issue 15)")
-    parser.add_argument("--compile", action="store_true", help="speed study: include the torch.compile variant")
+    parser.add_argument("--compile", action="store_true", help="speed study: include the torch.compile variants")
+    parser.add_argument("--speed-phases", default="MDS", help="speed study: the steps to time (M, D, S)")
+    parser.add_argument("--speed-models", default="lhc,polynomial_surface", help="speed study: the models")
+    parser.add_argument("--no-validation", action="store_true", help="speed study: skip the validation-loss check")
+    parser.add_argument("--out", type=Path, default=None, help="speed study: results file")
     args = parser.parse_args()
     if args.quick:
         args.throughput_events, args.n_train, args.epochs_m, args.epochs_d = 4000, 20000, 10, 12
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.speed:
-        results = speed_study(args.quick, args.compile, args.seed)
+        results = speed_study(args.quick, args.compile, args.seed, args.speed_phases, args.speed_models,
+                              not args.no_validation)
         results["quick"] = args.quick
         results["machine"] = machine()
-        save_json(SPEED_RESULTS, results)
-        print(f"results written to {SPEED_RESULTS}")
+        out = args.out or SPEED_RESULTS
+        save_json(out, results)
+        print(f"results written to {out}")
         return
     results = {"throughput": throughput(args.throughput_events, args.batch_size, args.seed)}
     print(results["throughput"], flush=True)

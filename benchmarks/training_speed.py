@@ -209,8 +209,10 @@ def validation_loss(events: int, epochs: int, variants: dict[str, TrainingConfig
     return {"events": events, "epochs": epochs, "variants": losses}
 
 
-def speed_study(quick: bool, compile_: bool, seed: int = 0) -> dict:
-    """The whole study; ``quick`` keeps it to a few minutes on a shared 2-core machine."""
+def speed_study(quick: bool, compile_: bool, seed: int = 0, phases: str = "MDS", models: str = "lhc,polynomial_surface",
+                validation: bool = True) -> dict:
+    """The whole study (or the ``phases`` of the ``models`` named); ``quick`` keeps it small for a shared 2-core
+    machine."""
     repeats = 3 if quick else 5
     variants = {"nflows": TrainingConfig(flow_kernels="nflows", validation_fraction=0.0),
                 "fused": TrainingConfig(validation_fraction=0.0),
@@ -218,26 +220,27 @@ def speed_study(quick: bool, compile_: bool, seed: int = 0) -> dict:
     if compile_:
         variants["fused + compile"] = TrainingConfig(compile=True, validation_fraction=0.0)
         variants["fused + compile, batch 1024"] = TrainingConfig(compile=True, batch_size=1024, validation_fraction=0.0)
-    lhc_events = {"M": 2048, "D": 8192, "S": 256} if quick else {"M": 8192, "D": 32768, "S": 1024}
-    poly_events = {"M": 8192, "D": 8192, "S": 2048} if quick else {"M": 32768, "D": 32768, "S": 8192}
+    events = {"lhc": {"M": 2048, "D": 8192, "S": 256} if quick else {"M": 8192, "D": 32768, "S": 1024},
+              "polynomial_surface": {"M": 8192, "D": 8192, "S": 2048} if quick else {"M": 32768, "D": 32768, "S": 8192}}
+    chosen = models.split(",")
     results = {"repeats": repeats, "threads": torch.get_num_threads()}
     results["profile"] = {f"{simulator} {name} {kernels}": breakdown(simulator, name, kernels, seed=seed)
-                          for simulator in ("lhc", "polynomial_surface") for name in PHASES
-                          for kernels in ("nflows", "fused")}
+                          for simulator in chosen for name in phases for kernels in ("nflows", "fused")}
     print("profile", results["profile"], flush=True)
     shapes = sorted(set(layer_shapes(model_for("lhc", seed), 256)) | set(layer_shapes(model_for("polynomial_surface",
                                                                                                  seed), 256)))
     results["gemm_before"] = gemm_rate(shapes)
-    results["lhc"] = throughput("lhc", lhc_events, variants, repeats, seed)
-    print("lhc", results["lhc"], flush=True)
-    poly_variants = {k: v for k, v in variants.items() if not v.compile}  # compiled: the LHC-sized model only
-    results["polynomial_surface"] = throughput("polynomial_surface", poly_events, poly_variants, repeats, seed)
-    print("polynomial_surface", results["polynomial_surface"], flush=True)
+    for simulator in chosen:
+        wanted = {name: n for name, n in events[simulator].items() if name in phases}
+        results[simulator] = throughput(simulator, wanted, variants, repeats, seed)
+        print(simulator, results[simulator], flush=True)
     results["gemm_after"] = gemm_rate(shapes)
     rate = statistics.median([results["gemm_before"]["median_gflops"], results["gemm_after"]["median_gflops"]])
     results["gemm_gflops"] = rate
-    add_floor(results["lhc"], rate)
-    add_floor(results["polynomial_surface"], rate)
+    for simulator in chosen:
+        add_floor(results[simulator], rate)
+    if not validation:
+        return results
     loss_variants = {"nflows": TrainingConfig(flow_kernels="nflows"), "fused": TrainingConfig(),
                      "fused, batch 1024": TrainingConfig(batch_size=1024)}
     results["validation"] = validation_loss(4000 if quick else 20000, 3 if quick else 10, loss_variants, seed)
