@@ -13,13 +13,20 @@
    MMD^2 on ``--mmd-samples`` draws of each. Reported: training wall time (posterior evaluations excluded)
    until MMD^2 <= ``--target`` (0.005), and the whole MMD^2 curve.
 
+3. Speed (``--speed``, issue 15): today's code path against the fused kernels, a larger batch and (with
+   ``--compile``) ``torch.compile``, interleaved and repeated, with the machine's GEMM floor and the validation
+   loss after the same number of epochs; see ``benchmarks/training_speed.py``. Results:
+   ``benchmarks/results/training_speed.json`` (this mode runs only the speed study).
+
 Results go to ``benchmarks/results/training.json``. Usage:
-``python -m benchmarks.bench_training [--quick] [--n-train 100000] [--threads N]``.
+``python -m benchmarks.bench_training [--quick] [--n-train 100000] [--threads N]``, and
+``python -m benchmarks.bench_training --speed [--quick] [--compile] --threads 1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.training_speed import speed_study
 from mflow_sbi.flows import ManifoldFlow
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import mmd2
@@ -36,6 +44,7 @@ from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training import Trainer, TrainingConfig, build_phases, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.json"
+SPEED_RESULTS = RESULTS.with_name("training_speed.json")
 
 
 # The outer flow of the 0.1 default architecture (6 layers; the default is now 4, as in the `run` job), kept so
@@ -120,6 +129,12 @@ def time_to_accuracy(args) -> dict:
             "reached": check.reached, "curve": check.curve}
 
 
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "load_average": [round(v, 1) for v in os.getloadavg()]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a shared 2-core machine")
@@ -138,17 +153,31 @@ def main() -> None:
     parser.add_argument("--mmd-samples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed", action="store_true", help="run only the speed study (issue 15)")
+    parser.add_argument("--compile", action="store_true", help="speed study: include the torch.compile variants")
+    parser.add_argument("--speed-phases", default="MDS", help="speed study: the steps to time (M, D, S)")
+    parser.add_argument("--speed-models", default="lhc,polynomial_surface", help="speed study: the models")
+    parser.add_argument("--no-validation", action="store_true", help="speed study: skip the validation-loss check")
+    parser.add_argument("--out", type=Path, default=None, help="speed study: results file")
     args = parser.parse_args()
     if args.quick:
         args.throughput_events, args.n_train, args.epochs_m, args.epochs_d = 4000, 20000, 10, 12
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.speed:
+        results = speed_study(args.quick, args.compile, args.seed, args.speed_phases, args.speed_models,
+                              not args.no_validation)
+        results["quick"] = args.quick
+        results["machine"] = machine()
+        out = args.out or SPEED_RESULTS
+        save_json(out, results)
+        print(f"results written to {out}")
+        return
     results = {"throughput": throughput(args.throughput_events, args.batch_size, args.seed)}
     print(results["throughput"], flush=True)
     results["time_to_accuracy"] = time_to_accuracy(args)
     results["quick"] = args.quick
-    results["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+    results["machine"] = machine()
     save_json(RESULTS, results)
     print(f"results written to {RESULTS}")
 

@@ -48,9 +48,9 @@ class AmbientFlow(ConditionalDensityModel):
         return {**super().architecture(), "flow": vars(self.flow_config).copy()}
 
     def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
-        noise, log_det = self.flow(x_std, context=theta_std)
+        noise, log_det = self.run_stack(self.flow, x_std, theta_std)
         return standard_normal_log_prob(noise) + log_det + self.x_scaler.log_abs_det()
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         noise = torch.randn(theta_std.shape[0], self.data_dim, generator=generator, dtype=theta_std.dtype)
-        return self.flow.inverse(noise, context=theta_std)[0]
+        return self.run_stack(self.flow, noise, theta_std, inverse=True, log_det=False)[0]

@@ -2,7 +2,8 @@
 
 ``StackConfig`` describes one transform stack (built by :mod:`mflow_sbi.flows.builders`), ``EncoderConfig``
 the Me-flow encoder (:mod:`mflow_sbi.flows.encoder`); ``JACOBIAN_METHODS`` are the ways of computing the
-decoder Jacobian (:mod:`mflow_sbi.flows.jacobian`).
+decoder Jacobian (:mod:`mflow_sbi.flows.jacobian`), ``FLOW_KERNELS`` the ways of evaluating a stack
+(:mod:`mflow_sbi.flows.fused`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TypeVar
 from mflow_sbi.errors import ConfigError
 
 JACOBIAN_METHODS = ("forward", "double_backward", "loop")
+FLOW_KERNELS = ("fused", "nflows")  # how stacks are evaluated (mflow_sbi.flows.base.ConditionalDensityModel.run_stack)
 TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling")
 LINEAR_TYPES = ("lu", "permutation")
 T = TypeVar("T")

@@ -11,6 +11,10 @@ models with a manifold, the methods listed in ``manifold.py``). Models whose the
 on latent coordinates also implement the cached-likelihood pair ``cache_observed`` / ``latent_log_prob``;
 the others raise NoCachedLikelihood.
 
+Transform stacks run through :meth:`ConditionalDensityModel.run_stack`: nflows' own ``forward``/``inverse``
+(``flow_kernels = "nflows"``, the default) or the fused evaluation of ``mflow_sbi.flows.fused`` (``"fused"``,
+the same function with fewer tensor operations; training switches it on with ``[training] flow_kernels``).
+
 Networks run in float32 by default; ``model.double()`` switches a model (weights, scalers and the dtype
 its inputs are converted to) to float64, e.g. for precise reference computations.
 """
@@ -29,6 +33,7 @@ from torch import nn
 
 from mflow_sbi import __version__
 from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.flows.fused import stack_forward, stack_inverse
 from mflow_sbi.flows.standardize import Standardizer
 from mflow_sbi.io import atomic_path, read_json, save_json
 from mflow_sbi.layout import CONFIG_FILE, MANIFEST_FILE, VERSIONS_FILE, WEIGHTS_FILE
@@ -61,6 +66,7 @@ class ConditionalDensityModel(nn.Module):
     needs_latent_dim: ClassVar[bool] = False  # True for models with a learned manifold (of dimension latent_dim)
     latent_dim: int | None = None
     conditional_outer: bool = False
+    flow_kernels: str = "nflows"  # how run_stack evaluates the stacks (architecture.FLOW_KERNELS); not saved
 
     def __init__(
         self,
@@ -95,6 +101,15 @@ class ConditionalDensityModel(nn.Module):
         weights = None if weights is None else torch.as_tensor(weights)
         self.x_scaler.fit(x, weights)
         self.theta_scaler.fit(theta, weights)
+
+    def run_stack(self, stack: nn.Module, inputs: torch.Tensor, context: torch.Tensor | None = None, *,
+                  inverse: bool = False, log_det: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(outputs, log|det d outputs / d inputs|) of an nflows stack in its forward (data -> latent) or
+        inverse direction, with ``flow_kernels``; the fused kernels return None for the log-det when
+        ``log_det`` is False (nflows always computes it)."""
+        if self.flow_kernels == "fused":
+            return (stack_inverse if inverse else stack_forward)(stack, inputs, context, log_det=log_det)
+        return stack.inverse(inputs, context=context) if inverse else stack(inputs, context=context)
 
     # --- input validation ------------------------------------------------------------------------------
     @property

@@ -60,6 +60,19 @@ def decoder_jacobian(
     parameters and, when u carries a graph, through u as well. Random layers (dropout) use the same
     random draw for all n columns.
     """
+    return decoder_value_and_jacobian(decode, u, context, method, create_graph)[1]
+
+
+def decoder_value_and_jacobian(
+    decode: Decoder,
+    u: torch.Tensor,
+    context: torch.Tensor | None = None,
+    method: str = "forward",
+    create_graph: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(decode(u, context) (B, d), its Jacobians (B, d, n)) from one decoder evaluation: every method evaluates
+    the decoder at u anyway (the primal of the JVPs, the forward pass of the VJPs), so the value is free.
+    With ``create_graph=True`` both carry the graph (see :func:`decoder_jacobian`)."""
     if method not in METHODS:
         raise InputError(f"unknown Jacobian method {method!r}; choose one of {METHODS}")
     if method == "loop":
@@ -67,13 +80,13 @@ def decoder_jacobian(
     points = u if create_graph else u.detach()
     tangents = _one_hot_tangents(u)
     if method == "forward":
-        def column(tangent: torch.Tensor) -> torch.Tensor:
-            return torch.func.jvp(lambda z: decode(z, context), (points,), (tangent,))[1]
+        def column(tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.func.jvp(lambda z: decode(z, context), (points,), (tangent,))
 
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()), warnings.catch_warnings():
             # nflows' context gating (glu) has no vmap batching rule: torch loops over the n tangents there
             warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
-            columns = torch.func.vmap(column, randomness="same")(tangents)
+            outputs, columns = torch.func.vmap(column, randomness="same", out_dims=(None, 0))(tangents)
     else:
         with torch.enable_grad():
             if not points.requires_grad:
@@ -84,12 +97,14 @@ def decoder_jacobian(
             (columns,) = torch.autograd.grad(
                 transposed, dummy, grad_outputs=tangents, is_grads_batched=True, create_graph=create_graph
             )
-    return columns.permute(1, 2, 0)
+        if not create_graph:
+            outputs = outputs.detach()
+    return outputs, columns.permute(1, 2, 0)
 
 
 def _loop_jacobian(
     decode: Decoder, u: torch.Tensor, context: torch.Tensor | None, create_graph: bool
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         rows = u if create_graph and u.requires_grad else u.detach().requires_grad_(True)
         outputs = decode(rows, context)
@@ -97,7 +112,7 @@ def _loop_jacobian(
             torch.autograd.grad(outputs[:, i].sum(), rows, retain_graph=True, create_graph=create_graph)[0]
             for i in range(outputs.shape[1])
         ]
-    return torch.stack(columns, dim=1)
+    return (outputs if create_graph else outputs.detach()), torch.stack(columns, dim=1)
 
 
 def log_det_metric(jacobian: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,13 @@ from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.flows.architecture import StackConfig, resolve_config
 from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
 from mflow_sbi.flows.builders import build_stack
-from mflow_sbi.flows.jacobian import METHODS, decoder_jacobian, log_det_metric, metric_condition_number
+from mflow_sbi.flows.jacobian import (
+    METHODS,
+    decoder_jacobian,
+    decoder_value_and_jacobian,
+    log_det_metric,
+    metric_condition_number,
+)
 from mflow_sbi.priors import IndependentPrior
 
 DEFAULT_OUTER = StackConfig(n_layers=4, hidden_features=64)
@@ -125,50 +131,59 @@ class ManifoldFlow(ConditionalDensityModel):
             raise InputError("this model has conditional_outer=True: encode/decode/project need theta")
         return theta_std.expand(rows, -1) if theta_std.ndim == 1 else theta_std
 
-    def _outer_forward(self, x_std: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """f(x_std) = (u', v) concatenated, and log|det df/dx_std|."""
-        return self.outer(x_std, context=context)
+    def _outer_forward(self, x_std: torch.Tensor, context: torch.Tensor | None,
+                       log_det: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """f(x_std) = (u', v) concatenated, and log|det df/dx_std| (possibly None without ``log_det``)."""
+        return self.run_stack(self.outer, x_std, context, log_det=log_det)
 
     def _outer_inverse(
-        self, u: torch.Tensor, v: torch.Tensor | None, context: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """f^{-1}(u', v) (v = 0 when None) and log|det df^{-1}/d(u', v)|."""
+        self, u: torch.Tensor, v: torch.Tensor | None, context: torch.Tensor | None, log_det: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """f^{-1}(u', v) (v = 0 when None) and log|det df^{-1}/d(u', v)| (possibly None without ``log_det``)."""
         if v is None:
             v = u.new_zeros(u.shape[0], self.data_dim - self.latent_dim)
-        return self.outer.inverse(torch.cat([u, v], dim=1), context=context)
+        return self.run_stack(self.outer, torch.cat([u, v], dim=1), context, inverse=True, log_det=log_det)
 
     def _encode_std(self, x_std: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """u'(x_std): the first n coordinates of f(x_std)."""
-        return self._outer_forward(x_std, context)[0][:, : self.latent_dim]
+        return self._outer_forward(x_std, context, log_det=False)[0][:, : self.latent_dim]
 
     def _decode_std(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """g(u') = f^{-1}(u', 0) in standardized units."""
-        return self._outer_inverse(u, None, context)[0]
+        return self._outer_inverse(u, None, context, log_det=False)[0]
 
     def _decode_raw(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         return self.x_scaler.inverse(self._decode_std(u, context))
 
     def _latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
-        noise, log_det = self.inner(u, context=theta_std)
+        noise, log_det = self.run_stack(self.inner, u, theta_std)
         return standard_normal_log_prob(noise) + log_det
 
-    def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """-1/2 log det(J^T J) with J = d x_raw / d u' at u', differentiable in training mode and, with a conditional
+    def _decoded_and_volume(self, u: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(g(u') in standardized units, -1/2 log det(J^T J)) with J = d x_raw / d u' = diag(s) d g / d u', both from one
+        decoder evaluation (``decoder_value_and_jacobian``), differentiable in training mode and, with a conditional
         outer flow, whenever theta carries gradients (the SCANDAL score of validation batches)."""
         wants_theta_gradient = context is not None and context.requires_grad
         differentiable = torch.is_grad_enabled() and (self.training or wants_theta_gradient)
         method = self.jacobian_method
         if differentiable and context is not None and method == "forward":
             method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)
-        jacobian = decoder_jacobian(self._decode_raw, u, context, method=method, create_graph=differentiable)
-        return (-0.5 * log_det_metric(jacobian)).to(u.dtype)
+        decoded, jacobian_std = decoder_value_and_jacobian(self._decode_std, u, context, method=method,
+                                                           create_graph=differentiable)
+        jacobian = jacobian_std * self.x_scaler.scale[:, None]
+        return decoded, (-0.5 * log_det_metric(jacobian)).to(u.dtype)
+
+    def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """-1/2 log det(J^T J) with J = d x_raw / d u' at u' (see ``_decoded_and_volume``)."""
+        return self._decoded_and_volume(u, context)[1]
 
     def _split(self, x_std: torch.Tensor, context: torch.Tensor | None, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(u', c) with log p(x|theta) = latent_log_prob(u'|theta) + c; c depends on theta only via the context."""
+        if mode == "manifold":
+            u = self._encode_std(x_std, context)
+            return u, self._volume_term(u, context)
         h, outer_log_det = self._outer_forward(x_std, context)
         u = h[:, : self.latent_dim]
-        if mode == "manifold":
-            return u, self._volume_term(u, context)
         const = outer_log_det + self.x_scaler.log_abs_det()
         if mode == "pie":
             const = const + self._off_manifold_log_prob(h[:, self.latent_dim :])
@@ -189,9 +204,9 @@ class ManifoldFlow(ConditionalDensityModel):
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         rows = theta_std.shape[0]
         noise = torch.randn(rows, self.latent_dim, generator=generator, dtype=theta_std.dtype)
-        u = self.inner.inverse(noise, context=theta_std)[0]
+        u = self.run_stack(self.inner, noise, theta_std, inverse=True, log_det=False)[0]
         v = self._off_manifold_sample(rows, generator)
-        return self._outer_inverse(u, v, self._outer_context(theta_std, rows))[0]
+        return self._outer_inverse(u, v, self._outer_context(theta_std, rows), log_det=False)[0]
 
     # --- training interface (standardized units, see the module docstring) ----------------------------------
     def encode_std(self, x_std: torch.Tensor, theta_std: torch.Tensor | None = None) -> torch.Tensor:
@@ -205,6 +220,15 @@ class ManifoldFlow(ConditionalDensityModel):
     def latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
         """log p(u'|theta) of the inner flow for standardized theta, shape (N,)."""
         return self._latent_log_prob_std(u, theta_std)
+
+    def manifold_terms_std(self, x_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(u', g(u') in standardized units, -1/2 log det(J^T J)) for a theta-free outer flow, with one encoder and
+        one decoder pass: the reconstruction of the simultaneous step and the volume term of its "manifold"
+        density (log p(x|theta) = latent_log_prob_std(u', theta) + volume) share the decoder evaluation."""
+        if self.conditional_outer:
+            raise InputError("manifold_terms_std needs a theta-free outer flow (conditional_outer=False)")
+        u = self._encode_std(x_std, None)
+        return (u, *self._decoded_and_volume(u, None))
 
     # --- public latent-space API (raw units in and out) --------------------------------------------------
     def _context_for(self, theta: ArrayLike | None, rows: int) -> torch.Tensor | None:

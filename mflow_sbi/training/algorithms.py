@@ -43,6 +43,7 @@ from mflow_sbi.training.losses import (
     weighted_mean,
 )
 from mflow_sbi.training.settings import TrainingConfig
+from mflow_sbi.training.speed import compile_steps, flow_kernels
 from mflow_sbi.training.tensors import prepare_tensors
 from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer
 
@@ -97,7 +98,9 @@ class _Losses:
         return {name: self.mean(-values, batch), "score": self.mean(score_error(score, batch[2]), batch)}
 
     def reconstruction(self, batch: Batch) -> LossTerms:
-        u, reconstructed = encode_decode(self.model, batch[0], batch[1])
+        return self._reconstruction_terms(batch, *encode_decode(self.model, batch[0], batch[1]))
+
+    def _reconstruction_terms(self, batch: Batch, u: torch.Tensor, reconstructed: torch.Tensor) -> LossTerms:
         error = reconstruction_error(reconstructed, batch[0], self.config.reconstruction)
         terms = {"reconstruction": self.mean(error, batch)}
         if self.config.latent_l2 > 0:
@@ -120,8 +123,18 @@ class _Losses:
         return self.latent_nll((u, *batch[1:]))
 
     def simultaneous(self, batch: Batch) -> LossTerms:
-        terms = self.reconstruction(batch)
-        terms.update(self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "manifold"), "nll"))
+        """Reconstruction and exact manifold NLL. With a theta-free outer flow both come from one encoder and one
+        decoder pass (``manifold_terms_std``: the decoder's value is the primal of its Jacobian), and
+        log p(x|theta) = log p(u'|theta) + volume(u'); with a conditional one (and with ``flow_kernels = "nflows"``, the
+        code path of earlier versions) the density is evaluated in passes of its own."""
+        if self.model.conditional_outer or self.config.flow_kernels == "nflows":
+            terms = self.reconstruction(batch)
+            terms.update(self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "manifold"),
+                                          "nll"))
+            return terms
+        u, reconstructed, volume = self.model.manifold_terms_std(batch[0])
+        terms = self._reconstruction_terms(batch, u, reconstructed)
+        terms.update(self._with_score(batch, lambda theta: self.model.latent_log_prob_std(u, theta) + volume, "nll"))
         return terms
 
     def maximum_likelihood(self, batch: Batch) -> LossTerms:
@@ -221,4 +234,6 @@ def fit_prepared(
         raise ConfigError("training.manifold_events needs in-memory training data (not stream = true)")
     trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
                       validation=validation)
-    return trainer.fit(build_phases(model, config, weighted), resume=resume)
+    phases = build_phases(model, config, weighted)
+    with flow_kernels(model, config.flow_kernels):
+        return trainer.fit(compile_steps(phases) if config.compile else phases, resume=resume)

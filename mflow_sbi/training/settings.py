@@ -23,6 +23,10 @@ model use the averaged weights (see :mod:`mflow_sbi.training.trainer`). ``manifo
 phase M (sequential, simultaneous pre-training) on only that many of the training events (a random subset:
 the first rows of the shuffled split), while phase D uses all of them: the manifold needs fewer events than
 the density, and phase D on cached latents is several times cheaper per event. In-memory data only.
+``flow_kernels`` ("fused" or "nflows") and ``compile`` are speed switches that leave the math unchanged
+(:mod:`mflow_sbi.training.speed`): "nflows" is the slower code path of earlier versions, ``compile = true``
+compiles the step losses with ``torch.compile`` (a one-time cost of minutes; falls back to eager code with a
+logged warning where it cannot compile).
 ``stream = true`` trains on ROOT input chunk by chunk instead of loading it into memory
 (:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``).
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mflow_sbi.flows.architecture import FLOW_KERNELS
 from mflow_sbi.schema import BOOLEAN, Table, choice, integer, number, optional, setting
 
 ALGORITHMS = ("auto", "sequential", "alternating", "simultaneous", "ml")
@@ -76,6 +81,8 @@ class TrainingConfig(Table):
     stream: bool = setting(False, BOOLEAN)
     ema_decay: float = setting(0.0, number(0, 1))
     manifold_events: int = setting(0, integer(0))
+    flow_kernels: str = setting("fused", choice(FLOW_KERNELS))
+    compile: bool = setting(False, BOOLEAN)
 
     @property
     def lr_m(self) -> float:
