@@ -149,31 +149,31 @@ def corner_plot(
     return _save(corner_figure(posteriors, truth, labels, names, levels, titles), path)
 
 
-def _require_chain(posterior: Posterior) -> np.ndarray:
+def _require_chain(posterior: Posterior) -> None:
     if posterior.chain is None:
         raise InputError("this posterior has no stored chain (needed for trace/autocorrelation plots)")
-    return posterior.chain
 
 
 def trace_plot(posterior: Posterior, path: str | os.PathLike) -> Path:
-    """Every walker's trajectory per parameter (and log posterior), burn-in marked."""
-    chain = _require_chain(posterior)
-    rows = chain.shape[2] + (posterior.chain_log_prob is not None)
+    """Every walker's trajectory per parameter (and log posterior), burn-in included and marked."""
+    _require_chain(posterior)
+    chain, chain_log_prob = posterior.full_chain()
+    rows = chain.shape[2] + (chain_log_prob is not None)
     fig = Figure(figsize=(8, 1.8 * rows))
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     series = [chain[:, :, j] for j in range(chain.shape[2])]
     titles = list(posterior.labels)
-    if posterior.chain_log_prob is not None:
-        series.append(posterior.chain_log_prob)
+    if chain_log_prob is not None:
+        series.append(chain_log_prob)
         titles.append("log posterior")
-    burn_in = posterior.metadata.get("sampler", {}).get("burn_in")
+    burn_in = posterior.burn_in
     alpha = float(np.clip(4.0 / chain.shape[1], 0.05, 0.6))
     for ax, values, title in zip(axes, series, titles, strict=True):
         ax.plot(values, color="k", alpha=alpha, lw=0.6)
         ax.set_ylabel(title)
         if burn_in:
             ax.axvline(burn_in, color="C3", ls="--", lw=1)
-        settled = values[burn_in or 0 :]
+        settled = values[burn_in:]
         low, high = np.quantile(settled[np.isfinite(settled)], [0.001, 1.0])
         pad = 0.1 * max(high - low, 1e-12)
         ax.set_ylim(low - pad, high + pad)  # the post-burn-in range: early excursions would flatten the view
@@ -183,9 +183,8 @@ def trace_plot(posterior: Posterior, path: str | os.PathLike) -> Path:
 
 def autocorrelation_plot(posterior: Posterior, path: str | os.PathLike, max_lag: int | None = None) -> Path:
     """Walker-averaged normalized autocorrelation function per parameter, with the estimated tau marked."""
-    chain = _require_chain(posterior)
-    burn_in = int(posterior.metadata.get("sampler", {}).get("burn_in", 0))
-    chain = chain[burn_in:]
+    _require_chain(posterior)
+    chain = posterior.chain
     max_lag = min(chain.shape[0] - 1, max_lag or chain.shape[0] // 4)
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()

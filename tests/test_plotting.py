@@ -17,8 +17,9 @@ def gaussian(p=2, shift=0.0, seed=0, chain=False):
     rng = np.random.default_rng(seed)
     steps = rng.normal(shift, 1.0, size=(300, 10, p))
     log_prob = -0.5 * np.sum((steps - shift) ** 2, axis=2)
-    return Posterior(steps.reshape(-1, p), log_prob.ravel(), metadata={"sampler": {"burn_in": 30}},
-                     chain=steps if chain else None, chain_log_prob=log_prob if chain else None)
+    return Posterior(steps[30:].reshape(-1, p), log_prob[30:].ravel(), metadata={"sampler": {"burn_in": 30}},
+                     chain=steps[30:] if chain else None, chain_log_prob=log_prob[30:] if chain else None,
+                     burn_in_chain=steps[:30] if chain else None, burn_in_log_prob=log_prob[:30] if chain else None)
 
 
 def spans(ax):

@@ -3,8 +3,13 @@
 File layout (``.npz``, written atomically): ``samples`` (M, p), ``log_prob`` (M,) (unnormalized log
 posterior of each sample), ``parameter_names`` (p,) (the name data files use; also written as ``param_names``,
 the 0.1 name, which is read when ``parameter_names`` is absent), ``labels`` (p,), ``diagnostics`` and ``metadata``
-(JSON strings), and optionally the full ensemble ``chain`` (steps, walkers, p) with ``chain_log_prob``
-(steps, walkers), burn-in included, for trace plots.
+(JSON strings), and optionally the ensemble's kept steps ``chain`` (steps after burn-in, walkers, p, not
+thinned) with ``chain_log_prob`` (steps, walkers), and the burn-in stored beside them as ``burn_in_chain``
+(burn-in steps, walkers, p) and ``burn_in_log_prob`` (burn-in steps, walkers), for trace plots.
+
+Files written before the burn-in was stored separately have a ``chain`` (and ``chain_log_prob``) that
+starts with the burn-in and no ``burn_in_chain``; reading one splits it at the recorded burn-in
+(``metadata["sampler"]["burn_in"]``, 0 when absent).
 """
 
 from __future__ import annotations
@@ -38,6 +43,36 @@ def _level_key(kind: str, level: float) -> str:
     return f"{kind}_{round(100 * level)}"
 
 
+def _steps(name: str, chain, log_prob, p: int, walkers: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``chain`` (steps, walkers, p) and its ``log_prob`` (steps, walkers) as float arrays, shapes checked."""
+    if chain is None:
+        if log_prob is not None:
+            raise InputError(f"the log posterior of {name} given without {name}")
+        return None, None
+    chain = np.asarray(chain, dtype=np.float64)
+    if chain.ndim != 3 or chain.shape[2] != p or (walkers is not None and chain.shape[1] != walkers):
+        expected = f"(steps, {'walkers' if walkers is None else walkers}, {p})"
+        raise InputError(f"{name} must have shape {expected}, got {chain.shape}")
+    if log_prob is not None:
+        log_prob = np.asarray(log_prob, dtype=np.float64)
+        if log_prob.shape != chain.shape[:2]:
+            raise InputError(f"the log posterior of {name} must have shape {chain.shape[:2]}, got {log_prob.shape}")
+    return chain, log_prob
+
+
+def _split_legacy_chain(path: Path, fields: dict, metadata: dict) -> None:
+    """Split an old file's ``chain``/``chain_log_prob`` (burn-in included) at the recorded burn-in, in place."""
+    burn_in = int(metadata.get("sampler", {}).get("burn_in") or 0)
+    if fields["chain"].ndim != 3:
+        return  # the constructor names the wrong shape
+    steps = fields["chain"].shape[0]
+    if burn_in >= steps:
+        raise DataFileError(f"{path}: the chain has {steps} steps, not more than its recorded burn-in {burn_in}")
+    for key, burn_key in (("chain", "burn_in_chain"), ("chain_log_prob", "burn_in_log_prob")):
+        if key in fields:
+            fields[burn_key], fields[key] = fields[key][:burn_in], fields[key][burn_in:]
+
+
 class Posterior:
     """Posterior samples over parameters named ``parameter_names``."""
 
@@ -51,7 +86,11 @@ class Posterior:
         metadata: dict | None = None,
         chain: np.ndarray | None = None,
         chain_log_prob: np.ndarray | None = None,
+        burn_in_chain: np.ndarray | None = None,
+        burn_in_log_prob: np.ndarray | None = None,
     ):
+        """``chain``/``chain_log_prob``: the kept (post-burn-in) steps of the ensemble; ``burn_in_chain``/
+        ``burn_in_log_prob``: the burn-in steps before them (see the module docstring for the shapes)."""
         samples = np.asarray(samples, dtype=np.float64)
         if samples.ndim != 2 or samples.shape[0] < 2:
             raise InputError(f"posterior samples must have shape (M >= 2, p), got {samples.shape}")
@@ -63,10 +102,11 @@ class Posterior:
         labels = tuple(labels) if labels is not None else names
         if len(names) != p or len(labels) != p:
             raise InputError(f"need {p} parameter names and labels, got {len(names)} names and {len(labels)} labels")
-        if chain is not None:
-            chain = np.asarray(chain, dtype=np.float64)
-            if chain.ndim != 3 or chain.shape[2] != p:
-                raise InputError(f"chain must have shape (steps, walkers, {p}), got {chain.shape}")
+        chain, chain_log_prob = _steps("chain", chain, chain_log_prob, p, None)
+        walkers = None if chain is None else chain.shape[1]
+        burn_in_chain, burn_in_log_prob = _steps("burn_in_chain", burn_in_chain, burn_in_log_prob, p, walkers)
+        if burn_in_chain is not None and chain is None:
+            raise InputError("burn_in_chain given without the kept chain")
         self.samples = samples
         self.log_prob = log_prob
         self.parameter_names = names
@@ -74,7 +114,9 @@ class Posterior:
         self.diagnostics = _plain(dict(diagnostics or {}))
         self.metadata = _plain(dict(metadata or {}))
         self.chain = chain
-        self.chain_log_prob = None if chain_log_prob is None else np.asarray(chain_log_prob, dtype=np.float64)
+        self.chain_log_prob = chain_log_prob
+        self.burn_in_chain = burn_in_chain
+        self.burn_in_log_prob = burn_in_log_prob
 
     @property
     def n_samples(self) -> int:
@@ -116,6 +158,20 @@ class Posterior:
         """The sample with the highest log posterior."""
         return self.samples[int(np.argmax(self.log_prob))]
 
+    @property
+    def burn_in(self) -> int:
+        """Number of stored burn-in steps (0 without a stored burn-in)."""
+        return 0 if self.burn_in_chain is None else self.burn_in_chain.shape[0]
+
+    def full_chain(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(burn-in then kept steps (steps, walkers, p), their log posterior (steps, walkers) or None)."""
+        if self.chain is None or self.burn_in_chain is None:
+            return self.chain, self.chain_log_prob
+        log_prob = None
+        if self.chain_log_prob is not None and self.burn_in_log_prob is not None:
+            log_prob = np.concatenate([self.burn_in_log_prob, self.chain_log_prob])
+        return np.concatenate([self.burn_in_chain, self.chain]), log_prob
+
     # --- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         arrays = {
@@ -127,10 +183,11 @@ class Posterior:
             "diagnostics": np.array(json.dumps(self.diagnostics)),
             "metadata": np.array(json.dumps(self.metadata)),
         }
-        if self.chain is not None:
+        if self.chain is not None:  # a burn_in_chain key, empty without a burn-in, marks the kept-steps layout
             arrays["chain"] = self.chain
-        if self.chain_log_prob is not None:
-            arrays["chain_log_prob"] = self.chain_log_prob
+            arrays["burn_in_chain"] = self.burn_in_chain if self.burn_in_chain is not None else self.chain[:0]
+        optional = {"chain_log_prob": self.chain_log_prob, "burn_in_log_prob": self.burn_in_log_prob}
+        arrays.update({key: value for key, value in optional.items() if value is not None})
         return save_npz(path, **arrays)
 
     @classmethod
@@ -147,10 +204,14 @@ class Posterior:
         def mapping(key: str) -> dict:
             return json.loads(str(fields[key])) if key in fields else {}
 
+        metadata = mapping("metadata")
+        if "chain" in fields and "burn_in_chain" not in fields:
+            _split_legacy_chain(path, fields, metadata)
         try:
             return cls(
                 fields["samples"], fields["log_prob"], strings("parameter_names") or strings(LEGACY_NAMES_KEY), strings("labels"),
-                mapping("diagnostics"), mapping("metadata"), fields.get("chain"), fields.get("chain_log_prob"),
+                mapping("diagnostics"), metadata, fields.get("chain"), fields.get("chain_log_prob"),
+                fields.get("burn_in_chain"), fields.get("burn_in_log_prob"),
             )
         except InputError as err:
             raise DataFileError(f"{path}: {err}") from None

@@ -178,8 +178,8 @@ def sample_potential(
 
     ``moves`` is "de" or "stretch" (see the module docstring); ``init`` is "modes", "prior" or "map". With
     ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
-    post-burn-in samples, the full chain, diagnostics (see diagnostics.py) and metadata: the sampler settings,
-    the potential's metadata, then ``metadata``.
+    post-burn-in samples, the kept chain (all post-burn-in steps) and the burn-in steps beside it, diagnostics
+    (see diagnostics.py) and metadata: the sampler settings, the potential's metadata, then ``metadata``.
 
     ``checkpoint`` (a :class:`~mflow_sbi.inference.chain_checkpoint.ChainCheckpoint`) saves the chain every
     ``checkpoint.every`` steps; its key is extended by the sampler settings. With ``resume`` a run continues
@@ -233,8 +233,10 @@ def sample_potential(
         labels=labels,
         diagnostics=diagnostics,
         metadata=info,
-        chain=chain,
-        chain_log_prob=chain_log_prob,
+        chain=chain[burn_in:],
+        chain_log_prob=chain_log_prob[burn_in:],
+        burn_in_chain=chain[:burn_in],
+        burn_in_log_prob=chain_log_prob[:burn_in],
     )
 
 

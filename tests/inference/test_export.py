@@ -64,5 +64,5 @@ def test_kept_draws_of_a_sampler_posterior_are_its_chain_after_burn_in(conjugate
     posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=1, n_walkers=8,
                                  n_steps=60, burn_in=20, thin=2, progress=False)
     draws, log_prob = kept_draws(posterior)
-    np.testing.assert_array_equal(draws, posterior.chain[20::2].transpose(1, 0, 2))
-    np.testing.assert_array_equal(log_prob, posterior.chain_log_prob[20::2].T)
+    np.testing.assert_array_equal(draws, posterior.chain[::2].transpose(1, 0, 2))
+    np.testing.assert_array_equal(log_prob, posterior.chain_log_prob[::2].T)

@@ -74,8 +74,8 @@ def make_posterior_file(path, shift=0.0, seed=0):
     rng = np.random.default_rng(seed)
     chain = shift + rng.normal(size=(120, 8, 2))
     posterior = Posterior(chain[20:].reshape(-1, 2), -0.5 * np.sum(chain[20:] ** 2, axis=2).ravel(), ("a", "b"),
-                          metadata={"sampler": {"burn_in": 20}, "observed_theta": [0.0, 0.0]}, chain=chain,
-                          chain_log_prob=-0.5 * np.sum(chain**2, axis=2),
+                          metadata={"sampler": {"burn_in": 20}, "observed_theta": [0.0, 0.0]}, chain=chain[20:],
+                          chain_log_prob=-0.5 * np.sum(chain[20:] ** 2, axis=2), burn_in_chain=chain[:20],
                           diagnostics={"autocorrelation_time": [1.0, 1.0]})
     return posterior.save(path)
 

@@ -71,6 +71,69 @@ def test_save_load_round_trip(tmp_path):
         "parameters"]["beta"]["hpd_95"]
 
 
+def steps_posterior(steps=50, walkers=4, burn_in=10):
+    """A posterior whose chain values encode (step, walker): value = 100 step + walker, log_prob = -step."""
+    step, walker = np.meshgrid(np.arange(steps), np.arange(walkers), indexing="ij")
+    chain = (100.0 * step + walker)[:, :, None]
+    log_prob = -step.astype(float)
+    kept = chain[burn_in:]
+    return Posterior(kept.reshape(-1, 1), log_prob[burn_in:].ravel(), metadata={"sampler": {"burn_in": burn_in}},
+                     chain=kept, chain_log_prob=log_prob[burn_in:], burn_in_chain=chain[:burn_in],
+                     burn_in_log_prob=log_prob[:burn_in]), chain, log_prob
+
+
+def test_burn_in_is_stored_beside_the_kept_chain(tmp_path):
+    posterior, chain, log_prob = steps_posterior()
+    path = posterior.save(tmp_path / "post.npz")
+    with np.load(path) as npz:
+        assert npz["chain"].shape == (40, 4, 1) and npz["burn_in_chain"].shape == (10, 4, 1)
+        assert npz["chain_log_prob"].shape == (40, 4) and npz["burn_in_log_prob"].shape == (10, 4)
+        assert npz["chain"].min() == 1000  # step 10, walker 0: the first kept step
+    loaded = Posterior.load(path)
+    assert loaded.burn_in == 10
+    np.testing.assert_array_equal(loaded.chain, chain[10:])
+    np.testing.assert_array_equal(loaded.burn_in_chain, chain[:10])
+    full, full_log_prob = loaded.full_chain()
+    np.testing.assert_array_equal(full, chain)
+    np.testing.assert_array_equal(full_log_prob, log_prob)
+
+
+def test_a_kept_chain_without_burn_in_round_trips_as_such(tmp_path):
+    """No stored burn-in writes an empty burn_in_chain, so the file is not mistaken for the old layout and
+    re-split at the burn-in its metadata records."""
+    posterior, chain, _ = steps_posterior()
+    bare = Posterior(posterior.samples, posterior.log_prob, metadata=posterior.metadata, chain=posterior.chain)
+    loaded = Posterior.load(bare.save(tmp_path / "p.npz"))
+    assert loaded.burn_in == 0 and loaded.chain_log_prob is None
+    np.testing.assert_array_equal(loaded.chain, chain[10:])
+
+
+def test_old_files_with_the_burn_in_inside_the_chain_are_split_at_the_recorded_burn_in(tmp_path):
+    posterior, chain, log_prob = steps_posterior()
+    arrays = {"samples": posterior.samples, "log_prob": posterior.log_prob, "param_names": np.array(["theta_0"]),
+              "metadata": np.array(json.dumps(posterior.metadata)), "chain": chain, "chain_log_prob": log_prob}
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = Posterior.load(tmp_path / "old.npz")
+    assert loaded.burn_in == 10
+    np.testing.assert_array_equal(loaded.chain, chain[10:])
+    np.testing.assert_array_equal(loaded.chain_log_prob, log_prob[10:])
+    np.testing.assert_array_equal(loaded.burn_in_log_prob, log_prob[:10])
+    np.savez(tmp_path / "short.npz", **{**arrays, "chain": chain[:10], "chain_log_prob": log_prob[:10]})
+    with pytest.raises(DataFileError, match="short.npz: the chain has 10 steps, not more than its recorded burn-in 10"):
+        Posterior.load(tmp_path / "short.npz")
+
+
+def test_chain_shapes_are_checked():
+    posterior, chain, log_prob = steps_posterior()
+    args = (posterior.samples, posterior.log_prob)
+    with pytest.raises(InputError, match=r"burn_in_chain must have shape \(steps, 4, 1\), got \(10, 3, 1\)"):
+        Posterior(*args, chain=chain[10:], burn_in_chain=chain[:10, :3])
+    with pytest.raises(InputError, match=r"the log posterior of chain must have shape \(40, 4\)"):
+        Posterior(*args, chain=chain[10:], chain_log_prob=log_prob)
+    with pytest.raises(InputError, match="burn_in_chain given without the kept chain"):
+        Posterior(*args, burn_in_chain=chain[:10])
+
+
 def test_numpy_metadata_is_stored_as_plain_json(tmp_path):
     posterior = Posterior(np.zeros((3, 1)), np.zeros(3), metadata={"truth": np.array([0.5]), "n": np.int64(3)},
                           diagnostics={"tau": (np.float32(2.0),)})

@@ -45,6 +45,20 @@ def test_conjugate_gaussian_posterior_matches_analytic(gaussian_2d):
     assert diagnostics["min_effective_sample_size"] > 3000
 
 
+def test_the_kept_chain_starts_after_the_burn_in_and_the_samples_are_it_thinned(conjugate_problem):
+    problem = conjugate_problem(p=1, n=1, d=2)
+    posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=1, n_walkers=8,
+                                 n_steps=60, burn_in=20, thin=3, progress=False, init="prior")
+    assert posterior.chain.shape == (40, 8, 1) and posterior.burn_in_chain.shape == (20, 8, 1)
+    assert posterior.chain_log_prob.shape == (40, 8) and posterior.burn_in_log_prob.shape == (20, 8)
+    np.testing.assert_array_equal(posterior.samples, posterior.chain[::3].reshape(-1, 1))
+    np.testing.assert_array_equal(posterior.log_prob, posterior.chain_log_prob[::3].ravel())
+    rerun = sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=1, n_walkers=8,
+                             n_steps=20, burn_in=0, progress=False, init="prior")  # same seed: the same first steps
+    np.testing.assert_array_equal(rerun.chain, posterior.burn_in_chain)
+    assert rerun.burn_in == 0
+
+
 def test_stretch_moves_also_match_analytic(conjugate_problem):
     problem = conjugate_problem(p=1, n=1, d=2, n_events=20, seed=2)
     posterior = sample_posterior(ModelLikelihood(problem.model, problem.x), problem.prior, seed=5, moves="stretch",
@@ -111,7 +125,7 @@ def test_map_initialization_starts_near_the_mode(conjugate_problem):
     found = find_map(LogPosterior(likelihood, problem.prior), problem.prior, np.random.default_rng(0))
     assert np.all(np.abs(found - problem.mean) < 0.05 * std)
     posterior = sample_posterior(likelihood, problem.prior, seed=0, init="map", **{**FAST, "n_steps": 600, "burn_in": 100})
-    assert np.all(np.abs(posterior.chain[0] - problem.mean) < 1.0 * std)
+    assert np.all(np.abs(posterior.burn_in_chain[0] - problem.mean) < 1.0 * std)
     assert_matches_analytic(posterior, problem.mean, problem.cov, tol_mean=0.15, tol_std=0.1)
 
 
@@ -148,7 +162,7 @@ def test_until_converged_stops_before_max_steps(conjugate_problem):
     steps = posterior.metadata["sampler"]["steps_run"]
     assert steps < 5000
     assert steps - 100 >= 50 * max(posterior.diagnostics["autocorrelation_time"])
-    assert posterior.chain.shape[0] == steps
+    assert posterior.chain.shape[0] == steps - 100 and posterior.burn_in == 100
 
 
 def test_bad_settings(conjugate_problem):
