@@ -27,3 +27,7 @@ class TrainingError(MflowError, RuntimeError):
 
 class IntractableLikelihood(MflowError, NotImplementedError):
     """The simulator has no tractable likelihood for this configuration."""
+
+
+class MissingDependency(MflowError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""

@@ -10,6 +10,9 @@ as ArviZ expects (an ensemble's walkers are its chains); otherwise they form a s
   ``draw``, one variable per parameter (with its LaTeX label as the ``label`` attribute) and ``log_prob``;
   global attributes carry the observed-data fingerprint, the sampler settings and the diagnostics as JSON.
   Read it with ``xarray.open_dataset(path)`` and hand the dataset to ``arviz.convert_to_inference_data``.
+
+:meth:`Posterior.to_arviz` (``mflow_sbi.inference.arviz_tree``) builds the same draws, names, labels and
+attributes in memory as an ArviZ data tree.
 """
 
 from __future__ import annotations
@@ -53,6 +56,18 @@ def variable_names(posterior: Posterior) -> list[str]:
     return names
 
 
+def attributes(posterior: Posterior) -> dict[str, str]:
+    """The global attributes of an export: provenance, the observed-data fingerprint, and the sampler settings
+    and diagnostics as JSON strings (plain strings, so every netCDF writer stores them)."""
+    return {
+        "created_by": "mflow-sbi",
+        "inference_library": "emcee",
+        "observed_fingerprint": str(posterior.metadata.get("observed_fingerprint", "")),
+        "sampler": json.dumps(posterior.metadata.get("sampler", {})),
+        "diagnostics": json.dumps(posterior.diagnostics),
+    }
+
+
 def to_csv(posterior: Posterior, path: str | os.PathLike) -> Path:
     draws, log_prob = kept_draws(posterior)
     chains, n, _ = draws.shape
@@ -79,11 +94,8 @@ def to_netcdf(posterior: Posterior, path: str | os.PathLike) -> Path:
                 variable.label = label
                 variable.parameter_name = posterior.parameter_names[k]
             handle.createVariable("log_prob", "d", ("chain", "draw"))[:] = log_prob
-            handle.created_by = "mflow-sbi"
-            handle.inference_library = "emcee"
-            handle.observed_fingerprint = str(posterior.metadata.get("observed_fingerprint", ""))
-            handle.sampler = json.dumps(posterior.metadata.get("sampler", {}))
-            handle.diagnostics = json.dumps(posterior.diagnostics)
+            for key, value in attributes(posterior).items():
+                setattr(handle, key, value)
         finally:
             handle.close()
     return Path(path)

@@ -18,12 +18,16 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.inference.credible import DEFAULT_LEVELS, HPDRegion2D, central_interval, hpd_interval, hpd_region_2d
 from mflow_sbi.io import read_npz, save_json, save_npz
+
+if TYPE_CHECKING:
+    import xarray
 
 LEGACY_NAMES_KEY = "param_names"  # the key of the parameter names in posterior files of 0.1
 
@@ -215,6 +219,17 @@ class Posterior:
             )
         except InputError as err:
             raise DataFileError(f"{path}: {err}") from None
+
+    # --- other tools --------------------------------------------------------------------------------
+    def to_arviz(self, burn_in: bool = False) -> xarray.DataTree:
+        """The posterior as an ArviZ data tree (groups ``posterior`` with chain = walker and draw dimensions after
+        burn-in, ``sample_stats`` with ``log_prob``; with ``burn_in`` also the burn-in as ArviZ's warm-up groups),
+        the observed-data fingerprint and sampler settings as attributes: see
+        :mod:`mflow_sbi.inference.arviz_tree`. Needs the ``arviz`` extra (arviz-base); without it raises
+        :class:`~mflow_sbi.errors.MissingDependency` naming the extra."""
+        from mflow_sbi.inference.arviz_tree import to_arviz
+
+        return to_arviz(self, burn_in)
 
     # --- summaries --------------------------------------------------------------------------------
     def parameter_summary(self, k: int, levels: Sequence[float] = DEFAULT_LEVELS) -> dict:
