@@ -1,13 +1,20 @@
-"""MkDocs hook: write the command-line and configuration references from the parser and the schema before
-each build, so they cannot drift from the code (``make docs``; the pages are not kept in git)."""
+"""MkDocs hook: before each build, write the command-line and configuration references from the parser and the
+schema, so they cannot drift from the code, and render the notebooks in ``notebooks/`` (stored with their
+outputs) as pages: markdown cells as they are, code cells as Python blocks, text outputs as text blocks and
+PNG outputs as image files beside the page (``make docs``; the generated pages are not kept in git)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
+import json
 from pathlib import Path
 
-REFERENCE = Path(__file__).resolve().parent / "reference"
+DOCS = Path(__file__).resolve().parent
+REFERENCE = DOCS / "reference"
+NOTEBOOKS = DOCS.parent / "notebooks"
+NOTEBOOK_PAGES = DOCS / "notebooks"
 
 
 def cli_page() -> str:
@@ -60,7 +67,62 @@ def config_page() -> str:
     return "\n".join(lines)
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _fence(text: str, language: str) -> str:
+    """``text`` as a fenced block, the fence longer than any backtick run inside it."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+def output_blocks(output: dict, image_name: str, images: dict[str, bytes]) -> list[str]:
+    """Markdown for one cell output; a PNG goes into ``images`` under ``image_name``."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return [_fence(_text(output.get("text", "")), "text")]
+    if kind == "error":
+        return [_fence(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}", "text")]
+    data = output.get("data", {})
+    if "image/png" in data:
+        images[image_name] = base64.b64decode(_text(data["image/png"]))
+        return [f"![output]({image_name})"]
+    if "text/plain" in data:
+        return [_fence(_text(data["text/plain"]), "text")]
+    return []
+
+
+def notebook_page(notebook: dict, stem: str) -> tuple[str, dict[str, bytes]]:
+    """(markdown page, {image file name: PNG bytes}) of a notebook given as its JSON content."""
+    parts, images = [], {}
+    for k, cell in enumerate(notebook.get("cells", [])):
+        source = _text(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown":
+            parts.append(source)
+        elif cell.get("cell_type") == "code":
+            parts.append(_fence(source, "python"))
+            for j, output in enumerate(cell.get("outputs", [])):
+                parts += output_blocks(output, f"{stem}_{k}_{j}.png", images)
+    return "\n\n".join(parts) + "\n", images
+
+
+def write_notebook_pages() -> None:
+    NOTEBOOK_PAGES.mkdir(exist_ok=True)
+    for old in NOTEBOOK_PAGES.iterdir():
+        old.unlink()
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        page, images = notebook_page(json.loads(path.read_text()), path.stem)
+        note = f"\n\n*Rendered from `notebooks/{path.name}` with its stored outputs.*\n"
+        (NOTEBOOK_PAGES / f"{path.stem}.md").write_text(page + note)
+        for name, png in images.items():
+            (NOTEBOOK_PAGES / name).write_bytes(png)
+
+
 def on_pre_build(config, **kwargs) -> None:  # noqa: ARG001 - the MkDocs hook signature
     REFERENCE.mkdir(exist_ok=True)
     (REFERENCE / "cli.md").write_text(cli_page())
     (REFERENCE / "config.md").write_text(config_page())
+    write_notebook_pages()
