@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench docs setup lock clean
+.PHONY: run test lint bench docs notebooks setup lock clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ docs: $(STAMP)
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@echo "documentation in site/index.html"
+
+# Re-execute the notebooks and store them with their outputs (they render on GitHub and in the docs site).
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
