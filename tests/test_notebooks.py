@@ -64,14 +64,16 @@ def test_quickstart_matches_the_exact_posterior(tmp_path):
 
 
 def test_lhc_study_compares_mflow_and_af_with_the_exact_posterior(tmp_path):
-    """LHC, 5000 events, 5 epochs per phase, reference point (0.5, -0.5), 20 events. Over torch seeds XXX
-    (data seed 0): M-flow |z| <= XXX, std ratios XXX; AF |z| <= XXX, std ratios XXX; thresholds |z| < XXX and
-    std ratio in (XXX, XXX). Negative control: the prior N(0, 1) has std ratio 1 / exact std = XXX. The 26
-    constraint residuals of simulated events are exact up to rounding (< 1e-12)."""
+    """LHC, 5000 events, 5 epochs per phase, reference point (0.5, -0.5), 20 events. Over torch seeds 0-2 for the
+    M-flow and training seeds 0-2 for the AF (data seed 0; the stored run is seed 0): M-flow |z| <= 1.94, std
+    ratios 1.36-1.80; AF |z| <= 2.56, std ratios 0.69-0.90; thresholds |z| < 4 and ratio in (0.4, 2.4). At this
+    budget the checks catch a broken pipeline (wrong data, likelihood or sampler), not a mediocre model: the
+    prior N(0, 1) has std ratios 2.0 and 2.2 (exact stds 0.50, 0.46) and would pass. The 26 constraint
+    residuals of simulated events are exact up to rounding (4.4e-15 measured; threshold 1e-12)."""
     _, checks = execute("02_lhc_study.ipynb", tmp_path)
     for name in ("M-flow", "AF"):
-        assert max(abs(z) for z in checks[name]["mean_offset_in_exact_std"]) < 3.0, name
-        assert all(0.4 < ratio < 2.2 for ratio in checks[name]["std_ratio"]), name
+        assert max(abs(z) for z in checks[name]["mean_offset_in_exact_std"]) < 4.0, name
+        assert all(0.4 < ratio < 2.4 for ratio in checks[name]["std_ratio"]), name
     assert checks["residuals_max"] < 1e-12
     assert checks["calibration_ranks_shape"] == [8, 2]
     assert all((tmp_path / name).is_file() for name in ("lhc_observables.png", "lhc_posteriors.png", "lhc_coverage.png"))
@@ -79,12 +81,14 @@ def test_lhc_study_compares_mflow_and_af_with_the_exact_posterior(tmp_path):
 
 def test_root_files_notebook_trains_and_infers_from_root(tmp_path):
     """Polynomial surface in a user's ROOT ntuple, trained with `mflow-sbi train` (3000 events, no score, 8 + 10
-    epochs) and inferred with `mflow-sbi infer --observed observed.root`. Over training seeds XXX: |z| <= XXX,
-    std ratio XXX; thresholds |z| < XXX and ratio in (XXX, XXX). The observed events read back through the
-    event format equal the ones written, bit for bit."""
+    epochs) and inferred with `mflow-sbi infer --observed observed.root`. Over training seeds 0-2 (the stored
+    run is seed 0): z +0.03, -0.90, +0.11, std ratio 1.17-1.60; thresholds |z| < 2.5 and ratio in (0.6, 2.0)
+    (the prior U(-1, 1), std ratio 2.05, fails the second barely: without the score this budget leaves the
+    posterior wide). The observed events read back through the event format equal the ones written, bit
+    for bit, and the model directory keeps the event format."""
     _, checks = execute("03_root_files.ipynb", tmp_path)
     assert checks["observed_read_back_exactly"]
-    assert abs(checks["mean_offset_in_exact_std"]) < 3.0
-    assert 0.5 < checks["std_ratio"] < 2.2
+    assert abs(checks["mean_offset_in_exact_std"]) < 2.5
+    assert 0.6 < checks["std_ratio"] < 2.0
     assert checks["samples_shape"] == [16 * 250, 1]
     assert (tmp_path / "model" / "event_format.toml").is_file() and (tmp_path / "root_corner.png").is_file()
