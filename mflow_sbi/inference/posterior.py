@@ -137,8 +137,8 @@ class Posterior:
         return tuple(name for name in self.metadata.get("nuisance_parameters", ()) if name in self.parameter_names)
 
     def select(self, names: Sequence[str]) -> Posterior:
-        """The marginal posterior of the parameters ``names`` (their columns of the samples and the chain; the
-        log_prob stays that of the full posterior at each sample)."""
+        """The marginal posterior of the parameters ``names`` (their columns of the samples, the kept chain and the
+        burn-in; the log_prob stays that of the full posterior at each sample)."""
         missing = [name for name in names if name not in self.parameter_names]
         if missing or not names:
             raise InputError(f"no parameter(s) {missing} in this posterior (parameters: {', '.join(self.parameter_names)})")
@@ -148,7 +148,8 @@ class Posterior:
                        for key, value in self.diagnostics.items()}
         return Posterior(self.samples[:, index], self.log_prob, [self.parameter_names[k] for k in index],
                          [self.labels[k] for k in index], diagnostics, self.metadata,
-                         None if self.chain is None else self.chain[:, :, index], self.chain_log_prob)
+                         None if self.chain is None else self.chain[:, :, index], self.chain_log_prob,
+                         None if self.burn_in_chain is None else self.burn_in_chain[:, :, index], self.burn_in_log_prob)
 
     def of_interest(self) -> Posterior:
         """The marginal posterior of the parameters of interest (all but :attr:`nuisance_names`): nuisance

@@ -144,7 +144,7 @@ def test_nuisance_parameters_are_marginalized_and_hidden_by_default(conjugate_pr
     assert posterior.dim == 2 and posterior.nuisance_names == ("theta_1",)
     marginal = posterior.of_interest()
     assert marginal.parameter_names == ("theta_0",) and np.array_equal(marginal.samples[:, 0], posterior.samples[:, 0])
-    assert marginal.chain.shape[2] == 1
+    assert marginal.chain.shape == (150, 8, 1) and marginal.burn_in_chain.shape == (50, 8, 1)
     assert main([*args, "--out", str(tmp_path / "q.npz"), "--show-nuisance"]) == 0
     assert "\ntheta_1 " in capsys.readouterr().out
     for extra in ([], ["--show-nuisance"]):
