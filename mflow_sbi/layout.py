@@ -69,6 +69,7 @@ CORNER_FILE = "corner.png"
 # calibration directory
 CALIBRATION_FILE = "calibration.npz"
 CALIBRATION_SUMMARY_FILE = "calibration_summary.json"
+CALIBRATION_CHECKPOINT_FILE = "calibration_checkpoint.npz"  # completed data sets, for calibrate --resume
 SBC_PLOT_FILE = "sbc_ranks.png"
 COVERAGE_PLOT_FILE = "coverage.png"
 

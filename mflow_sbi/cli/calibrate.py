@@ -10,7 +10,7 @@ from mflow_sbi import layout
 from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override
 from mflow_sbi.cli.options import examples, show_progress
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
+from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_LOCKSTEP, DEFAULT_RANK_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rank-samples", type=int, default=DEFAULT_RANK_SAMPLES,
                         help=f"posterior draws per data set for the ranks (default {DEFAULT_RANK_SAMPLES})")
     parser.add_argument("--out", default="calibration", help="output folder (default ./calibration)")
+    parser.add_argument("--lockstep", type=int, default=DEFAULT_LOCKSTEP, metavar="K",
+                        help="data sets whose chains advance together, their likelihood calls evaluated as one batch "
+                             f"(same posteriors as one after another; default {DEFAULT_LOCKSTEP})")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"continue after the data sets completed in --out ({layout.CALIBRATION_CHECKPOINT_FILE}, "
+                             "written after every lockstep block) by a run with the same settings")
     add_sampler_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -53,13 +59,15 @@ def run(args: argparse.Namespace) -> None:
                          f"{len(simulator.parameter_names)} parameter(s); the model has {model.data_dim} and "
                          f"{model.parameter_dim}")
     prior = resolve_prior(getattr(model, "prior", None), prior_override(args, model), model.parameter_dim)
+    out = Path(args.out)
     result = run_calibration(
         simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
         n_events=args.n_events, seed=args.seed, n_rank_samples=args.rank_samples,
         parameter_names=getattr(model, "parameter_names", None), progress=show_progress(args),
+        lockstep=args.lockstep, checkpoint=out / layout.CALIBRATION_CHECKPOINT_FILE, resume=args.resume,
+        identity=calibration_identity(args.model, args.simulator, options, prior),
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin,
     )
-    out = Path(args.out)
     written = [result.save(out / layout.CALIBRATION_FILE), result.save_summary(out / layout.CALIBRATION_SUMMARY_FILE),
                plotting.sbc_plot(result, out / layout.SBC_PLOT_FILE),
                plotting.coverage_plot(result, out / layout.COVERAGE_PLOT_FILE)]
@@ -67,3 +75,13 @@ def run(args: argparse.Namespace) -> None:
     print(f"rank uniformity p-values: {summary['rank_uniformity_pvalue']}")
     print(f"expected coverage: {summary['expected_coverage']}")
     log.info("wrote %s", ", ".join(str(path) for path in written))
+
+
+def calibration_identity(model_dir: str, simulator: str, options: dict, prior) -> dict:
+    """What a resumed calibration must share with the checkpoint besides its settings: the model's weights
+    (SHA-256), the simulator with its options and the prior."""
+    from mflow_sbi.flows.base import file_sha256
+
+    weights = Path(model_dir) / layout.WEIGHTS_FILE
+    return {"model_weights_sha256": file_sha256(weights) if weights.is_file() else None, "simulator": simulator,
+            "simulator_options": options, "prior": list(getattr(prior, "specs", []) or [])}

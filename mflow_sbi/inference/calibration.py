@@ -15,6 +15,8 @@ arXiv:2110.06581):
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +27,11 @@ from scipy.stats import chisquare, kstest
 from tqdm.auto import tqdm
 
 from mflow_sbi.errors import DataFileError, InputError
-from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_RANK_SAMPLES
-from mflow_sbi.io import save_json, save_npz
+from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_LOCKSTEP, DEFAULT_RANK_SAMPLES
+from mflow_sbi.io import read_npz, save_json, save_npz
 
 RANK_BINS = 10
+CHECKPOINT_KEYS = ("theta_true", "ranks", "credibility")
 
 
 def sbc_ranks(samples: np.ndarray, theta_true: np.ndarray) -> np.ndarray:
@@ -113,6 +116,45 @@ class CalibrationResult:
         return save_json(path, self.summary())
 
 
+def dataset_rng(seed: int, k: int) -> np.random.Generator:
+    """The generator of data set k: its true parameters, its events and its rank draws (independent of the
+    other data sets, so a data set's result does not depend on which others ran before or beside it)."""
+    return np.random.default_rng([seed, k])
+
+
+def _calibrate_dataset(likelihood, prior, theta_true: np.ndarray, rng: np.random.Generator, seed: int,
+                       n_rank_samples: int, sampler_options: dict) -> tuple[np.ndarray, float]:
+    """Sample one data set's posterior (emcee seed ``seed``); its SBC ranks and the HPD credibility of the truth."""
+    from mflow_sbi.inference.potential import PosteriorPotential
+    from mflow_sbi.inference.sampler import sample_potential
+
+    potential = PosteriorPotential(likelihood, prior)
+    posterior = sample_potential(potential, seed=seed, progress=False, **sampler_options)
+    if posterior.n_samples < n_rank_samples:
+        raise InputError(f"posterior has {posterior.n_samples} samples, fewer than {n_rank_samples} rank draws")
+    draws = posterior.samples[rng.choice(posterior.n_samples, n_rank_samples, replace=False)]
+    truth_log_prob = potential(theta_true[None, :])[0]
+    return sbc_ranks(draws, theta_true), hpd_credibility(posterior.log_prob, truth_log_prob)
+
+
+def _settings_json(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def load_checkpoint(path: Path, settings: dict) -> tuple[list, list, list]:
+    """The data sets completed by an earlier run with the same ``settings``: (truths, ranks, credibilities)."""
+    fields = read_npz(path)
+    missing = [key for key in (*CHECKPOINT_KEYS, "settings") if key not in fields]
+    if missing:
+        raise DataFileError(f"{path}: not a calibration checkpoint, missing {missing}")
+    stored, current = json.loads(str(fields["settings"])), json.loads(_settings_json(settings))
+    differing = sorted(key for key in set(stored) | set(current) if stored.get(key) != current.get(key))
+    if differing:
+        raise InputError(f"{path}: written by a calibration with other settings ({', '.join(differing)} differ); "
+                         "rerun without resume or with the same settings")
+    return [list(fields[key]) for key in CHECKPOINT_KEYS]
+
+
 def run_calibration(
     simulate: Callable[[np.ndarray, int, np.random.Generator], np.ndarray],
     likelihood_factory: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
@@ -123,34 +165,59 @@ def run_calibration(
     n_rank_samples: int = DEFAULT_RANK_SAMPLES,
     parameter_names: Sequence[str] | None = None,
     progress: bool = True,
+    lockstep: int = DEFAULT_LOCKSTEP,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    identity: dict | None = None,
     **sampler_options,
 ) -> CalibrationResult:
     """SBC ranks and HPD credibilities over ``n_datasets`` data sets of ``n_events`` events.
 
     ``simulate(theta (p,), n, rng)`` draws events; ``likelihood_factory(x)`` returns the summed
     log-likelihood callable for observed events ``x`` (e.g. ``lambda x: ModelLikelihood(model, x)``);
-    ``sampler_options`` go to :func:`mflow_sbi.inference.sampler.sample_potential`.
-    """
-    from mflow_sbi.inference.potential import PosteriorPotential, prior_dim
-    from mflow_sbi.inference.sampler import sample_potential
+    ``sampler_options`` go to :func:`mflow_sbi.inference.sampler.sample_potential`. Data set k draws its truth,
+    events and rank draws from :func:`dataset_rng` (seed, k), and its chain uses emcee seed ``seed + 1 + k``.
 
-    if n_datasets < 1 or n_events < 1 or n_rank_samples < 1:
-        raise InputError(f"need positive n_datasets, n_events, n_rank_samples; got {n_datasets}, {n_events}, "
-                         f"{n_rank_samples}")
-    rng = np.random.default_rng(seed)
-    truths, ranks, credibility = [], [], []
-    for k in tqdm(range(n_datasets), desc="calibration", disable=not progress):
-        theta_true = prior.sample(1, rng)[0]
-        likelihood = likelihood_factory(simulate(theta_true, n_events, rng))
-        potential = PosteriorPotential(likelihood, prior)
-        posterior = sample_potential(potential, seed=seed + 1 + k, progress=False, **sampler_options)
-        if posterior.n_samples < n_rank_samples:
-            raise InputError(f"posterior has {posterior.n_samples} samples, fewer than {n_rank_samples} rank draws")
-        draws = posterior.samples[rng.choice(posterior.n_samples, n_rank_samples, replace=False)]
-        truth_log_prob = potential(theta_true[None, :])[0]
-        truths.append(theta_true)
-        ranks.append(sbc_ranks(draws, theta_true))
-        credibility.append(hpd_credibility(posterior.log_prob, truth_log_prob))
+    The data sets run in blocks of ``lockstep``: the chains of a block advance together and their likelihood
+    calls are evaluated as one batch (:mod:`mflow_sbi.inference.lockstep`, batched by
+    :func:`~mflow_sbi.inference.likelihood.batch_evaluator`); every posterior is the one a separate run gives.
+    With ``checkpoint`` (an ``.npz`` path) the completed data sets are written there atomically after each
+    block; with ``resume`` a run continues after the data sets of an existing checkpoint written with the same
+    settings (``identity``, e.g. the model's hash, is part of them), giving the numbers of an uninterrupted run.
+    """
+    from mflow_sbi.inference.likelihood import batch_evaluator
+    from mflow_sbi.inference.lockstep import run_lockstep
+    from mflow_sbi.inference.potential import prior_dim
+
+    if n_datasets < 1 or n_events < 1 or n_rank_samples < 1 or lockstep < 1:
+        raise InputError(f"need positive n_datasets, n_events, n_rank_samples, lockstep; got {n_datasets}, "
+                         f"{n_events}, {n_rank_samples}, {lockstep}")
     names = tuple(parameter_names) if parameter_names else tuple(f"theta_{j}" for j in range(prior_dim(prior)))
+    metadata = {"n_events": n_events, "seed": seed, **sampler_options}
+    settings = {**metadata, "n_rank_samples": n_rank_samples, "parameter_names": list(names), **(identity or {})}
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    done: tuple[list, list, list] = ([], [], [])
+    if resume and checkpoint is not None and checkpoint.is_file():
+        done = load_checkpoint(checkpoint, settings)
+    truths, ranks, credibility = (column[:n_datasets] for column in done)
+    with tqdm(total=n_datasets, initial=len(truths), desc="calibration", disable=not progress) as bar:
+        for first in range(len(truths), n_datasets, lockstep):
+            block = range(first, min(first + lockstep, n_datasets))
+            rngs = [dataset_rng(seed, k) for k in block]
+            block_truths = [prior.sample(1, rng)[0] for rng in rngs]
+            likelihoods = [likelihood_factory(simulate(theta, n_events, rng))
+                           for theta, rng in zip(block_truths, rngs, strict=True)]
+            jobs = [functools.partial(_calibrate_dataset, prior=prior, theta_true=theta, rng=rng, seed=seed + 1 + k,
+                                      n_rank_samples=n_rank_samples, sampler_options=sampler_options)
+                    for k, theta, rng in zip(block, block_truths, rngs, strict=True)]
+            for theta, (rank, cred) in zip(block_truths, run_lockstep(likelihoods, batch_evaluator(likelihoods), jobs),
+                                           strict=True):
+                truths.append(theta)
+                ranks.append(rank)
+                credibility.append(cred)
+            if checkpoint is not None:
+                save_npz(checkpoint, theta_true=np.array(truths), ranks=np.array(ranks),
+                         credibility=np.array(credibility), settings=np.array(_settings_json(settings)))
+            bar.update(len(block))
     return CalibrationResult(np.array(truths), np.array(ranks), np.array(credibility), n_rank_samples, names,
-                             metadata={"n_events": n_events, "seed": seed, **sampler_options})
+                             metadata=metadata)

@@ -120,10 +120,10 @@ class ModelLikelihood:
         self._x = torch.as_tensor(self.x_observed, dtype=torch.float32, device=self.device)
         self.n_nonfinite = 0
         if self.cached:
-            with torch.no_grad(), torch_threads(threads):
+            with torch.inference_mode(), torch_threads(threads):
                 u, const = model.cache_observed(self._x, mode=mode)
-            self._u = u.detach()
-            self._const = float(const.detach().double().sum())
+            self._u = u
+            self._const = float(const.double().sum())
 
     @property
     def metadata(self) -> dict:
@@ -135,22 +135,14 @@ class ModelLikelihood:
             return self.model.latent_log_prob(x_rows, theta_rows)
         return self.model.log_prob(x_rows, theta_rows, mode=self.mode)
 
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        theta = _check_theta(theta, self.parameter_dim)
-        k = theta.shape[0]
-        events = self._u if self.cached else self._x
-        theta_t = torch.as_tensor(theta, dtype=torch.float32, device=self.device)
-        total = torch.zeros(k, dtype=torch.float64, device=self.device)
-        n_rows = k * self.n_events
-        with torch.no_grad(), torch_threads(self.threads):
-            for start in range(0, n_rows, self.chunk_size):
-                rows = torch.arange(start, min(start + self.chunk_size, n_rows), device=self.device)
-                theta_index = rows // self.n_events
-                values = self._rows(events[rows % self.n_events], theta_t[theta_index]).double()
-                total.index_add_(0, theta_index, values)
-        result = total.cpu().numpy()
-        if self.cached:
-            result = result + self._const
+    @property
+    def events(self) -> torch.Tensor:
+        """The rows the network sees per call: the cached encodings u'_i, or the events x_i themselves."""
+        return self._u if self.cached else self._x
+
+    def finish(self, total: np.ndarray) -> np.ndarray:
+        """Summed network values (K,) -> log L: plus the cached constant, NaN/+inf counted and set to -inf."""
+        result = total + self._const if self.cached else total
         nonfinite = np.isnan(result) | (result == np.inf)
         if nonfinite.any():
             self.n_nonfinite += int(nonfinite.sum())
@@ -158,6 +150,79 @@ class ModelLikelihood:
                         int(nonfinite.sum()))
             result = np.where(nonfinite, -np.inf, result)
         return result
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        return LikelihoodBatch([self])([(0, theta)])[0]
+
+
+def summed_rows(rows, events: torch.Tensor, owner: torch.Tensor, theta: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """sum_i rows(events[owner[t], i], theta[t]) for every t, in float64: shape (T,).
+
+    ``events`` (J, N, dim) holds J data sets of N events, ``theta`` (T, p) the parameter points and ``owner``
+    (T,) the data set of each. The T x N rows go through ``rows`` in blocks of whole parameter points (and,
+    when N alone exceeds ``chunk_size``, of events), at most ``chunk_size`` rows at a time, so memory stays
+    bounded and every point's sum is taken in the same order whatever else is in the batch.
+    """
+    n_points, n_events = theta.shape[0], events.shape[1]
+    event_block = min(n_events, chunk_size)
+    point_block = max(1, chunk_size // n_events)
+    total = torch.zeros(n_points, dtype=torch.float64, device=theta.device)
+    for t0 in range(0, n_points, point_block):
+        block_theta, block_owner = theta[t0:t0 + point_block], owner[t0:t0 + point_block]
+        b = block_theta.shape[0]
+        for e0 in range(0, n_events, event_block):
+            block_events = events[block_owner, e0:e0 + event_block]
+            e = block_events.shape[1]
+            values = rows(block_events.reshape(b * e, -1), block_theta.repeat_interleave(e, dim=0))
+            total[t0:t0 + b] += values.view(b, e).double().sum(dim=1)
+    return total
+
+
+class LikelihoodBatch:
+    """Many :class:`ModelLikelihood` of one model (same cache setting, mode, chunk size and threads), e.g. the
+    K data sets of a calibration, evaluated together: ``batch([(j, theta_j), ...])`` returns
+    ``[likelihoods[j](theta_j), ...]`` from one pass of all sum_j K_j x N rows through the network (chunked).
+    All data sets must hold the same number of events.
+    """
+
+    def __init__(self, likelihoods):
+        self.likelihoods = list(likelihoods)
+        if not self.likelihoods:
+            raise InputError("a likelihood batch needs at least one likelihood")
+        first = self.likelihoods[0]
+        if not _can_batch(self.likelihoods):
+            raise InputError("batched likelihoods must share the model, cache setting, mode, chunk size, threads "
+                             "and number of events")
+        self.parameter_dim = first.parameter_dim
+        self._first = first
+        self._events = torch.stack([lik.events for lik in self.likelihoods]) if len(self.likelihoods) > 1 \
+            else first.events[None]
+
+    def __call__(self, requests) -> list[np.ndarray]:
+        requests = [(int(j), _check_theta(theta, self.parameter_dim)) for j, theta in requests]
+        sizes = [theta.shape[0] for _, theta in requests]
+        first = self._first
+        theta = torch.as_tensor(np.concatenate([theta for _, theta in requests]), dtype=torch.float32,
+                                device=first.device)
+        owner = torch.as_tensor(np.repeat([j for j, _ in requests], sizes), device=first.device)
+        with torch.inference_mode(), torch_threads(first.threads):
+            total = summed_rows(first._rows, self._events, owner, theta, first.chunk_size).cpu().numpy()
+        parts = np.split(total, np.cumsum(sizes)[:-1])
+        return [self.likelihoods[j].finish(part) for (j, _), part in zip(requests, parts, strict=True)]
+
+
+def _can_batch(likelihoods) -> bool:
+    return all(isinstance(lik, ModelLikelihood) for lik in likelihoods) and len(
+        {(id(lik.model), lik.cached, lik.mode, lik.chunk_size, lik.threads, lik.n_events) for lik in likelihoods}) == 1
+
+
+def batch_evaluator(likelihoods):
+    """A function ``[(j, theta_j), ...] -> [likelihoods[j](theta_j), ...]``: one :class:`LikelihoodBatch` when the
+    likelihoods are :class:`ModelLikelihood` that can share one, else each request evaluated on its own."""
+    likelihoods = list(likelihoods)
+    if likelihoods and _can_batch(likelihoods):
+        return LikelihoodBatch(likelihoods)
+    return lambda requests: [likelihoods[j](theta) for j, theta in requests]
 
 
 class SimulatorLikelihood:

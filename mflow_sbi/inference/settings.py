@@ -28,6 +28,8 @@ DEFAULT_BURN_IN = 300
 # Calibration: data sets drawn from the prior, and posterior draws per data set for the SBC ranks.
 DEFAULT_DATASETS = 200
 DEFAULT_RANK_SAMPLES = 99
+# Data sets whose chains run in lockstep, their likelihood calls batched (mflow_sbi.inference.lockstep).
+DEFAULT_LOCKSTEP = 50
 
 MIN_KEPT_STEPS = 4
 
@@ -57,5 +59,6 @@ class InferenceConfig(Table):
             raise ConfigError(f"inference.luminosity must be set (a number > 0) when inference.rate = {self.rate!r}")
 
 
-__all__ = ["DEFAULT_BURN_IN", "DEFAULT_DATASETS", "DEFAULT_RANK_SAMPLES", "DEFAULT_STEPS", "DEFAULT_WALKERS", "MIN_KEPT_STEPS",
+__all__ = ["DEFAULT_BURN_IN", "DEFAULT_DATASETS", "DEFAULT_LOCKSTEP", "DEFAULT_RANK_SAMPLES", "DEFAULT_STEPS", "DEFAULT_WALKERS",
+           "MIN_KEPT_STEPS",
            "RATE_CHOICES", "InferenceConfig"]

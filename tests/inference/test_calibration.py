@@ -59,12 +59,17 @@ def test_rank_counting_and_credibility_by_hand():
         sbc_ranks(draws, np.array([0.5]))
 
 
-def test_run_calibration_with_model_and_round_trip(conjugate_problem, tmp_path):
-    problem = conjugate_problem(p=1, n=1, d=2, seed=1)
-
+def simulator_of(model):
     def simulate(theta, n, rng):
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        return problem.model.sample(torch.as_tensor(theta, dtype=torch.float32), n, generator).double().numpy()
+        return model.sample(torch.as_tensor(theta, dtype=torch.float32), n, generator).double().numpy()
+
+    return simulate
+
+
+def test_run_calibration_with_model_and_round_trip(conjugate_problem, tmp_path):
+    problem = conjugate_problem(p=1, n=1, d=2, seed=1)
+    simulate = simulator_of(problem.model)
 
     result = run_calibration(simulate, lambda x: ModelLikelihood(problem.model, x), problem.prior, n_datasets=6,
                              n_events=10, seed=3, n_rank_samples=20, progress=False, parameter_names=("a",),
@@ -80,3 +85,46 @@ def test_run_calibration_with_model_and_round_trip(conjugate_problem, tmp_path):
     with pytest.raises(InputError, match="fewer than"):
         run_calibration(simulate, lambda x: ModelLikelihood(problem.model, x), problem.prior, n_datasets=1,
                         n_events=5, n_rank_samples=500, progress=False, n_walkers=4, n_steps=60, burn_in=10)
+
+
+SMALL = {"n_events": 10, "seed": 3, "n_rank_samples": 20, "progress": False, "n_walkers": 8, "n_steps": 100, "burn_in": 20}
+
+
+def assert_same_result(first: CalibrationResult, second: CalibrationResult):
+    np.testing.assert_array_equal(first.theta_true, second.theta_true)
+    np.testing.assert_array_equal(first.ranks, second.ranks)
+    np.testing.assert_array_equal(first.credibility, second.credibility)
+
+
+def test_lockstep_calibration_equals_one_data_set_after_another(conjugate_problem):
+    problem = conjugate_problem(p=2, n=2, d=3, seed=1)
+    args = (simulator_of(problem.model), lambda x: ModelLikelihood(problem.model, x), problem.prior)
+    alone = run_calibration(*args, n_datasets=4, lockstep=1, **SMALL)
+    together = run_calibration(*args, n_datasets=4, lockstep=4, **SMALL)
+    in_blocks = run_calibration(*args, n_datasets=4, lockstep=3, **SMALL)
+    assert_same_result(alone, together)
+    assert_same_result(alone, in_blocks)
+    assert len(np.unique(alone.credibility)) == 4  # four different data sets, not one repeated
+
+
+def test_calibration_resumes_from_its_checkpoint(conjugate_problem, tmp_path):
+    problem = conjugate_problem(p=1, n=1, d=2, seed=1)
+    args = (simulator_of(problem.model), lambda x: ModelLikelihood(problem.model, x), problem.prior)
+    checkpoint = tmp_path / "checkpoint.npz"
+    full = run_calibration(*args, n_datasets=5, lockstep=2, **SMALL)
+    run_calibration(*args, n_datasets=2, lockstep=2, checkpoint=checkpoint, **SMALL)  # as if stopped after a block
+    with np.load(checkpoint) as npz:
+        assert npz["ranks"].shape == (2, 1)
+    resumed = run_calibration(*args, n_datasets=5, lockstep=2, checkpoint=checkpoint, resume=True, **SMALL)
+    assert_same_result(full, resumed)
+    with np.load(checkpoint) as npz:
+        assert npz["ranks"].shape == (5, 1)
+    calls = problem.model.calls["latent_log_prob"]
+    again = run_calibration(*args, n_datasets=5, lockstep=2, checkpoint=checkpoint, resume=True, **SMALL)
+    assert_same_result(full, again)
+    assert problem.model.calls["latent_log_prob"] == calls  # all done: nothing is sampled again
+    with pytest.raises(InputError, match="n_steps differ"):
+        run_calibration(*args, n_datasets=5, checkpoint=checkpoint, resume=True, **{**SMALL, "n_steps": 101})
+    with pytest.raises(InputError, match="model_weights_sha256 differ"):
+        run_calibration(*args, n_datasets=5, checkpoint=checkpoint, resume=True, identity={"model_weights_sha256": "0"},
+                        **SMALL)
