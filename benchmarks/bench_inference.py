@@ -115,6 +115,53 @@ def bench_polynomial(model_dir: str | None, seed: int) -> dict:
             "seconds_per_5000_effective": seconds * TARGET_ESS / ess}
 
 
+LEVERS = {
+    "default (64 walkers, 1500 steps, 300 burn-in)": {},
+    "128 walkers, 750 steps, 150 burn-in": {"n_walkers": 128, "n_steps": 750, "burn_in": 150},
+    "burn-in 50 from the modes start": {"burn_in": 50, "n_steps": 1250},
+    "burn-in 50, until converged (50 tau, tau stable)": {"burn_in": 50, "n_steps": 1500, "until_converged": True},
+    "2 threads": {"threads": 2},
+}
+
+
+def bench_levers(model_dir: str | None, seed: int, repeats: int) -> dict:
+    """Time to 5,000 ESS on the polynomial surface for each lever (``LEVERS``), interleaved, ``repeats`` times:
+    wall time of the whole ``sample_posterior`` call (mode finding included) scaled to 5,000 ESS, with the
+    posterior mean and std (accuracy must not move), and the floor ESS x tau x N x FLOPs-per-row / GEMM rate."""
+    from benchmarks.floor import flops_per_row, gemm_gflops, hidden_features
+
+    model, trained = _model(model_dir, 3, 2, 1, seed)
+    x = _observed(model, np.array([0.5]), seed)
+    runs: dict[str, list[dict]] = {name: [] for name in LEVERS}
+    for repeat in range(repeats):
+        for name, lever in LEVERS.items():
+            options = dict(lever)
+            threads = options.pop("threads", 1)
+            began = time.perf_counter()
+            posterior = sample_posterior(ModelLikelihood(model, x, threads=threads), model.prior, seed=seed + repeat,
+                                         progress=False, **options)
+            wall = time.perf_counter() - began
+            ess = float(posterior.diagnostics["min_effective_sample_size"])
+            runs[name].append({"wall_s": wall, "ess": ess, "seconds_per_5000_ess": wall * TARGET_ESS / ess,
+                               "tau": float(max(posterior.diagnostics["autocorrelation_time"])),
+                               "steps_run": posterior.metadata["sampler"]["steps_run"],
+                               "mean": float(posterior.samples.mean()), "std": float(posterior.samples.std())})
+            print(name, {k: round(v, 4) for k, v in runs[name][-1].items()}, flush=True)
+    width = hidden_features(model)
+    gemm = gemm_gflops(32 * N_EVENTS, width, width)
+    per_row = flops_per_row(model)
+    tau = float(np.median([r["tau"] for r in runs[next(iter(LEVERS))]]))
+    floor = TARGET_ESS * tau * N_EVENTS * per_row / (gemm * 1e9)
+    summary = {name: {key: float(np.median([r[key] for r in records])) for key in records[0]}
+               for name, records in runs.items()}
+    for record in summary.values():
+        record["times_floor"] = record["seconds_per_5000_ess"] / floor
+    return {"model": model_dir or "untrained ManifoldFlow(3 -> 2, 1 parameter)", "trained": trained,
+            "n_events": N_EVENTS, "repeats": repeats, "gemm_gflops_1_thread": gemm, "hidden_features": width,
+            "gemm_flops_per_row": per_row, "tau_default": tau, "floor_seconds_5000_ess": floor,
+            "median": summary, "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lhc-model", help="trained 40-D / 14-D M-flow directory (default: untrained)")
@@ -123,8 +170,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=100,
                         help="cached MCMC steps for the cache comparison; the re-encoding run does 1/10 (default 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--levers", type=int, default=0, metavar="REPEATS",
+                        help="only the time-to-posterior levers on the polynomial surface, REPEATS interleaved rounds "
+                             "(results to inference_levers.json)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.levers:
+        torch.set_num_threads(1)
+        logging.getLogger("mflow_sbi.inference.sampler").setLevel(logging.ERROR)
+        result = {"levers": bench_levers(args.poly_model, args.seed, args.levers),
+                  "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                              "processor": platform.machine()}}
+        save_json(Path(args.out).with_name("inference_levers.json") if args.out == str(RESULTS) else args.out, result)
+        return result
     logging.getLogger("mflow_sbi.inference.sampler").setLevel(logging.ERROR)  # short chains warn by design
     result = {
         "cache": bench_cache(args.lhc_model, args.walkers, args.steps, args.seed),

@@ -123,16 +123,32 @@ def exact_posterior(simulator, x_observed, args) -> tuple[dict, np.ndarray]:
     return record, samples
 
 
+def train_mflow(simulator, theta_train, x_train, epochs_m: int, epochs_d: int, patience: int, seed: int,
+                t_xz=None, scandal: float = 0.0) -> tuple[ManifoldFlow, object, float]:
+    """A polynomial-surface M-flow trained with sequential M/D (SCANDAL score loss of weight ``scandal`` on
+    ``t_xz`` when > 0): (model, history, training seconds)."""
+    torch.manual_seed(seed)
+    model = ManifoldFlow(3, 2, 1, outer=BENCH_OUTER, prior=simulator.prior)
+    config = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=epochs_d, patience=patience,
+                            threads=1, seed=seed, scandal=scandal)
+    began = time.perf_counter()
+    history = train_model(model, x_train, theta_train, config, progress=False, t_xz=t_xz if scandal else None)
+    return model.eval(), history, time.perf_counter() - began
+
+
+def train_polynomial_mflow(simulator, n_train: int, epochs_m: int, epochs_d: int, seed: int) -> ManifoldFlow:
+    """An M-flow trained briefly on ``n_train`` polynomial-surface events from the prior (for timing studies)."""
+    rng = np.random.default_rng(seed)
+    theta_train = simulator.prior.sample(n_train, rng)
+    return train_mflow(simulator, theta_train, simulator.sample(theta_train, n_train, rng), epochs_m, epochs_d,
+                       patience=epochs_m + epochs_d, seed=seed)[0]
+
+
 def mflow_posterior(simulator, theta_train, x_train, x_observed, exact: np.ndarray, args, t_xz=None,
                     scandal: float = 0.0) -> dict:
     """Sequential M/D M-flow; with ``scandal`` > 0 phase D adds the SCANDAL score loss on ``t_xz``."""
-    torch.manual_seed(args.seed)
-    model = ManifoldFlow(3, 2, 1, outer=BENCH_OUTER, prior=simulator.prior)
-    config = TrainingConfig(algorithm="sequential", epochs_m=args.epochs_m, epochs_d=args.epochs_d,
-                            patience=args.patience, threads=1, seed=args.seed, scandal=scandal)
-    began = time.perf_counter()
-    history = train_model(model, x_train, theta_train, config, progress=False, t_xz=t_xz if scandal else None)
-    training = time.perf_counter() - began
+    model, history, training = train_mflow(simulator, theta_train, x_train, args.epochs_m, args.epochs_d,
+                                           args.patience, args.seed, t_xz, scandal)
     record, samples = sampling_benchmark(lambda: ModelLikelihood(model, x_observed), simulator.prior, args)
     epochs = {phase: sum(1 for r in history.records if r["phase"] == phase) for phase in ("M", "D")}
     record.update(training_wall_s=round(training, 1), epochs_run=epochs, **distances(samples, exact, args))

@@ -18,6 +18,7 @@ bounded. Sums are accumulated in float64.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +31,8 @@ from mflow_sbi.threads import torch_threads
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 65536
+# From this many rows per call on, threads="auto" uses every core (measured in benchmarks/bench_scaling.py).
+PARALLEL_ROWS = 131072
 
 
 class LikelihoodModel(Protocol):
@@ -87,7 +90,9 @@ class ModelLikelihood:
 
     ``cache``: "auto" (use the cached encoding when the model supports it), True (require it) or False
     (always re-encode). ``mode`` is passed to the model's density (None: its default). ``threads``: torch
-    intra-op threads during evaluation (default 1, fastest for MCMC-sized batches; None: torch's setting).
+    intra-op threads during evaluation: "auto" (the default) uses one thread for calls of fewer than
+    ``PARALLEL_ROWS`` (theta, event) rows, fastest for MCMC-sized batches, and every core for larger calls
+    (N >= ~4,000 events with 64 walkers); an integer fixes the count; None leaves torch's setting.
     """
 
     def __init__(
@@ -97,12 +102,14 @@ class ModelLikelihood:
         cache: bool | str = "auto",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         mode: str | None = None,
-        threads: int | None = 1,
+        threads: int | str | None = "auto",
     ):
         if cache not in ("auto", True, False):
             raise InputError(f"cache must be 'auto', True or False, got {cache!r}")
         if int(chunk_size) < 1:
             raise InputError(f"chunk_size must be positive, got {chunk_size}")
+        if not (threads is None or threads == "auto" or (isinstance(threads, int) and threads >= 0)):
+            raise InputError(f"threads must be 'auto', a count >= 0 or None, got {threads!r}")
         supported = bool(getattr(model, "supports_cached_likelihood", False))
         if cache is True and not supported:
             raise InputError("this model cannot cache the observed encoding (theta conditions its outer flow)")
@@ -120,7 +127,7 @@ class ModelLikelihood:
         self._x = torch.as_tensor(self.x_observed, dtype=torch.float32, device=self.device)
         self.n_nonfinite = 0
         if self.cached:
-            with torch.inference_mode(), torch_threads(threads):
+            with torch.inference_mode(), torch_threads(self.threads_for(self.n_events)):
                 u, const = model.cache_observed(self._x, mode=mode)
             self._u = u
             self._const = float(const.double().sum())
@@ -134,6 +141,12 @@ class ModelLikelihood:
         if self.cached:
             return self.model.latent_log_prob(x_rows, theta_rows)
         return self.model.log_prob(x_rows, theta_rows, mode=self.mode)
+
+    def threads_for(self, rows: int) -> int | None:
+        """The torch thread count for a call of ``rows`` rows (see ``threads``)."""
+        if self.threads != "auto":
+            return self.threads
+        return 1 if rows < PARALLEL_ROWS else os.cpu_count() or 1
 
     @property
     def events(self) -> torch.Tensor:
@@ -205,7 +218,7 @@ class LikelihoodBatch:
         theta = torch.as_tensor(np.concatenate([theta for _, theta in requests]), dtype=torch.float32,
                                 device=first.device)
         owner = torch.as_tensor(np.repeat([j for j, _ in requests], sizes), device=first.device)
-        with torch.inference_mode(), torch_threads(first.threads):
+        with torch.inference_mode(), torch_threads(first.threads_for(theta.shape[0] * first.n_events)):
             total = summed_rows(first._rows, self._events, owner, theta, first.chunk_size).cpu().numpy()
         parts = np.split(total, np.cumsum(sizes)[:-1])
         return [self.likelihoods[j].finish(part) for (j, _), part in zip(requests, parts, strict=True)]

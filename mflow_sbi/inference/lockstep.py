@@ -55,15 +55,17 @@ class DeferredLikelihood:
         return value
 
 
-def run_lockstep(likelihoods: Sequence[Any], evaluate: Evaluate,
-                 jobs: Sequence[Callable[[DeferredLikelihood], Result]]) -> list[Result]:
+def run_lockstep(likelihoods: Sequence[Any], evaluate: Evaluate, jobs: Sequence[Callable[[Any], Result]]) -> list[Result]:
     """Run ``jobs[k](deferred likelihood k)`` for all k in lockstep; returns their results in order.
 
     ``evaluate([(k, theta_k), ...])`` must return ``[likelihoods[k](theta_k), ...]``. An exception raised by a job
-    is re-raised (the first by job order) after all jobs have ended.
+    is re-raised (the first by job order) after all jobs have ended. A single job runs directly in this thread
+    with its own likelihood (nothing to batch it with).
     """
     if len(likelihoods) != len(jobs):
         raise InputError(f"need one job per likelihood, got {len(jobs)} jobs and {len(likelihoods)} likelihoods")
+    if len(jobs) == 1:
+        return [jobs[0](likelihoods[0])]
     requests: queue.SimpleQueue = queue.SimpleQueue()
     deferred = [DeferredLikelihood(k, likelihood, requests) for k, likelihood in enumerate(likelihoods)]
     results: list[Any] = [None] * len(jobs)
