@@ -139,10 +139,16 @@ def main(argv: list[str] | None = None) -> dict:
                   "fraction_of_floor": floor_call / t_auto, "max_rss_mb": round(max_rss_mb(), 1)}
         rows_out.append(record)
         print({k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}, flush=True)
+        save(args, trained, single.chunk_size, width, per_row_flops, gemm, tau, steps, rows_out)  # after every N
+    return save(args, trained, single.chunk_size, width, per_row_flops, gemm, tau, steps, rows_out)
+
+
+def save(args, trained, chunk_size, width, per_row_flops, gemm, tau, steps, rows_out) -> dict:
+    """Write the results of the N measured so far, and the plot."""
     per_row = [r["us_per_row_1_thread"] for r in rows_out if r["n_events"] >= 1000]
     results = {
         "setting": {"model": args.lhc_model or "untrained ManifoldFlow(40 -> 14, 2 parameters)", "trained": trained,
-                    "walkers": WALKERS, "burn_in": BURN_IN, "ess": ESS, "chunk_size": single.chunk_size,
+                    "walkers": WALKERS, "burn_in": BURN_IN, "ess": ESS, "chunk_size": chunk_size,
                     "parallel_rows": PARALLEL_ROWS, "repeats": args.repeats},
         "inner_flow": {"hidden_features": width, "gemm_flops_per_row": per_row_flops},
         "gemm_gflops": gemm, "tau_steps": tau, "steps_to_5000_ess": steps, "events": rows_out,
@@ -152,7 +158,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     save_json(args.out, results)
     plot(results, args.plot)
-    print(f"results written to {args.out}, plot to {args.plot}")
     return results
 
 
