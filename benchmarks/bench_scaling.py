@@ -47,10 +47,12 @@ WALKERS = 64
 BURN_IN = 300
 
 
-def observed(model, n: int, seed: int) -> np.ndarray:
+def observed(model, n: int, seed: int, chunk: int = 10_000) -> np.ndarray:
+    """``n`` events drawn from the model at theta = 0, in chunks (bounded memory)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.inference_mode():
-        return model.sample(torch.zeros(model.parameter_dim), n, generator).double().numpy()
+        return np.concatenate([model.sample(torch.zeros(model.parameter_dim), min(chunk, n - i), generator).double().numpy()
+                               for i in range(0, n, chunk)])
 
 
 def call_seconds(likelihood: ModelLikelihood, repeats: int) -> float:
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         repeats = 1 if n * WALKERS // 2 >= 100_000 else args.repeats
         rows = n * WALKERS // 2
         t1 = call_seconds(single, repeats)
-        auto = ModelLikelihood(model, x)
+        auto = ModelLikelihood(model, x, threads="auto")
         threads_auto = auto.threads_for(rows)
         t_auto = call_seconds(auto, repeats) if threads_auto > 1 else t1
         floor_call = rows * per_row_flops / (gemm["all_cores" if threads_auto > 1 else "1_thread"] * 1e9)

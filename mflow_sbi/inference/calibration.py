@@ -180,7 +180,8 @@ def run_calibration(
 
     The data sets run in blocks of ``lockstep``: the chains of a block advance together and their likelihood
     calls are evaluated as one batch (:mod:`mflow_sbi.inference.lockstep`, batched by
-    :func:`~mflow_sbi.inference.likelihood.batch_evaluator`); every posterior is the one a separate run gives.
+    :func:`~mflow_sbi.inference.likelihood.batch_evaluator`); every posterior is the one a separate run gives
+    (up to float32 rounding of the network's rows, see lockstep.py).
     With ``checkpoint`` (an ``.npz`` path) the completed data sets are written there atomically after each
     block; with ``resume`` a run continues after the data sets of an existing checkpoint written with the same
     settings (``identity``, e.g. the model's hash, is part of them), giving the numbers of an uninterrupted run.

@@ -90,9 +90,10 @@ class ModelLikelihood:
 
     ``cache``: "auto" (use the cached encoding when the model supports it), True (require it) or False
     (always re-encode). ``mode`` is passed to the model's density (None: its default). ``threads``: torch
-    intra-op threads during evaluation: "auto" (the default) uses one thread for calls of fewer than
-    ``PARALLEL_ROWS`` (theta, event) rows, fastest for MCMC-sized batches, and every core for larger calls
-    (N >= ~4,000 events with 64 walkers); an integer fixes the count; None leaves torch's setting.
+    intra-op threads during evaluation: an integer (default 1, fastest for MCMC-sized batches, and on a
+    shared machine also for large ones: benchmarks/bench_scaling.py measured 2 threads 3.4x slower at N = 10^4
+    under load); "auto" uses one thread for calls of fewer than ``PARALLEL_ROWS`` (theta, event) rows and every
+    core for larger calls; None leaves torch's setting.
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class ModelLikelihood:
         cache: bool | str = "auto",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         mode: str | None = None,
-        threads: int | str | None = "auto",
+        threads: int | str | None = 1,
     ):
         if cache not in ("auto", True, False):
             raise InputError(f"cache must be 'auto', True or False, got {cache!r}")
@@ -128,9 +129,10 @@ class ModelLikelihood:
         self.n_nonfinite = 0
         if self.cached:
             with torch.inference_mode(), torch_threads(self.threads_for(self.n_events)):
-                u, const = model.cache_observed(self._x, mode=mode)
-            self._u = u
-            self._const = float(const.double().sum())
+                parts = [model.cache_observed(self._x[i:i + self.chunk_size], mode=mode)
+                         for i in range(0, self.n_events, self.chunk_size)]  # chunked: bounded memory at large N
+            self._u = torch.cat([u for u, _ in parts])
+            self._const = float(sum(const.double().sum() for _, const in parts))
 
     @property
     def metadata(self) -> dict:
