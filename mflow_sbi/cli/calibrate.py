@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="calibration", help="output folder (default ./calibration)")
     parser.add_argument("--lockstep", type=int, default=DEFAULT_LOCKSTEP, metavar="K",
                         help="data sets whose chains advance together, their likelihood calls evaluated as one batch "
-                             f"(same posteriors as one after another; default {DEFAULT_LOCKSTEP})")
+                             "(the posteriors of one after another up to float32 rounding; 1: one after another; "
+                             f"default {DEFAULT_LOCKSTEP})")
     parser.add_argument("--resume", action="store_true",
                         help=f"continue after the data sets completed in --out ({layout.CALIBRATION_CHECKPOINT_FILE}, "
                              "written after every lockstep block) by a run with the same settings")
