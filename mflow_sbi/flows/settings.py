@@ -7,7 +7,8 @@
     eps                PIE's off-manifold width (unset: the class default)
     jacobian_method    how the decoder Jacobian is computed (unset: the class default)
     ambient_transform  AF only: the stack family, "coupling" (spline couplings), "maf" (masked autoregressive)
-                       or "auto" (by data dimension); unset: the class default "auto" (mflow_sbi.flows.ambient)
+                       or "auto" (flow.transform's family, else coupling); unset: the class default "auto"
+                       (mflow_sbi.flows.ambient)
     [model.outer], [model.inner], [model.flow]   stack architectures (``StackConfig`` keys)
     [model.encoder]    Me-flow's encoder (``EncoderConfig`` keys)
 

@@ -144,14 +144,15 @@ def test_create_model_defaults_and_options():
 
 
 def test_ambient_transform_picks_the_stack_family():
-    """"auto" follows the data dimension (AUTO_MAF_MIN_DIM) unless flow.transform names the family; a flow table
-    without transform gets the family's step; a transform of the other family is refused."""
-    from mflow_sbi.flows.ambient import AUTO_MAF_MIN_DIM, DEFAULT_FLOWS
+    """"auto" takes the family of flow.transform when given, else AUTO_FAMILY; a flow table without transform gets
+    the family's step; a transform of the other family is refused."""
+    from mflow_sbi.flows.ambient import AUTO_FAMILY, DEFAULT_FLOWS
 
-    below, above = create_model("af", AUTO_MAF_MIN_DIM - 1, 1), create_model("af", AUTO_MAF_MIN_DIM, 1)
-    assert (below.ambient_transform, below.flow_config) == ("coupling", DEFAULT_FLOWS["coupling"])
-    assert (above.ambient_transform, above.flow_config) == ("maf", DEFAULT_FLOWS["maf"])
+    for data_dim in (2, 8):
+        model = create_model("af", data_dim, 1)
+        assert (model.ambient_transform, model.flow_config) == (AUTO_FAMILY, DEFAULT_FLOWS[AUTO_FAMILY])
     assert create_model("af", 8, 1, ambient_transform="coupling").flow_config == DEFAULT_FLOWS["coupling"]
+    assert create_model("af", 8, 1, ambient_transform="maf").flow_config == DEFAULT_FLOWS["maf"]
     maf = create_model("af", 2, 1, ambient_transform="maf", flow={"n_layers": 2})
     assert (maf.flow_config.transform, maf.flow_config.n_layers) == ("affine_autoregressive", 2)
     spline_maf = create_model("af", 2, 1, flow={"transform": "rq_autoregressive"})
