@@ -177,7 +177,7 @@ def rescore(results: dict, default_family: str) -> dict:
     """Summary and targets of ``results``' runs with ``default_family`` as the AF default (labels follow)."""
     results["summary"] = {name: summarize(name, entries) for name, entries in results["runs"].items()}
     results["targets"] = targets(results, default_family)
-    results["setting"]["af_default_family"] = default_family
+    results["setting"].update(af_default_family=default_family, observations_completed=len(results["runs"]["reference"]))
     for record in results["models"].values():
         if "family" in record:
             long = record["label"].partition(", up to ")[2]
