@@ -26,11 +26,13 @@ else:
     from .base import IntractableLikelihood, Simulator
     from .lhc import LHC
     from .polynomial_surface import PolynomialSurface
+    from .slcp import SLCP
     from .spherical_gaussian import SphericalGaussian
 
     SIMULATORS: dict[str, type] = {
         LHC.name: LHC,
         PolynomialSurface.name: PolynomialSurface,
+        SLCP.name: SLCP,
         SphericalGaussian.name: SphericalGaussian,
     }
 

@@ -96,6 +96,8 @@ def data():
     "model_table, cls, check",
     [
         ({"type": "af", "flow": {"n_layers": 2, "hidden_features": 8}}, AmbientFlow, lambda m: m.flow_config.n_layers == 2),
+        ({"type": "af", "ambient_transform": "maf", "flow": {"n_layers": 2}}, AmbientFlow,
+         lambda m: (m.ambient_transform, m.flow_config.transform, m.flow_config.n_layers) == ("maf", "affine_autoregressive", 2)),
         ({"type": "pie", "latent_dim": 2, "eps": 0.05}, PIE, lambda m: m.eps == 0.05),
         ({"type": "mflow", "latent_dim": 2, "outer": {"n_layers": 3}}, ManifoldFlow, lambda m: m.outer_config.n_layers == 3),
         ({"type": "emflow", "latent_dim": 1, "encoder": {"hidden_features": 12}}, EncoderManifoldFlow,
@@ -110,3 +112,5 @@ def test_model_tables_reach_the_model(data, model_table, cls, check):
 def test_option_the_model_does_not_take_is_an_error(data):
     with pytest.raises(InputError, match="outer"):
         model_for_data(data, parse_config({"model": {"type": "af", "outer": {"n_layers": 2}}}).model)
+    with pytest.raises(InputError, match="model.ambient_transform is not an option of model type 'mflow'"):
+        parse_config({"model": {"type": "mflow", "ambient_transform": "maf"}})

@@ -15,7 +15,9 @@ from mflow_sbi.errors import ConfigError
 
 JACOBIAN_METHODS = ("forward", "double_backward", "loop")
 FLOW_KERNELS = ("fused", "nflows")  # how stacks are evaluated (mflow_sbi.flows.base.ConditionalDensityModel.run_stack)
-TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling")
+TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling", "affine_autoregressive")
+AUTOREGRESSIVE_TYPES = ("rq_autoregressive", "affine_autoregressive")
+AMBIENT_TRANSFORMS = ("auto", "coupling", "maf")  # the AF's stack family (mflow_sbi.flows.ambient)
 LINEAR_TYPES = ("lu", "permutation")
 T = TypeVar("T")
 

@@ -5,7 +5,10 @@ linear mixing. The step is one of
 
 - ``"rq_coupling"``: rational-quadratic spline coupling (Durkan et al. 2019) with alternating masks;
 - ``"rq_autoregressive"``: masked autoregressive rational-quadratic spline;
-- ``"affine_coupling"``: affine (RealNVP-style) coupling.
+- ``"affine_coupling"``: affine (RealNVP-style) coupling;
+- ``"affine_autoregressive"``: masked affine autoregressive step (MAF, Papamakarios et al. 2017),
+  y_i = s_i x_i + m_i with scale s_i = softplus(a_i) + 1e-3 and shift m_i computed by a MADE
+  network from x_{<i} (in the stack's feature order) and the context; log|det| = sum_i log s_i.
 
 The linear mixing is ``"lu"`` (LU-decomposed invertible matrix, initialized at the identity) or
 ``"permutation"`` (a fixed random permutation, drawn from the torch RNG and stored as a buffer).
@@ -32,6 +35,15 @@ def _linear(features: int, config: StackConfig) -> transforms.Transform:
 
 def _step(features: int, context: int | None, index: int, config: StackConfig) -> transforms.Transform:
     kind = config.transform if features > 1 else "rq_autoregressive"
+    if kind == "affine_autoregressive":
+        return transforms.MaskedAffineAutoregressiveTransform(
+            features=features,
+            hidden_features=config.hidden_features,
+            context_features=context,
+            num_blocks=config.num_blocks,
+            activation=functional.relu,
+            dropout_probability=config.dropout,
+        )
     if kind == "rq_autoregressive":
         return transforms.MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
             features=features,

@@ -10,8 +10,9 @@ from mflow_sbi.flows import ConditionalDensityModel, create_model
 SMALL = {"n_layers": 2, "hidden_features": 16, "num_blocks": 1, "num_bins": 4}
 DATA_DIM, LATENT_DIM, PARAMETER_DIM = 4, 2, 2
 
-# (model type, conditional_outer): every model and variant of the family
-VARIANTS = [("af", False), ("pie", False), ("pie", True), ("mflow", False), ("mflow", True), ("emflow", False),
+# (model type, conditional_outer): every model and variant of the family; "af" is the AF with spline
+# couplings, "af_maf" the AF with masked affine autoregressive steps
+VARIANTS = [("af", False), ("af_maf", False), ("pie", False), ("pie", True), ("mflow", False), ("mflow", True), ("emflow", False),
             ("emflow", True)]
 VARIANT_IDS = [f"{kind}{'-cond' if cond else ''}" for kind, cond in VARIANTS]
 
@@ -38,8 +39,9 @@ def make_model(kind: str, conditional_outer: bool = False, seed: int = 0, data_d
                latent_dim: int = LATENT_DIM, parameter_dim: int = PARAMETER_DIM, **options) -> ConditionalDensityModel:
     """A float64 model in eval mode with perturbed weights and scalers."""
     torch.manual_seed(seed)
-    if kind == "af":
-        model = create_model("af", data_dim, parameter_dim, flow=dict(SMALL), **options)
+    if kind in ("af", "af_maf"):
+        family = "maf" if kind == "af_maf" else "coupling"
+        model = create_model("af", data_dim, parameter_dim, flow=dict(SMALL), ambient_transform=family, **options)
     else:
         extra = {"encoder": {"hidden_features": 16, "num_blocks": 1}} if kind == "emflow" else {}
         model = create_model(kind, data_dim, parameter_dim, latent_dim=latent_dim, outer=options.pop("outer", dict(SMALL)),

@@ -107,7 +107,7 @@ def test_sampling_is_seeded_and_reproduces_the_ambient_inverse(kind, conditional
     first = model.sample(theta, 5, generator=torch.Generator().manual_seed(3))
     second = model.sample(theta, 5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(first, second)
-    if kind == "af":  # sample = f^{-1}(z|theta) for the same noise z; and f(f^{-1}(z)) = z
+    if kind in ("af", "af_maf"):  # sample = f^{-1}(z|theta) for the same noise z; and f(f^{-1}(z)) = z
         context = model.theta_scaler(theta).expand(5, -1)
         noise = torch.randn(5, model.data_dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
         torch.testing.assert_close(model.flow(model.x_scaler(first), context=context)[0], noise, rtol=1e-8, atol=1e-8)
@@ -141,6 +141,27 @@ def test_create_model_defaults_and_options():
     af = create_model("af", 3, 1, flow={"transform": "affine_coupling", "linear": "permutation"})
     assert af.latent_dim is None and af.flow_config.transform == "affine_coupling"
     assert not af.supports_cached_likelihood
+
+
+def test_ambient_transform_picks_the_stack_family():
+    """"auto" takes the family of flow.transform when given, else AUTO_FAMILY; a flow table without transform gets
+    the family's step; a transform of the other family is refused."""
+    from mflow_sbi.flows.ambient import AUTO_FAMILY, DEFAULT_FLOWS
+
+    for data_dim in (2, 8):
+        model = create_model("af", data_dim, 1)
+        assert (model.ambient_transform, model.flow_config) == (AUTO_FAMILY, DEFAULT_FLOWS[AUTO_FAMILY])
+    assert create_model("af", 8, 1, ambient_transform="coupling").flow_config == DEFAULT_FLOWS["coupling"]
+    assert create_model("af", 8, 1, ambient_transform="maf").flow_config == DEFAULT_FLOWS["maf"]
+    maf = create_model("af", 2, 1, ambient_transform="maf", flow={"n_layers": 2})
+    assert (maf.flow_config.transform, maf.flow_config.n_layers) == ("affine_autoregressive", 2)
+    spline_maf = create_model("af", 2, 1, flow={"transform": "rq_autoregressive"})
+    assert spline_maf.ambient_transform == "maf" and spline_maf.architecture()["ambient_transform"] == "maf"
+    assert create_model("af", 8, 1, flow={"transform": "affine_coupling"}).ambient_transform == "coupling"
+    with pytest.raises(mflow_sbi.errors.InputError, match="takes a coupling step, but flow.transform is 'rq_autoregressive'"):
+        create_model("af", 3, 1, ambient_transform="coupling", flow={"transform": "rq_autoregressive"})
+    with pytest.raises(mflow_sbi.errors.InputError, match="ambient_transform must be one of"):
+        create_model("af", 3, 1, ambient_transform="nsf")
 
 
 def test_a_damaged_model_directory_is_refused_with_the_file_named(tmp_path):

@@ -20,6 +20,7 @@ THETA_PAIRS = {  # (theta_a, theta_b) close enough for a usable effective sample
     "spherical_gaussian": ([0.1, -0.2], [-0.2, 0.1]),
     "spherical_gaussian_3_in_5": ([0.4, 0.3], [0.2, 0.5]),
     "lhc": ([0.0, 0.0], [0.4, -0.4]),
+    "slcp": ([0.5, -0.3, 1.2, -1.0, 0.4], [0.45, -0.25, 1.18, -1.03, 0.45]),
 }
 N_EVENTS = {"lhc": 40_000}
 
@@ -44,7 +45,7 @@ def test_interface_attributes(case):
     assert isinstance(sim, Simulator)
     p = len(sim.parameter_names)
     assert p == len(sim.parameter_labels) == sim.prior.dim == len(theta_a)
-    assert 0 < sim.manifold_dim < sim.data_dim
+    assert 0 < sim.manifold_dim <= sim.data_dim  # equal: data that fill R^d (slcp)
 
 
 def test_sample_shapes_and_seeds(case):
