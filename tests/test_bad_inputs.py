@@ -214,6 +214,9 @@ ROWS = [
     Row("calibrate-simulator-of-another-dimension", ("calibrate", "--model", "{ws}/model", "--simulator", "lhc",
                                                      "--n-datasets", "2", "--n-events", "5", "--out", "{out}/c"),
         "simulator lhc has data dimension 40 and 2 parameter(s); the model has 3 and 1"),
+    Row("calibrate-lockstep-zero", ("calibrate", "--model", "{ws}/model", "--simulator", "polynomial_surface",
+                                    "--n-datasets", "2", "--n-events", "5", "--lockstep", "0", "--out", "{out}/c"),
+        "need positive n_datasets, n_events, n_rank_samples, lockstep; got 2, 5, 99, 0"),
     # run configs
     Row("run-missing-config", ("run", "{out}/../inputs/none.toml", "--out", "{out}/r"), "none.toml"),
     Row("run-simulation-wrong-type", ("run", "{out}/../inputs/bad.toml", "--out", "{out}/r"),
@@ -229,6 +232,9 @@ ROWS = [
                             "--out", "{out}/l"), "theta=-1:1"),
     Row("limits-unknown-parameter", ("limits", "{ws}/model", "--observed", "{ws}/observed.npz", "--grid",
                                      "phi=-1:1:5", "--out", "{out}/l"), "phi"),
+    Row("limits-expected-wrong-length", ("limits", "{ws}/model", "--observed", "{ws}/observed.npz", "--grid",
+                                         "theta=-1:1:5", "--expected", "0.1,0.2", "--out", "{out}/l"),
+        "theta_0 needs 1 value(s), got [0.1, 0.2]"),
     Row("limits-confidence-level", ("limits", "{ws}/model", "--observed", "{ws}/observed.npz", "--grid",
                                     "theta=-1:1:5", "--cl", "1.2", "--out", "{out}/l"), "1.2"),
 ]
