@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
     record = read_training_data_record(args.model)
     options = (record.get("simulator_options") or {}) if record.get("simulator") == args.simulator else {}
     simulator = get_simulator(args.simulator, **options)  # with the options the training data were simulated with
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     if simulator.data_dim != model.data_dim or len(simulator.parameter_names) != model.parameter_dim:
         raise InputError(f"simulator {args.simulator} has data dimension {simulator.data_dim} and "
                          f"{len(simulator.parameter_names)} parameter(s); the model has {model.data_dim} and "

@@ -10,7 +10,7 @@ import numpy as np
 
 from mflow_sbi import layout
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
-from mflow_sbi.cli.options import examples, show_progress
+from mflow_sbi.cli.options import add_device_argument, examples, show_progress
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
@@ -59,6 +59,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="override the model's prior: uniform(LOW,HIGH) or normal(LOC,SCALE), once per parameter")
+    add_device_argument(parser, "[inference] device")
 
 
 def prior_override(args: argparse.Namespace, model) -> IndependentPrior | None:
@@ -71,11 +72,12 @@ def prior_override(args: argparse.Namespace, model) -> IndependentPrior | None:
     return None
 
 
-def load_model(path: str):
-    """``mflow_sbi.flows.load_model``, imported on use."""
+def load_model(path: str, device: str | None = None):
+    """``mflow_sbi.flows.load_model`` onto ``device`` (None: the ``[inference] device`` default), imported on use."""
     from mflow_sbi.flows import load_model as load
+    from mflow_sbi.inference.settings import InferenceConfig
 
-    return load(path)
+    return load(path, InferenceConfig.device if device is None else device)
 
 
 def observed_theta(theta: np.ndarray | None) -> list[float] | None:
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
     record = read_training_data_record(args.model)
     observed = load_observed(args, record)
     check_observed_source(args.model, record, observed, args.observed)
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     metadata = {"model_path": str(args.model), "observed_path": str(args.observed),
                 "nuisance_parameters": list(record.get("nuisance_names") or [])}
     truth = observed_theta(observed.theta)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi import layout
-from mflow_sbi.cli.options import examples, parse_vector
+from mflow_sbi.cli.options import add_device_argument, examples, parse_vector
 from mflow_sbi.data.datasets import load_events
 from mflow_sbi.errors import InputError
 from mflow_sbi.workflow.train import read_training_data_record
@@ -55,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"events sampled for the Asimov data (default {DEFAULT_ASIMOV_EVENTS}); the expected "
                              "limits' centre has a Monte-Carlo error of about one event's resolution / sqrt(M)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Asimov sample (default 0)")
+    add_device_argument(parser, "[inference] device")
     parser.set_defaults(func=run)
 
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
     record = read_training_data_record(args.model)
     observed = load_events(args.observed)
     check_observed_source(args.model, record, observed, args.observed)
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     nuisances = tuple(record.get("nuisance_names") or ())
     axes = order_axes(axes, model.parameter_names, nuisances)
     likelihood = ModelLikelihood(model, observed.x, cache=False if args.no_cache else "auto")

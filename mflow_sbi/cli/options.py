@@ -25,6 +25,13 @@ def parse_vector(text: str, what: str = "value") -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
+def add_device_argument(parser: argparse.ArgumentParser, default_from: str) -> None:
+    """``--device cpu|cuda|auto`` (or cuda:N); unset, the value comes from ``default_from`` (a config key)."""
+    parser.add_argument("--device", metavar="DEVICE",
+                        help=f"where the model runs: cpu, cuda (cuda:N) or auto = cuda when available "
+                             f"(default: {default_from}, auto)")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars only on a terminal and without --quiet (logs and CI stay clean)."""
     return not args.quiet and sys.stderr.isatty()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mflow_sbi.cli.options import examples, show_progress
+from mflow_sbi.cli.options import add_device_argument, examples, show_progress
 from mflow_sbi.config import load_config
 
 DEFAULT_OUT = "mflow_sbi_output"
@@ -24,13 +24,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "repeatable (the effective configuration is saved as OUT/config.toml)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the data files in --out and continue training and the MCMC from their checkpoints")
+    add_device_argument(parser, "[training] device and [inference] device")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     from mflow_sbi.workflow.run import run_pipeline
 
-    config = load_config(args.config, args.overrides)
+    device = [f"training.device={args.device!r}", f"inference.device={args.device!r}"] if args.device else []
+    config = load_config(args.config, [*args.overrides, *device])
     outputs, posterior = run_pipeline(config, Path(args.out), progress=show_progress(args), resume=args.resume)
     truth = posterior.metadata["observed_theta"]
     print(posterior.format_summary())

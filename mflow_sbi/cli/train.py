@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mflow_sbi.cli.format_options import add_format_arguments, format_from_args
-from mflow_sbi.cli.options import examples, show_progress
+from mflow_sbi.cli.options import add_device_argument, examples, show_progress
 from mflow_sbi.config import RunConfig, load_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.errors import InputError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TRAINING_FLAGS = {
     "algorithm": "algorithm", "batch_size": "batch_size", "seed": "seed", "learning_rate": "learning_rate",
     "scandal": "scandal", "threads": "threads", "reconstruction": "reconstruction", "latent_l2": "latent_l2",
-    "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience", "stream": "stream",
+    "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience", "stream": "stream", "device": "device",
 }
 EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_posttrain")
 
@@ -66,6 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--stream", action="store_true", default=None,
                         help="ROOT input: train chunk by chunk (--step-size) without loading the files into memory")
+    add_device_argument(parser, "[training] device")
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 

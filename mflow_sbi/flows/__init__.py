@@ -21,6 +21,8 @@ from mflow_sbi.lazy import lazy_exports
 from mflow_sbi.tomlio import read_toml
 
 if TYPE_CHECKING:
+    import torch
+
     from mflow_sbi.flows.base import ConditionalDensityModel
 
 
@@ -87,8 +89,9 @@ def create_model(
         raise InputError(f"model {model_type!r}: {err}") from None
 
 
-def load_model(path: str | os.PathLike) -> ConditionalDensityModel:
-    """Load a saved model directory, returning an instance of the class recorded in its config.toml."""
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> ConditionalDensityModel:
+    """Load a saved model directory, returning an instance of the class recorded in its config.toml, on
+    ``device`` (a torch device or a name of :mod:`mflow_sbi.devices`; None: the CPU), wherever it was trained."""
     directory = Path(path)
     if not (directory / CONFIG_FILE).is_file():
         raise DataFileError(f"{directory}: not a model directory (no {CONFIG_FILE})")
@@ -96,7 +99,7 @@ def load_model(path: str | os.PathLike) -> ConditionalDensityModel:
     if model_type not in MODEL_TYPES:
         known = ", ".join(MODEL_TYPES)
         raise DataFileError(f"{directory / CONFIG_FILE}: unknown model type {model_type!r}; known: {known}")
-    return MODEL_TYPES[model_type].load(directory)
+    return MODEL_TYPES[model_type].load(directory, device)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ import torch
 
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows.architecture import AMBIENT_TRANSFORMS, AUTOREGRESSIVE_TYPES, StackConfig, resolve_config
-from mflow_sbi.flows.base import ConditionalDensityModel
+from mflow_sbi.flows.base import ConditionalDensityModel, standard_noise
 from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.flows.manifold import standard_normal_log_prob
 from mflow_sbi.priors import IndependentPrior
@@ -105,5 +105,5 @@ class AmbientFlow(ConditionalDensityModel):
         return standard_normal_log_prob(noise) + log_det + self.x_scaler.log_abs_det()
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        noise = torch.randn(theta_std.shape[0], self.data_dim, generator=generator, dtype=theta_std.dtype)
+        noise = standard_noise((theta_std.shape[0], self.data_dim), generator, theta_std)
         return self.run_stack(self.flow, noise, theta_std, inverse=True, log_det=False)[0]

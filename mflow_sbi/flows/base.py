@@ -16,7 +16,11 @@ Transform stacks run through :meth:`ConditionalDensityModel.run_stack`: nflows' 
 the same function with fewer tensor operations; training switches it on with ``[training] flow_kernels``).
 
 Networks run in float32 by default; ``model.double()`` switches a model (weights, scalers and the dtype
-its inputs are converted to) to float64, e.g. for precise reference computations.
+its inputs are converted to) to float64, e.g. for precise reference computations. ``model.to(device)`` moves
+it to a GPU: inputs (numpy arrays or tensors anywhere) are then moved to the model's ``device``, and results
+stay there (tensors) until the caller moves them. Sampling draws its noise from the given CPU generator and
+moves it to the device, so a seed gives the same noise on every device. Saved weights load onto the CPU
+whatever device they were saved from (``load(directory, device)`` then moves them).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 from torch import nn
 
 from mflow_sbi import __version__
+from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import DataFileError, InputError
 from mflow_sbi.flows.fused import stack_forward, stack_inverse
 from mflow_sbi.flows.standardize import Standardizer
@@ -51,9 +56,16 @@ class NoCachedLikelihood(InputError):
     """The model cannot split log p(x|theta) into a theta-free encoding and a latent density."""
 
 
-def as_tensor(values: ArrayLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A tensor view/copy of an array or tensor in ``dtype`` (networks run in float32 by default)."""
-    return torch.as_tensor(values).to(dtype)
+def as_tensor(values: ArrayLike, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
+    """A tensor view/copy of an array or tensor in ``dtype`` (networks run in float32 by default), on ``device``
+    (None: where it is)."""
+    return torch.as_tensor(values).to(device=device, dtype=dtype)
+
+
+def standard_noise(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) noise of ``shape`` with the dtype and device of ``like``, drawn on the CPU from ``generator`` (a
+    CPU generator, or torch's global one when None) so that the same seed gives the same noise on any device."""
+    return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
 
 
 class ConditionalDensityModel(nn.Module):
@@ -117,8 +129,13 @@ class ConditionalDensityModel(nn.Module):
         """The floating dtype of the model (float32 unless ``.double()`` was called)."""
         return self.x_scaler.mean.dtype
 
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights and scalers are on (``model.to(device)`` moves them)."""
+        return self.x_scaler.mean.device
+
     def check_x(self, x: ArrayLike, what: str = "x") -> torch.Tensor:
-        x = as_tensor(x, self.float_dtype)
+        x = as_tensor(x, self.float_dtype, self.device)
         if x.ndim != 2 or x.shape[1] != self.data_dim:
             raise InputError(f"{what} must have shape (N, {self.data_dim}), got {tuple(x.shape)}")
         if not bool(torch.isfinite(x).all()):
@@ -126,7 +143,7 @@ class ConditionalDensityModel(nn.Module):
         return x
 
     def check_theta(self, theta: ArrayLike, rows: int) -> torch.Tensor:
-        theta = as_tensor(theta, self.float_dtype)
+        theta = as_tensor(theta, self.float_dtype, self.device)
         if theta.ndim == 1 and theta.shape[0] == self.parameter_dim:
             theta = theta.expand(rows, -1)
         if theta.ndim != 2 or theta.shape != (rows, self.parameter_dim):
@@ -216,7 +233,9 @@ class ConditionalDensityModel(nn.Module):
         return cls(prior=prior, **model_section)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> ConditionalDensityModel:
+    def load(cls, directory: str | os.PathLike, device: str | torch.device | None = None) -> ConditionalDensityModel:
+        """The model saved in ``directory`` (weights saved on any device are read onto the CPU), moved to
+        ``device`` (a torch device, or a name of :mod:`mflow_sbi.devices`; None: the CPU)."""
         directory = Path(directory)
         config = read_toml(directory / CONFIG_FILE)
         found = config.get("model", {}).get("type")
@@ -232,6 +251,8 @@ class ConditionalDensityModel(nn.Module):
             model.load_state_dict(state)
         except Exception as err:  # noqa: BLE001 - a truncated, foreign or mismatched file is reported the same way
             raise DataFileError(f"{weights}: cannot load the weights ({str(err).splitlines()[0]})") from None
+        if device is not None:
+            model.to(device if isinstance(device, torch.device) else resolve_device(device))
         return model.eval()
 
 

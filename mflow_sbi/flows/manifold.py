@@ -51,7 +51,7 @@ from torch import nn
 
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.flows.architecture import StackConfig, resolve_config
-from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor
+from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor, standard_noise
 from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.flows.jacobian import (
     METHODS,
@@ -203,7 +203,7 @@ class ManifoldFlow(ConditionalDensityModel):
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         rows = theta_std.shape[0]
-        noise = torch.randn(rows, self.latent_dim, generator=generator, dtype=theta_std.dtype)
+        noise = standard_noise((rows, self.latent_dim), generator, theta_std)
         u = self.run_stack(self.inner, noise, theta_std, inverse=True, log_det=False)[0]
         v = self._off_manifold_sample(rows, generator)
         return self._outer_inverse(u, v, self._outer_context(theta_std, rows), log_det=False)[0]
@@ -240,7 +240,7 @@ class ManifoldFlow(ConditionalDensityModel):
 
     def check_u(self, u: ArrayLike) -> torch.Tensor:
         """Latent coordinates as a (N, n) tensor of the model's dtype, finite."""
-        u = as_tensor(u, self.float_dtype)
+        u = as_tensor(u, self.float_dtype, self.device)
         if u.ndim != 2 or u.shape[1] != self.latent_dim:
             raise InputError(f"u must have shape (N, {self.latent_dim}), got {tuple(u.shape)}")
         if not bool(torch.isfinite(u).all()):

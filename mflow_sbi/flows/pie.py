@@ -19,6 +19,7 @@ import torch
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.architecture import StackConfig
+from mflow_sbi.flows.base import standard_noise
 from mflow_sbi.flows.manifold import ManifoldFlow, standard_normal_log_prob
 from mflow_sbi.priors import IndependentPrior
 
@@ -62,4 +63,4 @@ class PIE(ManifoldFlow):
     def _off_manifold_sample(self, rows: int, generator: torch.Generator | None) -> torch.Tensor:
         """v ~ N(0, eps^2 I_(d-n))."""
         shape = (rows, self.data_dim - self.latent_dim)
-        return self.eps * torch.randn(shape, generator=generator, dtype=self.float_dtype)
+        return self.eps * standard_noise(shape, generator, self.x_scaler.mean)

@@ -97,8 +97,8 @@ def manifold_scores(model: Any, x: np.ndarray,
             distances.append((projected - x_t[start:start + CHUNK_ROWS]).double().norm(dim=1))
             if theta_std is not None:
                 densities.append(model.latent_log_prob_std(u, theta_std).double())
-    distance = torch.cat(distances).numpy()
-    return distance, (torch.cat(densities).numpy() if densities else None), torch.cat(latents).numpy()
+    distance = torch.cat(distances).cpu().numpy()
+    return distance, (torch.cat(densities).cpu().numpy() if densities else None), torch.cat(latents).cpu().numpy()
 
 
 def distance_to_learned_manifold(model: Any, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:

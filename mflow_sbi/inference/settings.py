@@ -10,12 +10,15 @@
               rates (``mflow_sbi.inference.rates``; docs/physics.md)
     luminosity  integrated luminosity for nu = luminosity x sigma(theta) x efficiency, in the simulator's
               units (``lhc``: fb^-1); required when rate is not "none"
+    device    where the model evaluates the likelihood: "cpu", "cuda" (or "cuda:N") or "auto" (CUDA when
+              available; :mod:`mflow_sbi.devices`)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mflow_sbi.devices import DEFAULT_DEVICE, DEVICE
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.schema import Table, choice, integer, number, optional, setting
 
@@ -49,6 +52,7 @@ class InferenceConfig(Table):
     seed: int = setting(0, integer(0))
     rate: str = setting("none", choice(RATE_CHOICES))
     luminosity: float | None = setting(None, optional(number(0, strict_low=True)))
+    device: str = setting(DEFAULT_DEVICE, DEVICE)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.threads import torch_threads
 from mflow_sbi.training.history import History
@@ -200,6 +201,8 @@ def train_model(
 ) -> History:
     """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
 
+    The model is moved to ``config.device`` first; the training tensors are made there.
+
     ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
     score, needed when ``config.scandal`` > 0; an unset ``scandal`` trains with the score exactly when ``t_xz`` is
     given (:meth:`TrainingConfig.for_data`). ``w`` (N,): per-event weights (weighted scalers, losses and
@@ -209,6 +212,7 @@ def train_model(
     config = config.for_data(t_xz is not None)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
+        model.to(resolve_device(config.device))
         data = prepare_tensors(model, x, theta, t_xz, config, w)
         history = fit_prepared(model, data, config, checkpoint=checkpoint, resume=resume, progress=progress,
                                callback=callback, weighted=w is not None)

@@ -28,7 +28,8 @@ the density, and phase D on cached latents is several times cheaper per event. I
 compiles the step losses with ``torch.compile`` (a one-time cost of minutes; falls back to eager code with a
 logged warning where it cannot compile).
 ``stream = true`` trains on ROOT input chunk by chunk instead of loading it into memory
-(:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``).
+(:mod:`mflow_sbi.training.streaming`; used by ``mflow-sbi train``). ``device``: where the model and the
+training tensors live, "cpu", "cuda" (or "cuda:N") or "auto" (CUDA when available; :mod:`mflow_sbi.devices`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mflow_sbi.devices import DEFAULT_DEVICE, DEVICE
 from mflow_sbi.flows.architecture import FLOW_KERNELS
 from mflow_sbi.schema import BOOLEAN, Table, choice, integer, number, optional, setting
 
@@ -83,6 +85,7 @@ class TrainingConfig(Table):
     manifold_events: int = setting(0, integer(0))
     flow_kernels: str = setting("fused", choice(FLOW_KERNELS))
     compile: bool = setting(False, BOOLEAN)
+    device: str = setting(DEFAULT_DEVICE, DEVICE)
 
     @property
     def lr_m(self) -> float:

@@ -34,6 +34,7 @@ from mflow_sbi.data.event_format import EventFormat
 from mflow_sbi.data.loading import PathSpec, expand_paths
 from mflow_sbi.data.root_read import DEFAULT_STEP_SIZE, close_sources, open_sources, source_metadata
 from mflow_sbi.data.streaming import EventStream, Moments, stream_moments
+from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.threads import torch_threads
 from mflow_sbi.training.algorithms import fit_prepared
@@ -127,7 +128,8 @@ class StreamSource:
 def _standardized(model) -> Callable[[Batch], Batch]:
     def transform(batch: Batch) -> Batch:
         x, theta = batch
-        return model.x_scaler(x.to(model.float_dtype)), model.theta_scaler(theta.to(model.float_dtype))
+        to = {"device": model.device, "dtype": model.float_dtype}
+        return model.x_scaler(x.to(**to)), model.theta_scaler(theta.to(**to))
 
     return transform
 
@@ -150,6 +152,7 @@ def train_streamed(
                          f"the streamed data have {data.head.x.shape[1]} and {data.head.theta.shape[1]}")
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
+        model.to(resolve_device(config.device))
         set_scalers(model, data.moments)
         transform = _standardized(model)
         head = (torch.as_tensor(data.head.x), torch.as_tensor(data.head.theta))

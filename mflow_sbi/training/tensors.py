@@ -93,7 +93,7 @@ def prepare_tensors(model, x: ArrayLike, theta: ArrayLike, t_xz: ArrayLike | Non
     with torch.no_grad():
         data = (model.x_scaler(x_t), model.theta_scaler(theta_t))
     if config.score_weight > 0:
-        score = named["t_xz"][keep]
+        score = named["t_xz"][keep].to(model.device)
         if score.shape[1] != model.parameter_dim:
             raise InputError(f"t_xz must have shape (N, {model.parameter_dim}) like theta, got {tuple(score.shape)}")
         data = (*data, score)

@@ -247,6 +247,7 @@ class Trainer:
     def _batches(self, data: Batch, generator: torch.Generator | None) -> Iterator[Batch]:
         n = data[0].shape[0]
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        order = order.to(data[0].device)
         for idx in order.split(self.config.batch_size):
             yield tuple(t[idx] for t in data)
 

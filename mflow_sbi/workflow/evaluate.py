@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi.data.datasets import EventData
+from mflow_sbi.devices import DEFAULT_DEVICE
 from mflow_sbi.errors import InputError
 
 SAMPLE_SEED = 0
@@ -33,8 +34,9 @@ def _distribution(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "median": float(np.median(values)), "q99": float(np.quantile(values, 0.99))}
 
 
-def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SEED) -> dict:
-    """The figures of the module docstring for the model in ``model_dir`` on ``data`` (which need theta)."""
+def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SEED, device: str = DEFAULT_DEVICE) -> dict:
+    """The figures of the module docstring for the model in ``model_dir`` on ``data`` (which need theta), with the
+    model on ``device`` (:mod:`mflow_sbi.devices`; the samples' noise is drawn on the CPU from ``seed``)."""
     import torch
 
     from mflow_sbi.flows import load_model
@@ -43,7 +45,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
 
     if data.theta is None:
         raise InputError("evaluation needs the parameter point of every event (a 'theta' field)")
-    model = load_model(model_dir)
+    model = load_model(model_dir, device)
     if data.x.shape[1] != model.data_dim or data.theta.shape[1] != model.parameter_dim:
         raise InputError(f"events have dimension {data.x.shape[1]} and {data.theta.shape[1]} parameter(s); the model "
                          f"in {model_dir} expects {model.data_dim} and {model.parameter_dim}")
@@ -54,7 +56,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
             distance = distance_to_learned_manifold(model, data.x, data.theta)
             result["reconstruction_error"] = float((distance**2).mean())
             result["distance_to_learned_manifold"] = _distribution(distance)
-            condition = model.metric_condition(data.x).numpy()
+            condition = model.metric_condition(data.x).cpu().numpy()
             result["metric_condition_number"] = _distribution(condition)
             ill = int(np.sum(~(condition <= ILL_CONDITIONED)))
             if ill:
@@ -62,7 +64,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
                     f"J^T J of the decoder is ill-conditioned (condition number > {ILL_CONDITIONED:.0e}) at {ill} of "
                     f"{len(condition)} events (largest {np.max(condition):.3g}): the manifold density's volume term is "
                     "unreliable there")
-        generated = model.sample(data.theta, len(data.x), torch.Generator().manual_seed(seed)).double().numpy()
+        generated = model.sample(data.theta, len(data.x), torch.Generator().manual_seed(seed)).double().cpu().numpy()
     if data.simulator is not None:
         from mflow_sbi.simulators import get_simulator
 
