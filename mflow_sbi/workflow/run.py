@@ -108,9 +108,9 @@ def run_pipeline(
     training, observed = run_data(sim, outputs, resume)
     log.info("training %s", config.model.type)
     train_from_data(training, config, outputs.model, resume=resume, progress=progress)
-    model = load_model(outputs.model)
-    log.info("sampling the posterior")
     inference = config.inference
+    model = load_model(outputs.model, inference.device)
+    log.info("sampling the posterior")
     rate = run_rate(inference, simulator, len(observed.x), outputs.model)
     checkpoint = posterior_checkpoint(outputs.posterior, outputs.model, observed.x,
                                       rate=None if rate is None else rate.metadata)
