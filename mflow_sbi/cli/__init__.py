@@ -1,7 +1,8 @@
 """The ``mflow-sbi`` command.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
-subcommand and sets ``func`` to the function that runs it. Errors print one line on stderr, ``mflow-sbi
+subcommand and sets ``func`` to the function that runs it (a ``func`` may return an exit status).
+Errors print one line on stderr (in a data-parallel run rank 0's only), ``mflow-sbi
 COMMAND: error: ...``, and set the exit status (``--debug`` shows the traceback instead):
 
 - 2: usage and input errors (argparse's own, and :class:`mflow_sbi.errors.InputError` with its subclasses);
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 import warnings
@@ -86,18 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(join_negative_values(argv))
+    args.argv = argv
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
     try:
-        args.func(args)
+        status = args.func(args)
     except (MflowError, OSError) as err:
         if args.debug:
             raise
-        print(f"mflow-sbi {args.command}: error: {one_line(err)}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"mflow-sbi {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2 if isinstance(err, INPUT_ERRORS) else 1
     except KeyboardInterrupt:
         print(f"mflow-sbi {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(status or 0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                   "(default: the config's, else 0)")
     parser.add_argument("--prior", action="append", metavar="SPEC",
                         help="prior per parameter, uniform(LOW,HIGH) or normal(LOC,SCALE); once per parameter")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (with the same "
+                                                              "or another number of --workers)")
+    parser.add_argument("--workers", type=int, default=1, metavar="K",
+                        help="train data-parallel in K local processes (DistributedDataParallel; the same as "
+                             "torchrun --nproc-per-node K -m mflow_sbi train ...; default 1)")
     parser.add_argument("--stream", action="store_true", default=None,
                         help="ROOT input: train chunk by chunk (--step-size) without loading the files into memory")
     add_device_argument(parser, "[training] device")
@@ -87,10 +92,22 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int | None:
     from mflow_sbi.training.streaming import StreamedData
 
     config = config_from_args(args)
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InputError("--workers starts its own processes: leave it out under torchrun (--nproc-per-node)")
+        from mflow_sbi.cli.workers import launch
+        from mflow_sbi.data.loading import expand_paths
+
+        missing = [str(path) for path in expand_paths(args.data) if not path.is_file()]
+        if missing:  # checked before starting the processes, which would each report it
+            raise InputError(f"--data: no such file(s): {', '.join(missing)}")
+        return launch(args.workers, args.argv)
     fmt = format_from_args(args)
     data = _load(args, config, fmt)
     head = data.head if isinstance(data, StreamedData) else data
@@ -105,7 +122,9 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--scandal needs the joint score: {' '.join(args.data)} has no field 't_xz' (shape (N, p))")
     out = train_from_data(data, config, Path(args.out), resume=args.resume, progress=show_progress(args),
                           event_format=_root_format(args, fmt))
-    print(f"model written to {out}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"model written to {out}")
+    return None
 
 
 def _root_format(args: argparse.Namespace, fmt):

@@ -63,7 +63,8 @@ def _concatenate_npz(parts: list[EventData], paths: list[Path]) -> EventData:
         return None if getattr(first, key) is None else np.concatenate([getattr(p, key) for p in parts])
 
     return EventData(x=join("x"), theta=join("theta"), t_xz=join("t_xz"), simulator=first.simulator,
-                     prior=first.prior, parameter_names=first.parameter_names)
+                     prior=first.prior, parameter_names=first.parameter_names,
+                     simulator_options=first.simulator_options, parameter_labels=first.parameter_labels)
 
 
 def load_any(paths: PathSpec, fmt: EventFormat | str | os.PathLike | None = None, require_theta: bool = False,

@@ -102,14 +102,16 @@ class EventStream(IterableDataset):
     last batch may be smaller); ``shuffle_seed`` shuffles rows within each chunk (seeded by the seed, the
     pass number and the chunk number, so every pass differs but runs are reproducible); ``x_moments`` /
     ``theta_moments``: optional (mean, std) used to standardize; ``dtype``: tensor dtype; ``skip``: leave out
-    the first ``skip`` selected events (e.g. those held out for validation; needs a single worker).
+    the first ``skip`` selected events (e.g. those held out for validation; needs a single worker);
+    ``shard`` = (rank, K): yield only the chunks c (numbered over all files, after ``skip``) with c mod K = rank,
+    one rank's part of a data-parallel run (every rank reads every chunk and keeps its own).
     """
 
     def __init__(self, paths: PathSpec, fmt: EventFormat | str | os.PathLike | None = None,
                  batch_size: int = 256, step_size: int | str = DEFAULT_STEP_SIZE, require_theta: bool = True,
                  shuffle_seed: int | None = None, x_moments: tuple[np.ndarray, np.ndarray] | None = None,
                  theta_moments: tuple[np.ndarray, np.ndarray] | None = None, dtype: torch.dtype = torch.float32,
-                 skip: int = 0):
+                 skip: int = 0, shard: tuple[int, int] | None = None):
         super().__init__()
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
@@ -126,6 +128,9 @@ class EventStream(IterableDataset):
         self.x_moments, self.theta_moments = x_moments, theta_moments
         self.dtype = dtype
         self.skip = skip
+        if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+            raise InputError(f"shard must be (rank, K) with 0 <= rank < K, got {shard}")
+        self.shard = shard
         self.stats = ReadStats()
         self._passes = 0
 
@@ -154,6 +159,8 @@ class EventStream(IterableDataset):
             if to_skip:
                 dropped = min(to_skip, len(rows))
                 rows, to_skip = rows[dropped:], to_skip - dropped
+            if self.shard is not None and number % self.shard[1] != self.shard[0]:
+                continue
             if self.shuffle_seed is not None:
                 rng = np.random.default_rng([self.shuffle_seed, self._passes, number])
                 rows = rows[rng.permutation(len(rows))]

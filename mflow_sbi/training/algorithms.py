@@ -35,6 +35,7 @@ import torch
 from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.threads import torch_threads
+from mflow_sbi.training.distributed import DistributedContext, DistributedTrainer
 from mflow_sbi.training.history import History
 from mflow_sbi.training.losses import (
     encode_decode,
@@ -198,10 +199,12 @@ def train_model(
     t_xz: np.ndarray | torch.Tensor | None = None,
     callback: Callable[[dict], None] | None = None,
     w: np.ndarray | torch.Tensor | None = None,
+    distributed: DistributedContext | None = None,
 ) -> History:
     """Fit the model's scalers on (x, theta) and train it with ``config``'s algorithm; returns the learning curves.
 
-    The model is moved to ``config.device`` first; the training tensors are made there.
+    The model is moved to ``config.device`` first (in a data-parallel run, ``distributed``, to the rank's
+    device; :mod:`mflow_sbi.training.distributed`); the training tensors are made there.
 
     ``checkpoint`` is written after every epoch; ``resume`` continues from it. ``t_xz`` (N, p) is the joint
     score, needed when ``config.scandal`` > 0; an unset ``scandal`` trains with the score exactly when ``t_xz`` is
@@ -212,10 +215,10 @@ def train_model(
     config = config.for_data(t_xz is not None)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
-        model.to(resolve_device(config.device))
+        model.to(resolve_device(config.device) if distributed is None else distributed.device)
         data = prepare_tensors(model, x, theta, t_xz, config, w)
         history = fit_prepared(model, data, config, checkpoint=checkpoint, resume=resume, progress=progress,
-                               callback=callback, weighted=w is not None)
+                               callback=callback, weighted=w is not None, distributed=distributed)
     model.eval()
     return history
 
@@ -230,14 +233,19 @@ def fit_prepared(
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
     weighted: bool = False,
+    distributed: DistributedContext | None = None,
 ) -> History:
     """Run ``config``'s phases on standardized data (scalers already set): in-memory tensors, or a batch
     source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`);
-    ``weighted``: the last tensor of every batch holds event weights."""
+    ``weighted``: the last tensor of every batch holds event weights; with ``distributed``, this rank's part
+    of a data-parallel run (rank 0's model state is broadcast first)."""
     if config.manifold_events > 0 and not isinstance(data, tuple):
         raise ConfigError("training.manifold_events needs in-memory training data (not stream = true)")
-    trainer = Trainer(model, data, config, progress=progress, checkpoint=checkpoint, callback=callback,
-                      validation=validation)
+    options = {"progress": progress, "checkpoint": checkpoint, "callback": callback, "validation": validation}
+    if distributed is None:
+        trainer = Trainer(model, data, config, **options)
+    else:
+        trainer = DistributedTrainer(model, data, config, context=distributed, **options)
     phases = build_phases(model, config, weighted)
     with flow_kernels(model, config.flow_kernels):
         return trainer.fit(compile_steps(phases) if config.compile else phases, resume=resume)

@@ -38,6 +38,7 @@ from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.threads import torch_threads
 from mflow_sbi.training.algorithms import fit_prepared
+from mflow_sbi.training.distributed import DistributedContext
 from mflow_sbi.training.history import History
 from mflow_sbi.training.settings import TrainingConfig
 from mflow_sbi.training.trainer import Batch
@@ -64,10 +65,11 @@ class StreamedData:
     head: EventData
     n_validation: int
 
-    def stream(self, batch_size: int, seed: int) -> EventStream:
-        """The training events after the held-out head, in float32 batches shuffled within chunks by ``seed``."""
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] | None = None) -> EventStream:
+        """The training events after the held-out head, in float32 batches shuffled within chunks by ``seed``;
+        ``shard`` = (rank, K): only the chunks of that rank (see :class:`~mflow_sbi.data.streaming.EventStream`)."""
         return EventStream(self.files, self.fmt, batch_size=batch_size, step_size=self.step_size,
-                           require_theta=True, shuffle_seed=seed, skip=self.n_validation)
+                           require_theta=True, shuffle_seed=seed, skip=self.n_validation, shard=shard)
 
 
 def open_streamed(paths: PathSpec, fmt: EventFormat | str | os.PathLike | None = None,
@@ -142,9 +144,12 @@ def train_streamed(
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    distributed: DistributedContext | None = None,
 ) -> History:
     """Set the model's scalers from ``data.moments`` and train it on the streamed events (see the module
-    docstring); the same arguments and result as :func:`~mflow_sbi.training.algorithms.train_model`."""
+    docstring); the same arguments and result as :func:`~mflow_sbi.training.algorithms.train_model`. In a
+    data-parallel run (``distributed``) each rank streams its own chunks in batches of its share of
+    ``batch_size`` (:mod:`mflow_sbi.training.distributed`)."""
     if config.score_weight > 0:
         raise ConfigError("SCANDAL (training.scandal > 0) is not available when streaming; train in memory")
     if data.head.x.shape[1] != model.data_dim or data.head.theta.shape[1] != model.parameter_dim:
@@ -152,14 +157,18 @@ def train_streamed(
                          f"the streamed data have {data.head.x.shape[1]} and {data.head.theta.shape[1]}")
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
-        model.to(resolve_device(config.device))
+        model.to(resolve_device(config.device) if distributed is None else distributed.device)
         set_scalers(model, data.moments)
         transform = _standardized(model)
         head = (torch.as_tensor(data.head.x), torch.as_tensor(data.head.theta))
         with torch.no_grad():
             validation = transform(tuple(t[:data.n_validation] for t in head))
-        source = StreamSource(lambda seed: data.stream(config.batch_size, seed), transform)
+        if distributed is None:
+            batch_size, shard = config.batch_size, None
+        else:
+            batch_size, shard = distributed.local_batch_size(config.batch_size), (distributed.rank, distributed.world_size)
+        source = StreamSource(lambda seed: data.stream(batch_size, seed, shard), transform)
         history = fit_prepared(model, source, config, validation=validation, checkpoint=checkpoint, resume=resume,
-                               progress=progress, callback=callback)
+                               progress=progress, callback=callback, distributed=distributed)
     model.eval()
     return history

@@ -317,6 +317,10 @@ class Trainer:
                 totals.add({**terms, f"{step.name}.{TOTAL}": step.total(terms)}, batch[0].shape[0])
         return self._summarize(totals, steps)
 
+    def _decide_done(self, done: bool) -> bool:
+        """Whether the phase ends after this epoch (a data-parallel run takes rank 0's decision)."""
+        return done
+
     # --- checkpoints ----------------------------------------------------------------------------------
     def _save_checkpoint(self, state: dict) -> None:
         if self.checkpoint_path is None:
@@ -423,7 +427,7 @@ class Trainer:
                 progress["stale"] += 1
             if ema is not None:
                 ema.swap()  # back to the live weights for training and the checkpoint
-            done = progress["stale"] >= self.config.patience or epoch == phase.epochs - 1
+            done = self._decide_done(progress["stale"] >= self.config.patience or epoch == phase.epochs - 1)
             self._save_checkpoint({
                 "plan": plan, "phase": phase_index, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],

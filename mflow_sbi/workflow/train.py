@@ -141,36 +141,43 @@ def train_from_data(
     ``resume`` and, for models with a learned manifold, the held-out events' scores for the misspecification
     check (ood_reference.npz, :func:`write_ood_reference`).
 
-    The model's initial weights are drawn after seeding torch with the training seed.
+    The model's initial weights are drawn after seeding torch with the training seed. Started as one of K
+    processes (``torchrun``, ``mflow-sbi train --workers K``), the processes train together
+    (:mod:`mflow_sbi.training.distributed`) and rank 0 alone writes the model directory.
     """
     import torch
 
     from mflow_sbi.training import plot_learning_curves, train_model
+    from mflow_sbi.training.distributed import distributed_session
     from mflow_sbi.training.streaming import StreamedData, train_streamed
 
-    torch.manual_seed(config.training.seed)
-    streamed = isinstance(data, StreamedData)
-    events = data.head if streamed else data
-    model = model_for_data(events, config.model)
-    used = config.training.for_data(events.t_xz is not None and not streamed)
-    if event_format is None and streamed and data.fmt is not None:
-        from mflow_sbi.data.event_format import load_format
+    with distributed_session(config.training.device) as context:
+        torch.manual_seed(config.training.seed)
+        streamed = isinstance(data, StreamedData)
+        events = data.head if streamed else data
+        model = model_for_data(events, config.model)
+        used = config.training.for_data(events.t_xz is not None and not streamed)
+        if event_format is None and streamed and data.fmt is not None:
+            from mflow_sbi.data.event_format import load_format
 
-        event_format = load_format(data.fmt)
-    # The folder appears with the first checkpoint: data refused before training leave nothing behind.
-    options = {"checkpoint": out_dir / layout.CHECKPOINT_FILE, "resume": resume, "progress": progress}
-    if streamed:
-        history = train_streamed(model, data, used, **options)
-    else:
-        history = train_model(model, data.x, data.theta, used, t_xz=data.t_xz, w=data.w, **options)
-    write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
-    save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
-    if event_format is not None:
-        write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
-    model.save(out_dir)
-    write_ood_reference(model, data, used, out_dir)
-    history.save(out_dir)
-    plot_learning_curves(history.records, out_dir / layout.LEARNING_CURVES_FILE)
+            event_format = load_format(data.fmt)
+        # The folder appears with the first checkpoint: data refused before training leave nothing behind.
+        options = {"checkpoint": out_dir / layout.CHECKPOINT_FILE, "resume": resume, "progress": progress,
+                   "distributed": context}
+        if streamed:
+            history = train_streamed(model, data, used, **options)
+        else:
+            history = train_model(model, data.x, data.theta, used, t_xz=data.t_xz, w=data.w, **options)
+        if context is not None and not context.is_main:
+            return out_dir  # rank 0 writes the model directory
+        write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
+        save_json(out_dir / layout.TRAINING_DATA_RECORD_FILE, training_data_record(data, event_format))
+        if event_format is not None:
+            write_toml(out_dir / layout.EVENT_FORMAT_FILE, {"format": event_format.to_dict()})
+        model.save(out_dir)
+        write_ood_reference(model, data, used, out_dir)
+        history.save(out_dir)
+        plot_learning_curves(history.records, out_dir / layout.LEARNING_CURVES_FILE)
     skipped = sum(record["skipped"] for record in history.records)
     if skipped:
         log.warning("%d batch step(s) with a non-finite loss or gradient were skipped (per epoch: %s)", skipped,
