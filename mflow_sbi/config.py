@@ -1,10 +1,11 @@
-"""The run configuration: one TOML file with up to four tables, every key optional, unknown keys errors.
+"""The run configuration: one TOML file with up to five tables, every key optional, unknown keys errors.
 
     [simulation]   :class:`mflow_sbi.simulation.SimulationConfig`   (used by `mflow-sbi run`)
     [model]        :class:`mflow_sbi.flows.settings.ModelConfig`     (+ [model.outer], [model.inner],
                                                                       [model.flow], [model.encoder])
     [training]     :class:`mflow_sbi.training.settings.TrainingConfig`
     [inference]    :class:`mflow_sbi.inference.settings.InferenceConfig`
+    [compute]      :class:`mflow_sbi.compute.ComputeConfig`           (the Dask scheduler of fan-out work)
 
 Each table is a typed dataclass declared next to what it configures and validated on construction
 (:mod:`mflow_sbi.schema`): a wrong value is a ConfigError naming the key, the value and what is allowed.
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 
+from mflow_sbi.compute import ComputeConfig
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows.settings import ModelConfig
 from mflow_sbi.inference.settings import InferenceConfig
@@ -36,12 +38,13 @@ DEFAULT_JOB = "default_run.toml"
 
 @dataclass
 class RunConfig:
-    """All four tables of a run configuration."""
+    """All tables of a run configuration."""
 
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 TABLES = {item.name: item.default_factory for item in fields(RunConfig)}
@@ -103,5 +106,5 @@ def config_document(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
 
 
-__all__ = ["InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig", "TrainingConfig", "apply_overrides",
-           "config_document", "load_config", "parse_config"]
+__all__ = ["ComputeConfig", "InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig", "TrainingConfig",
+           "apply_overrides", "config_document", "load_config", "parse_config"]

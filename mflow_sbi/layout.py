@@ -18,7 +18,8 @@ Every file name the package writes is defined here, and only here.
     RUN_DIR/                      (``mflow-sbi run --out``)
         config.toml               the effective configuration (defaults, file and --set resolved):
                                   ``mflow-sbi run RUN_DIR/config.toml`` reproduces the run
-        train.npz, observed.npz   the simulated data sets
+        train.npz, observed.npz   the simulated data sets (train_00000.npz, ... and train_chunks.json
+                                  with [simulation] chunk_size)
         model/                    a MODEL_DIR
         posterior.npz             the learned posterior, with posterior_summary.json beside it
         summary.json              the same summary under its 0.1 name (documented in the README)
@@ -29,6 +30,9 @@ A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:fu
 misspecification check ran, the per-event OOD scores in ``P_ood.npz`` (:func:`ood_scores_path`); while its
 MCMC runs, the chain is checkpointed to ``P_mcmc_checkpoint.npz`` (:func:`mcmc_checkpoint_path`, deleted once
 ``P.npz`` is written; ``--resume`` continues from it).
+A data set
+simulated in chunks to ``OUT.npz`` (or ``OUT.root``) is the files ``OUT_00000.npz``, ``OUT_00001.npz``, ...
+(:func:`chunk_path`) with the plan ``OUT_chunks.json`` (:func:`chunk_plan_path`) beside them.
 """
 
 from __future__ import annotations
@@ -90,3 +94,18 @@ def mcmc_checkpoint_path(posterior: str | os.PathLike) -> Path:
     """The MCMC checkpoint of a posterior being written to ``posterior``: ``<stem>_mcmc_checkpoint.npz``."""
     path = Path(posterior)
     return path.with_name(f"{path.stem}_mcmc_checkpoint.npz")
+
+
+CHUNK_DIGITS = 5
+
+
+def chunk_path(out: str | os.PathLike, index: int) -> Path:
+    """Chunk ``index`` of a data set simulated in chunks to ``out``: ``<stem>_<index:05d><suffix>`` beside it."""
+    path = Path(out)
+    return path.with_name(f"{path.stem}_{index:0{CHUNK_DIGITS}d}{path.suffix}")
+
+
+def chunk_plan_path(out: str | os.PathLike) -> Path:
+    """The plan of a data set simulated in chunks to ``out`` (what resume checks): ``<stem>_chunks.json``."""
+    path = Path(out)
+    return path.with_name(f"{path.stem}_chunks.json")

@@ -13,6 +13,8 @@ The ``[simulation]`` table of a run configuration (:class:`SimulationConfig`):
     seed         the training set's seed (the observed set uses seed + 1)
     joint_score  store the exact joint score t_xz with the training events (for SCANDAL)
     reference    also sample the exact-likelihood posterior when the simulator has one
+    chunk_size   0: the training set in one file; else in files of this many events, simulated as Dask tasks
+                 on ``[compute] scheduler`` (:mod:`mflow_sbi.workflow.chunked_simulation`; resumable)
     [simulation.options]  the simulator's keyword arguments
 """
 
@@ -47,6 +49,7 @@ class SimulationConfig(Table):
     joint_score: bool = setting(True, BOOLEAN)
     reference: bool = setting(True, BOOLEAN)
     options: dict[str, Any] = setting({}, SUBTABLE)
+    chunk_size: int = setting(0, integer(0))
 
 
 def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -65,9 +68,11 @@ def draw_thetas(simulator, n: int, theta: np.ndarray | None, rng: np.random.Gene
 
 
 def simulate_events(
-    name: str, n: int, theta: np.ndarray | None, seed: int, joint_score: bool = False, options: dict | None = None
+    name: str, n: int, theta: np.ndarray | None, seed: int | np.random.SeedSequence, joint_score: bool = False,
+    options: dict | None = None,
 ) -> EventData:
-    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior.
+    """Simulate ``n`` events at ``theta`` (shape (p,)) or, if None, with theta drawn from the prior; ``seed``
+    (an integer or a SeedSequence) seeds ``numpy.random.default_rng``.
 
     With ``joint_score`` the exact score grad_theta log p(x|theta) of every event is stored as ``t_xz`` (for
     score-augmented training); simulators without a tractable likelihood raise ``IntractableLikelihood``.
@@ -85,7 +90,7 @@ def simulate_events(
                      parameter_labels=tuple(getattr(simulator, "parameter_labels", simulator.parameter_names)))
 
 
-def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int, out: str,
+def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int | np.random.SeedSequence, out: str,
                   joint_score: bool = False, options: dict | None = None) -> Path:
     """Simulate into a ROOT file: Delphes layout when the simulator has ``sample_events``, else flat.
 

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # do not import each other, except the single-file modules of the core (layer 0).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("mflow_sbi", "mflow_sbi.errors", "mflow_sbi.io", "mflow_sbi.threads", "mflow_sbi.lazy", "mflow_sbi.layout",
-     "mflow_sbi.priors", "mflow_sbi.tomlio", "mflow_sbi.schema", "mflow_sbi.devices"),
+     "mflow_sbi.priors", "mflow_sbi.tomlio", "mflow_sbi.schema", "mflow_sbi.devices",
+     "mflow_sbi.compute"),
     ("mflow_sbi.data",),
     ("mflow_sbi.flows", "mflow_sbi.simulators"),
     ("mflow_sbi.training", "mflow_sbi.inference"),

@@ -32,6 +32,13 @@ def add_device_argument(parser: argparse.ArgumentParser, default_from: str) -> N
                              f"(default: {default_from}, auto)")
 
 
+def add_scheduler_argument(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler local|threads|synchronous|tcp://HOST:PORT`` (unset: the ``[compute] scheduler`` default)."""
+    parser.add_argument("--scheduler", metavar="SCHEDULER",
+                        help="Dask scheduler of the tasks: local (a local cluster sized to the machine, the default), "
+                             "threads, synchronous, or the address tcp://HOST:PORT of a running cluster")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars only on a terminal and without --quiet (logs and CI stay clean)."""
     return not args.quiet and sys.stderr.isatty()

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from mflow_sbi import layout
+from mflow_sbi.compute import DEFAULT_SCHEDULER
 from mflow_sbi.config import RunConfig, config_document
 from mflow_sbi.data.datasets import EventData, load_events
+from mflow_sbi.data.loading import load_any
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.simulation import SimulationConfig, simulate_events
 from mflow_sbi.tomlio import write_toml
+from mflow_sbi.workflow.chunked_simulation import ChunkPlan, simulate_to_files
 from mflow_sbi.workflow.train import train_from_data
 
 log = logging.getLogger(__name__)
@@ -44,17 +47,29 @@ class RunOutputs:
                    corner=directory / layout.CORNER_FILE)
 
 
-def run_data(sim: SimulationConfig, outputs: RunOutputs, resume: bool) -> tuple[EventData, EventData]:
-    """(training, observed) events: simulated and saved, or with ``resume`` the files already there."""
-    if resume and outputs.training_data.is_file() and outputs.observed_data.is_file():
-        log.info("resuming: reusing %s and %s", outputs.training_data, outputs.observed_data)
-        return load_events(outputs.training_data, require_theta=True), load_events(outputs.observed_data)
-    log.info("simulating %d training events and %d observed events (%s)", sim.n_train, sim.n_observed, sim.simulator)
-    training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
-                               options=sim.options)
+def run_data(sim: SimulationConfig, outputs: RunOutputs, resume: bool,
+             scheduler: str = DEFAULT_SCHEDULER) -> tuple[EventData, EventData]:
+    """(training, observed) events: simulated and saved, or with ``resume`` the files already there. With
+    ``chunk_size`` > 0 the training set is simulated in chunk files as Dask tasks on ``scheduler`` (resume then
+    simulates only the missing chunks; :mod:`mflow_sbi.workflow.chunked_simulation`)."""
+    if sim.chunk_size:
+        plan = ChunkPlan(sim.simulator, sim.n_train, sim.chunk_size, sim.seed, str(outputs.training_data),
+                         joint_score=sim.joint_score, options=sim.options)
+        log.info("simulating %d training events in %d chunks (%s, scheduler %s)", sim.n_train, plan.n_chunks,
+                 sim.simulator, scheduler)
+        training = load_any(simulate_to_files(plan, scheduler, resume), require_theta=True)
+    elif resume and outputs.training_data.is_file():
+        log.info("resuming: reusing %s", outputs.training_data)
+        training = load_events(outputs.training_data, require_theta=True)
+    else:
+        log.info("simulating %d training events (%s)", sim.n_train, sim.simulator)
+        training = simulate_events(sim.simulator, sim.n_train, None, sim.seed, joint_score=sim.joint_score,
+                                   options=sim.options)
+        training.save(outputs.training_data)
+    if resume and outputs.observed_data.is_file():
+        return training, load_events(outputs.observed_data)
     observed = simulate_events(sim.simulator, sim.n_observed, np.asarray(sim.true_theta, dtype=np.float64),
                                sim.seed + 1, options=sim.options)
-    training.save(outputs.training_data)
     observed.save(outputs.observed_data)
     return training, observed
 
@@ -105,7 +120,7 @@ def run_pipeline(
     outputs = RunOutputs.under(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_toml(out_dir / layout.RUN_CONFIG_FILE, config_document(config))
-    training, observed = run_data(sim, outputs, resume)
+    training, observed = run_data(sim, outputs, resume, config.compute.scheduler)
     log.info("training %s", config.model.type)
     train_from_data(training, config, outputs.model, resume=resume, progress=progress)
     inference = config.inference
