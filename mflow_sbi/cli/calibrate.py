@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mflow_sbi import layout
 from mflow_sbi.cli.infer import add_sampler_arguments, load_model, prior_override
-from mflow_sbi.cli.options import examples, show_progress
+from mflow_sbi.cli.options import add_scheduler_argument, examples, show_progress
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference.settings import DEFAULT_DATASETS, DEFAULT_LOCKSTEP, DEFAULT_RANK_SAMPLES
 
@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "calibrate", help="SBC ranks and expected coverage over simulated data sets",
         **examples("mflow-sbi calibrate --model model --simulator polynomial_surface --n-datasets 200 --n-events 20",
-                   "mflow-sbi calibrate --model model --simulator lhc --n-datasets 50 --n-events 20 --out lhc_cal"))
+                   "mflow-sbi calibrate --model model --simulator lhc --n-datasets 50 --n-events 20 --out lhc_cal",
+                   "mflow-sbi calibrate --model model --simulator lhc --n-datasets 500 --n-events 20 --scheduler tcp://HOST:8786"))
     parser.add_argument("--model", required=True, help="trained model directory")
     parser.add_argument("--simulator", required=True, metavar="NAME",
                         help=f"simulator for the data sets: one of {', '.join(sorted(SIMULATORS))}, or your own as "
@@ -40,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"continue after the data sets completed in --out ({layout.CALIBRATION_CHECKPOINT_FILE}, "
                              "written after every lockstep block) by a run with the same settings")
     add_sampler_arguments(parser)
+    add_scheduler_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -61,14 +63,22 @@ def run(args: argparse.Namespace) -> None:
                          f"{model.parameter_dim}")
     prior = resolve_prior(getattr(model, "prior", None), prior_override(args, model), model.parameter_dim)
     out = Path(args.out)
-    result = run_calibration(
-        simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
-        n_events=args.n_events, seed=args.seed, n_rank_samples=args.rank_samples,
-        parameter_names=getattr(model, "parameter_names", None), progress=show_progress(args),
-        lockstep=args.lockstep, checkpoint=out / layout.CALIBRATION_CHECKPOINT_FILE, resume=args.resume,
-        identity=calibration_identity(args.model, args.simulator, options, prior),
-        n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin,
-    )
+    sampler = {"n_walkers": args.walkers, "n_steps": args.steps, "burn_in": args.burn_in, "thin": args.thin}
+    if args.scheduler:  # one Dask task per data set (mflow_sbi.workflow.calibrate)
+        from mflow_sbi.inference.settings import InferenceConfig
+        from mflow_sbi.workflow.calibrate import CalibrationJob, calibrate_on_dask
+
+        job = CalibrationJob(str(args.model), args.simulator, args.n_events, options, tuple(args.prior or ()) or None,
+                             args.rank_samples, args.device or InferenceConfig.device, sampler)
+        result = calibrate_on_dask(job, args.n_datasets, args.seed, args.scheduler)
+    else:
+        result = run_calibration(
+            simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
+            n_events=args.n_events, seed=args.seed, n_rank_samples=args.rank_samples,
+            parameter_names=getattr(model, "parameter_names", None), progress=show_progress(args),
+            lockstep=args.lockstep, checkpoint=out / layout.CALIBRATION_CHECKPOINT_FILE, resume=args.resume,
+            identity=calibration_identity(args.model, args.simulator, options, prior), **sampler,
+        )
     written = [result.save(out / layout.CALIBRATION_FILE), result.save_summary(out / layout.CALIBRATION_SUMMARY_FILE),
                plotting.sbc_plot(result, out / layout.SBC_PLOT_FILE),
                plotting.coverage_plot(result, out / layout.COVERAGE_PLOT_FILE)]

@@ -6,8 +6,8 @@ The 800 events split into 720 training and 80 validation events, and the global 
 the two processes take the optimizer steps of one process on the same events (module docstring of
 mflow_sbi.training.distributed); only the order of floating-point sums differs. Measured over data and
 training seeds 0, 1, 2 (sequential M/D, 2 + 2 epochs): the largest relative difference of a per-epoch
-validation loss between 1 and 2 processes was 6e-5; the tolerance below is 1e-3. Training on half of the
-batch without averaging gradients, or on other batches, moves the losses by more than 1e-2.
+validation loss between 1 and 2 processes was 7.9e-5 (seed 0; 4.1e-5 and 3.7e-5 for seeds 1 and 2); the
+tolerance below is 1e-3.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_two_processes_reach_the_validation_losses_of_one(runs):
     one, two = val_losses(root / "one"), val_losses(root / "two")
     assert len(one) == len(two) == 4
     np.testing.assert_allclose(two, one, rtol=TOLERANCE)
-    assert one[-1] < one[0] and two[-1] < two[0]  # both trained
+    assert one[1] < one[0] and one[3] < one[2]  # phases M and D each lowered their validation loss
 
 
 def test_the_two_process_model_loads_and_infers_in_one_process(runs):
