@@ -77,8 +77,9 @@ def training(args, root: Path) -> dict:
               for a, b in zip(runs[1], runs[2], strict=True)]
     return {"n_train": args.n_train, "epochs_per_phase": args.epochs, "batch_size": 256, "one_process": one,
             "two_processes": two,
-            "speedup_epoch_events_per_s": {phase: two["median_epoch_events_per_s"][phase] / one["median_epoch_events_per_s"][phase]
-                                           for phase in ("M", "D")},
+            "speedup_epoch_events_per_s": {
+                phase: two["median_epoch_events_per_s"][phase] / one["median_epoch_events_per_s"][phase]
+                for phase in ("M", "D")},
             "speedup_wall": one["median_wall_s"] / two["median_wall_s"],
             "max_relative_final_val_loss_difference": max(losses)}
 
