@@ -19,7 +19,7 @@ def fake_model(conjugate_problem, monkeypatch):
     problem = conjugate_problem(p=1, n=2, d=3, n_events=20, seed=0)
     loaded = []
 
-    def load_model(path):
+    def load_model(path, device=None):
         loaded.append(str(path))
         return problem.model
 
@@ -117,7 +117,7 @@ def test_calibrate_writes_results(fake_model, tmp_path):
 
 def test_calibrate_rejects_mismatched_simulator(conjugate_problem, monkeypatch, tmp_path, capsys):
     problem = conjugate_problem(p=1, n=1, d=2)
-    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path, device=None: problem.model, raising=False)
     rc = main(["calibrate", "--model", "m", "--simulator", "polynomial_surface", "--n-events", "5",
                "--out", str(tmp_path)])
     assert rc == 2 and "data dimension 3" in capsys.readouterr().err

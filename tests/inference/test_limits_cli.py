@@ -17,7 +17,7 @@ PNG = b"\x89PNG"
 @pytest.fixture
 def fake_model(conjugate_problem, monkeypatch, tmp_path):
     problem = conjugate_problem(p=1, n=2, d=3, n_events=20, seed=0)
-    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path, device=None: problem.model, raising=False)
     observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
     (tmp_path / "model").mkdir()
     return problem, observed
