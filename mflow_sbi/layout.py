@@ -29,10 +29,9 @@ Every file name the package writes is defined here, and only here.
 A posterior written to ``P.npz`` has its JSON summary in ``P_summary.json`` (:func:`summary_path`) and, when the
 misspecification check ran, the per-event OOD scores in ``P_ood.npz`` (:func:`ood_scores_path`); while its
 MCMC runs, the chain is checkpointed to ``P_mcmc_checkpoint.npz`` (:func:`mcmc_checkpoint_path`, deleted once
-``P.npz`` is written; ``--resume`` continues from it).
-A data set
-simulated in chunks to ``OUT.npz`` (or ``OUT.root``) is the files ``OUT_00000.npz``, ``OUT_00001.npz``, ...
-(:func:`chunk_path`) with the plan ``OUT_chunks.json`` (:func:`chunk_plan_path`) beside them.
+``P.npz`` is written; ``--resume`` continues from it). A data set simulated in chunks to ``OUT.npz`` (or
+``OUT.root``) is the files ``OUT_00000.npz``, ``OUT_00001.npz``, ... (:func:`chunk_path`) with the plan
+``OUT_chunks.json`` (:func:`chunk_plan_path`) beside them.
 """
 
 from __future__ import annotations
