@@ -12,7 +12,9 @@ What each rank does, with K ranks and a configured ``batch_size`` B (the *global
   repeated so that every rank gets ceil(N/K)); rank r takes every K-th index from r and batches of b =
   ceil(B/K) of them. Global batch j is then the union of the ranks' j-th batches, which is exactly batch j of
   a single process on the same order whenever K divides N and B: K processes take the same optimizer steps
-  as one, on the same events, up to the order of floating-point sums.
+  as one, on the same events, up to the order of floating-point sums. With weighted events each rank's
+  loss is its own batch's weighted mean and DDP averages the ranks' gradients, i.e. the ranks' batches
+  count equally rather than by their summed weights (the same as one process only on average).
 - Streamed ROOT data: rank r takes the chunks c (counted over files and chunks) with c mod K = r; an epoch
   ends for all ranks at the first step where one rank has no batch left (so the ranks take the same number
   of steps; the other ranks' remaining events of that epoch are left out).
