@@ -128,7 +128,7 @@ def test_nuisance_parameters_are_marginalized_and_hidden_by_default(conjugate_pr
     summary's ``parameters`` and the printout show theta_0, ``nuisance_parameters`` theta_1; --show-nuisance prints
     both, and the corner plot works either way."""
     problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=0)
-    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path, device=None: problem.model, raising=False)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
     (tmp_path / "model" / "weights.pt").write_bytes(b"fake")  # the MCMC checkpoint is keyed by the weights file

@@ -125,7 +125,7 @@ def test_expected_limits_are_written_printed_and_plotted(fake_model, tmp_path, c
 def test_expected_limits_in_two_parameters_with_a_rate(conjugate_problem, monkeypatch, tmp_path):
     """Two parameters (contours drawn) and a rate: the Asimov data have N = nu(THETA_0) events."""
     problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=1)
-    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path, device=None: problem.model, raising=False)
     observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
     (tmp_path / "model").mkdir()
     theta = np.random.default_rng(0).normal(size=(12, 2))
@@ -147,7 +147,7 @@ def test_limits_profile_the_nuisances_of_the_training_data(conjugate_problem, mo
     """theta_1 declared a nuisance in training_data.json and left off the grid: profiled with its prior N(0, 2^2) as
     constraint, so the 68% half-width is sqrt(chi2_1^-1(0.68) (P^-1)_00), P = F + diag(0, 1/4) (analytic)."""
     problem = conjugate_problem(p=2, n=2, d=3, n_events=20, seed=3)
-    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path: problem.model, raising=False)
+    monkeypatch.setattr(mflow_sbi.flows, "load_model", lambda path, device=None: problem.model, raising=False)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "training_data.json").write_text(json.dumps({"nuisance_names": ["theta_1"]}))
     observed = EventData(x=problem.x).save(tmp_path / "obs.npz")
