@@ -39,6 +39,12 @@ def is_scheduler(value: object) -> bool:
 SCHEDULER = Rule(f"one of {SCHEDULERS} or a scheduler address 'tcp://HOST:PORT'", is_scheduler)
 
 
+def check_scheduler(scheduler: object) -> None:
+    """A ConfigError naming ``scheduler`` unless :func:`is_scheduler` accepts it (checked before any output)."""
+    if not is_scheduler(scheduler):
+        raise ConfigError(f"compute.scheduler must be {SCHEDULER.allowed}, got {scheduler!r}")
+
+
 @dataclass
 class ComputeConfig(Table):
     """The ``[compute]`` table: ``scheduler`` (see the module docstring)."""
@@ -76,8 +82,7 @@ def dask_runner(scheduler: str = DEFAULT_SCHEDULER) -> Iterator[Runner]:
     """A function ``run(fn, argument_tuples) -> [fn(*a) for a in argument_tuples]`` that computes the calls
     as Dask tasks on ``scheduler`` (results in the order of the arguments); a local cluster lives as long as
     the block. A ConfigError names a bad scheduler value or an address that cannot be reached."""
-    if not is_scheduler(scheduler):
-        raise ConfigError(f"compute.scheduler must be {SCHEDULER.allowed}, got {scheduler!r}")
+    check_scheduler(scheduler)
     import dask
 
     def compute_with(**options) -> Runner:

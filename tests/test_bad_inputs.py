@@ -217,6 +217,17 @@ ROWS = [
     Row("calibrate-lockstep-zero", ("calibrate", "--model", "{ws}/model", "--simulator", "polynomial_surface",
                                     "--n-datasets", "2", "--n-events", "5", "--lockstep", "0", "--out", "{out}/c"),
         "need positive n_datasets, n_events, n_rank_samples, lockstep; got 2, 5, 99, 0"),
+    # devices and scale-out
+    Row("infer-unknown-device", ("infer", "--model", "{ws}/model", "--observed", "{ws}/observed.npz", "--out",
+                                 "{out}/p.npz", "--device", "tpu"),
+        "device must be one of cpu, cuda, auto or cuda:N, got 'tpu'"),
+    Row("simulate-chunk-size-zero", ("simulate", "polynomial_surface", "--n", "50", "--from-prior", "--chunk-size", "0",
+                                     "--out", "{out}/x.npz"), "--chunk-size must be positive, got 0"),
+    Row("train-workers-zero", ("train", "--data", "{ws}/train.npz", "--out", "{out}/m", "--workers", "0"),
+        "--workers must be >= 1, got 0"),
+    Row("simulate-unknown-scheduler", ("simulate", "polynomial_surface", "--n", "50", "--from-prior", "--chunk-size",
+                                       "10", "--scheduler", "slurm", "--out", "{out}/x.npz"),
+        "compute.scheduler must be one of ('local', 'threads', 'synchronous') or a scheduler address"),
     # run configs
     Row("run-missing-config", ("run", "{out}/../inputs/none.toml", "--out", "{out}/r"), "none.toml"),
     Row("run-simulation-wrong-type", ("run", "{out}/../inputs/bad.toml", "--out", "{out}/r"),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mflow_sbi.compute import DEFAULT_SCHEDULER, dask_runner
+from mflow_sbi.compute import DEFAULT_SCHEDULER, check_scheduler, dask_runner
 from mflow_sbi.errors import InputError
 from mflow_sbi.io import read_json, save_json
 from mflow_sbi.layout import CHUNK_DIGITS, chunk_path, chunk_plan_path
@@ -117,6 +117,7 @@ def _stale_files(plan: ChunkPlan, beyond_plan: bool) -> list[Path]:
 def simulate_to_files(plan: ChunkPlan, scheduler: str = DEFAULT_SCHEDULER, resume: bool = False) -> list[Path]:
     """Write the chunk files of ``plan`` with the chunks as Dask tasks on ``scheduler``; returns all chunk
     paths in order. With ``resume``, chunks whose file exists are kept (see the module docstring)."""
+    check_scheduler(scheduler)
     plan_file = chunk_plan_path(plan.out)
     if resume and plan_file.is_file():
         recorded = read_json(plan_file)
