@@ -76,6 +76,11 @@ def damaged_model(how: str) -> Callable[[Path, Path], None]:
             config = (model / "config.toml").read_text().replace('type = "mflow"', 'type = "flowformer"')
             (model / "config.toml").write_text(config)
             (model / "manifest.json").unlink()
+        elif how == "newer_version":  # a key this version does not know, as a later version might write
+            config = (model / "config.toml").read_text().replace("latent_dim = 2", "latent_dim = 2\nfuture_key = 1")
+            (model / "config.toml").write_text(config)
+            (model / "manifest.json").unlink()
+            (model / "versions.json").write_text('{"mflow_sbi": "9.0.0"}')
         elif how == "no_weights":
             (model / "weights.pt").unlink()
     return write
@@ -169,6 +174,9 @@ ROWS = [
     Row("infer-model-of-unknown-type", ("infer", "--model", "{out}/../inputs/model", "--observed",
                                         "{ws}/observed.npz", "--out", "{out}/p.npz"), "flowformer",
         setup=damaged_model("foreign_type")),
+    Row("infer-model-of-another-version", ("infer", "--model", "{out}/../inputs/model", "--observed",
+                                           "{ws}/observed.npz", "--out", "{out}/p.npz"),
+        "'future_key'); written by mflow-sbi 9.0.0, this is", setup=damaged_model("newer_version")),
     Row("evaluate-wrong-dimension", ("evaluate", "{ws}/model", "--data", "{out}/../inputs/x4.npz"),
         "events have dimension 4 and 1 parameter(s)", setup=npz("x4.npz", x=np.zeros((10, 4)), theta=np.zeros((10, 1)))),
     # infer: observed data and sampler settings

@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
     try:
         status = args.func(args)
+    except BrokenPipeError:  # the output went to a pipe that closed early (`mflow-sbi info m | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (MflowError, OSError) as err:
         if args.debug:
             raise

@@ -241,7 +241,11 @@ class ConditionalDensityModel(nn.Module):
         found = config.get("model", {}).get("type")
         if found != cls.model_type:
             raise DataFileError(f"{directory / CONFIG_FILE}: model type {found!r}, expected {cls.model_type!r}")
-        model = cls.from_config(config)
+        try:
+            model = cls.from_config(config)
+        except (TypeError, KeyError, InputError) as err:  # keys of another version, or values out of range
+            raise DataFileError(f"{directory / CONFIG_FILE}: cannot build the {cls.model_type} model it describes "
+                                f"({' '.join(str(err).split())}){_written_by(directory)}") from None
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise DataFileError(f"{weights}: no such file (incomplete model directory)")
@@ -254,6 +258,15 @@ class ConditionalDensityModel(nn.Module):
         if device is not None:
             model.to(device if isinstance(device, torch.device) else resolve_device(device))
         return model.eval()
+
+
+def _written_by(directory: Path) -> str:
+    """", written by mflow-sbi X (this is Y)" when versions.json records another version, else ""."""
+    try:
+        written = read_json(directory / VERSIONS_FILE).get("mflow_sbi")
+    except (InputError, AttributeError):
+        return ""
+    return f"; written by mflow-sbi {written}, this is {__version__}" if written and written != __version__ else ""
 
 
 def file_sha256(path: Path) -> str:
