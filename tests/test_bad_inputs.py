@@ -19,23 +19,9 @@ import numpy as np
 import pytest
 
 from mflow_sbi.cli import main
+from tests.tiny_models import tiny_job
 
-MODEL_CONFIG = """
-[model]
-latent_dim = 2
-[model.outer]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[model.inner]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[training]
-epochs_m = 1
-epochs_d = 1
-batch_size = 128
-"""
+MODEL_CONFIG = tiny_job(latent_dim=2, batch_size=128)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from mflow_sbi.data.loading import load_any
 from mflow_sbi.errors import ConfigError, InputError
 from mflow_sbi.simulation import simulate_events
 from mflow_sbi.workflow.chunked_simulation import ChunkPlan, simulate_to_files
+from tests.tiny_models import tiny_job
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +138,7 @@ n_observed = 5
 chunk_size = 150
 reference = false
 joint_score = false
-[model.outer]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[model.inner]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[training]
-epochs_m = 1
-epochs_d = 1
+""" + tiny_job(batch_size=None) + """
 [inference]
 walkers = 4
 steps = 30

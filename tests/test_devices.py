@@ -13,23 +13,9 @@ from mflow_sbi.config import parse_config
 from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import load_model
+from tests.tiny_models import tiny_job
 
-TINY = """
-[model]
-latent_dim = 2
-[model.outer]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[model.inner]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[training]
-epochs_m = 1
-epochs_d = 1
-batch_size = 100
-"""
+TINY = tiny_job(latent_dim=2)
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 

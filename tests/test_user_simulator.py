@@ -11,25 +11,11 @@ import pytest
 from mflow_sbi.cli import main
 from mflow_sbi.errors import InputError
 from mflow_sbi.simulators import get_simulator
+from tests.tiny_models import tiny_job
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BY_FILE = f"{EXAMPLES / 'my_simulator.py'}:NoisyCircle"
-TINY = """
-[model]
-latent_dim = 1
-[model.outer]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[model.inner]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[training]
-epochs_m = 1
-epochs_d = 1
-batch_size = 100
-"""
+TINY = tiny_job(latent_dim=1)
 
 
 def test_the_example_simulator_has_a_normalized_likelihood():

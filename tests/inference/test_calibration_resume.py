@@ -15,21 +15,9 @@ import numpy as np
 import pytest
 
 from mflow_sbi.cli import main
+from tests.tiny_models import tiny_job
 
-TINY = """
-[model.outer]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[model.inner]
-n_layers = 1
-hidden_features = 8
-num_blocks = 1
-[training]
-epochs_m = 1
-epochs_d = 1
-batch_size = 100
-"""
+TINY = tiny_job()
 
 
 def calibrate_arguments(model, out, *extra) -> list[str]:
