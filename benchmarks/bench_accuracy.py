@@ -178,6 +178,38 @@ def summarize(cells: list[dict]) -> dict:
     return out
 
 
+def summarize_results(results: dict) -> None:
+    """Fill ``summary`` (median / worst per model over the cells, and the exact second chain) and ``targets``."""
+    present = [m for m in MODELS if all(m in c for c in results["cells"])]
+    results["summary"] = {m: summarize([c[m] for c in results["cells"]]) for m in present}
+    results["summary"]["exact_second_chain"] = summarize(results["exact"])
+    results["targets"] = targets(results)
+
+
+def merge(paths: list[Path]) -> dict:
+    """One results file from runs of the same setting on different training seeds (run side by side as separate
+    processes): their training records and cells concatenated, summary and targets recomputed. The runs must
+    agree on everything but the seeds, including the exact reference chains (same observed sets)."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:], strict=True):
+        for key in ("setting", "exact"):
+            a = {k: v for k, v in first[key].items() if k != "seeds"} if key == "setting" else first[key]
+            b = {k: v for k, v in run[key].items() if k != "seeds"} if key == "setting" else run[key]
+            if a != b:
+                raise SystemExit(f"{path}: its {key!r} differs from {paths[0]}'s; only runs of one setting merge")
+    seeds = [s for run in runs for s in run["setting"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"training seeds repeat across the merged files: {seeds}")
+    merged = first | {"setting": first["setting"] | {"seeds": seeds},
+                      "training": [t for run in runs for t in run["training"]],
+                      "cells": [c for run in runs for c in run["cells"]],
+                      "wall_s": max(run["wall_s"] for run in runs),
+                      "merged_from": [str(path) for path in paths]}
+    summarize_results(merged)
+    return merged
+
+
 def targets(results: dict) -> dict:
     n = results["setting"]["n_train"]
     summary = results["summary"]
@@ -283,6 +315,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=PLOT)
     parser.add_argument("--table", type=Path, help="only print the markdown table of this results file")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
+                        help="only merge results files of one setting run on different training seeds into --out")
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.seeds, args.epochs_m, args.epochs_d = 2000, "0", 2, 3
@@ -298,6 +332,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.table is not None:
         results = json.loads(args.table.read_text())
+        print(markdown(results))
+        return results
+    if args.merge is not None:
+        results = merge(args.merge)
+        save_json(args.out, results)
         print(markdown(results))
         return results
     torch.set_num_threads(1)
@@ -350,10 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not first_posteriors:
             first_posteriors = posteriors
             plot(results, first_posteriors, exact, args.plot)  # the first seed's overlay, at once
-        present = [m for m in MODELS if all(m in c for c in results["cells"])]
-        results["summary"] = {m: summarize([c[m] for c in results["cells"]]) for m in present}
-        results["summary"]["exact_second_chain"] = summarize(floor_cells)
-        results["targets"] = targets(results)
+        summarize_results(results)
         results["wall_s"] = round(time.perf_counter() - began)
         results["machine"] = machine()
         save_json(args.out, results)  # after every seed, so a long run can be read while it goes on

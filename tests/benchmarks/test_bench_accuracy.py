@@ -1,6 +1,10 @@
 """The accuracy benchmark's bookkeeping: summaries, target checks and the table, on made-up cells."""
 
-from benchmarks.bench_accuracy import markdown, parse_args, summarize, targets
+import json
+
+import pytest
+
+from benchmarks.bench_accuracy import markdown, merge, parse_args, summarize, targets
 
 
 def fake_results(n_train: int) -> dict:
@@ -37,3 +41,29 @@ def test_table_and_quick_settings():
     assert "| M-flow (no score) | 0.002 | 0.004 |" in table and "0.017 (M-flow sequential)" in table
     args = parse_args(["--quick"])
     assert args.n_train == 2000 and args.seeds == "0" and args.out.name == "accuracy_quick.json"
+
+
+def split_run(results: dict, seed: int) -> dict:
+    """The part of ``results`` that a process running only training seed ``seed`` would have written."""
+    return {"setting": results["setting"] | {"seeds": [seed]}, "exact": [{"theta": 0.0, "mmd2": 0.0001, "c2st": 0.5}],
+            "training": [t for t in results["training"] if t["seed"] == seed],
+            "cells": [c for c in results["cells"] if c["seed"] == seed], "wall_s": 100 + seed}
+
+
+def test_merge_recombines_runs_of_single_seeds(tmp_path):
+    whole = fake_results(100_000)
+    paths = []
+    for seed in (0, 1):
+        paths.append(tmp_path / f"s{seed}.json")
+        paths[-1].write_text(json.dumps(split_run(whole, seed)))
+    merged = merge(paths)
+    assert merged["setting"]["seeds"] == [0, 1] and len(merged["cells"]) == 4 and merged["wall_s"] == 101
+    assert merged["summary"]["mflow"] == whole["summary"]["mflow"]  # the same summary as one run of both seeds
+    assert merged["targets"]["mflow_better_than_sbi_in_every_cell"]["value"] == "4/4"
+    other = split_run(whole, 1)
+    other["setting"]["n_train"] = 10_000  # negative controls: another setting, a repeated seed
+    paths[1].write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="setting"):
+        merge(paths)
+    with pytest.raises(SystemExit, match="repeat"):
+        merge([paths[0], paths[0]])
