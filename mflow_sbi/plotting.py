@@ -241,7 +241,8 @@ def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[s
     """q of a :class:`~mflow_sbi.inference.limits.LimitResult`: one panel per parameter with its profile q_j and
     dashed lines at the 1-dof thresholds, and (two parameters) a panel with the q map, the joint 2-dof
     contours, the MLE and ``truth``. Expected (Asimov) results, when present, are drawn dashed beside the
-    observed ones (profiles, and for two parameters their contours)."""
+    observed ones (profiles, and for two parameters their contours); toy-based expected limits as the median of
+    the toys' profiles with its 68% (green) and 95% (yellow) bands."""
     names = list(labels or result.names)
     k = len(result.names)
     panels = k + (1 if k == 2 else 0)
@@ -257,6 +258,12 @@ def limits_plot(result: LimitResult, path: str | os.PathLike, labels: Sequence[s
             expected = result.expected.profile(j)
             shown = np.isfinite(expected)
             ax.plot(result.axes[j][shown], expected[shown], color=COLORS[2], lw=1.5, ls="--", label="expected")
+        if result.expected_toys is not None:
+            bands = result.expected_toys.profile_quantiles[result.names[j]]  # 2.5, 16, 50, 84, 97.5%
+            x = result.axes[j]
+            ax.fill_between(x, bands[0], bands[4], color="#f5d000", alpha=0.5, lw=0, label="toys: 95% band")
+            ax.fill_between(x, bands[1], bands[3], color="#2ca02c", alpha=0.4, lw=0, label="toys: 68% band")
+            ax.plot(x, bands[2], color="k", lw=1, ls=":", label=f"toys: median ({result.expected_toys.n_toys})")
         for n, level in enumerate(result.levels):
             ax.axhline(wilks_threshold(level, 1), color="grey", ls=styles[n % 3], lw=1, label=f"{level:.0%} CL")
         ax.axvline(result.theta_hat[j], color=COLORS[1], lw=1, label="MLE")

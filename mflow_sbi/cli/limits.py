@@ -54,7 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--asimov-events", type=int, default=DEFAULT_ASIMOV_EVENTS, metavar="M",
                         help=f"events sampled for the Asimov data (default {DEFAULT_ASIMOV_EVENTS}); the expected "
                              "limits' centre has a Monte-Carlo error of about one event's resolution / sqrt(M)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the Asimov sample (default 0)")
+    parser.add_argument("--toys", type=int, default=0, metavar="T",
+                        help="with --expected: also T toy data sets drawn from the model at THETA_0 (the observed "
+                             "number of events each, or Pois(nu(THETA_0)) with --rate), giving the median expected q "
+                             "with its 68%%/95%% bands, the spread of the interval end points and the coverage of "
+                             "THETA_0 (default 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Asimov sample and of the toys (default 0)")
     add_device_argument(parser, "[inference] device")
     parser.set_defaults(func=run)
 
@@ -78,6 +83,8 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.plotting import limits_plot
 
     axes = [parse_grid_spec(spec) for spec in args.grid]
+    if args.toys < 0 or (args.toys and args.expected is None) or args.toys == 1:
+        raise InputError(f"--toys {args.toys}: needs --expected THETA_0 and T >= 2 toys (or 0 for none)")
     levels = parse_vector(args.cl, "--cl")
     if not all(0 < lv < 1 for lv in levels):
         raise InputError(f"--cl {args.cl!r}: confidence levels must lie in (0, 1)")
@@ -106,6 +113,9 @@ def run(args: argparse.Namespace) -> None:
         result.metadata["nuisance_hat"] = profiled.maximize(result.theta_hat[None])[1][0].tolist()
     if args.expected is not None:
         result.expected = expected_limits(args, model, axes, [float(lv) for lv in levels], len(observed.x), rate)
+    if args.toys:
+        result.expected_toys = toy_expected_limits(args, model, axes, [float(lv) for lv in levels],
+                                                   len(observed.x), rate)
     if truth is not None:
         truth = [truth[model.parameter_names.index(a.name)] for a in axes]
     out = Path(args.out)
@@ -138,12 +148,7 @@ def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], 
     from mflow_sbi.inference.likelihood import ModelLikelihood
     from mflow_sbi.inference.limits import AsimovLikelihood, AsimovRate, asimov_sample, profile_likelihood_limits
 
-    theta_0 = np.asarray(parse_vector(args.expected, "--expected"), dtype=np.float64)
-    gridded = [model.parameter_names.index(a.name) for a in axes]
-    if len(theta_0) == len(gridded) < model.parameter_dim:  # nuisances at their constraints' centres
-        full = np.array([getattr(c, "loc", 0.5 * sum(c.support)) for c in model.prior.components], dtype=np.float64)
-        full[gridded] = theta_0
-        theta_0 = full
+    theta_0 = hypothesis(args, model, axes)
     if args.asimov_events < 1:
         raise InputError(f"--asimov-events must be >= 1, got {args.asimov_events}")
     sample = asimov_sample(model, theta_0, args.asimov_events, args.seed)
@@ -154,6 +159,59 @@ def expected_limits(args: argparse.Namespace, model, axes, levels: list[float], 
     return profile_likelihood_limits(profile(likelihood, model, axes), axes, levels=levels, metadata={
         "theta_0": theta_0.tolist(), "n_expected": float(n_expected), "asimov_events": args.asimov_events,
         "seed": args.seed})
+
+
+def hypothesis(args: argparse.Namespace, model, axes) -> np.ndarray:
+    """``--expected`` as values of all the model's parameters: given for the gridded ones only, the nuisances sit at
+    their constraints' centres."""
+    theta_0 = np.asarray(parse_vector(args.expected, "--expected"), dtype=np.float64)
+    gridded = [model.parameter_names.index(a.name) for a in axes]
+    if len(theta_0) == len(gridded) < model.parameter_dim:
+        full = np.array([getattr(c, "loc", 0.5 * sum(c.support)) for c in model.prior.components], dtype=np.float64)
+        full[gridded] = theta_0
+        theta_0 = full
+    return theta_0
+
+
+def toy_expected_limits(args: argparse.Namespace, model, axes, levels: list[float], n_observed: int, rate):
+    """``--toys`` T toy data sets at ``--expected`` (see :mod:`mflow_sbi.inference.toys`): events sampled from the
+    model, n = the observed number, or n ~ Pois(nu(theta_0)) with a rate term (whose Poisson term then uses n)."""
+    import torch
+
+    from mflow_sbi.inference.likelihood import ModelLikelihood
+    from mflow_sbi.inference.rates import ExtendedLikelihood, RateTerm
+    from mflow_sbi.inference.toys import toy_limits
+
+    theta_0 = hypothesis(args, model, axes)
+    if theta_0.shape != (int(model.parameter_dim),):
+        raise InputError(f"theta_0 needs {model.parameter_dim} value(s), got {theta_0.tolist()}")
+    nu_0 = None if rate is None else float(np.asarray(rate.expected_events(theta_0[None]), dtype=np.float64)[0])
+    if nu_0 is not None and not nu_0 > 0:
+        raise InputError(f"the expected number of events at theta_0 must be positive, got {nu_0}")
+    cache = False if args.no_cache else "auto"
+
+    def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        with torch.no_grad():
+            return model.sample(torch.as_tensor(theta_0, dtype=torch.float32), n, generator).double().numpy()
+
+    def likelihood_of(events: np.ndarray, n: int):
+        shape = ModelLikelihood(model, events, cache=cache)
+        if rate is None:
+            return profile(shape, model, axes)
+        term = RateTerm(rate.expected_events, n, source=rate.source, luminosity=rate.luminosity, details=rate.details)
+        return profile(ExtendedLikelihood(shape, term), model, axes)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            log.info("toys: %d of %d", done, total)
+
+    gridded = [model.parameter_names.index(a.name) for a in axes]
+    return toy_limits(likelihood_of, draw, axes, theta_0[gridded], n_toys=args.toys,
+                      n_events=(lambda rng: n_observed) if nu_0 is None else (lambda rng: int(rng.poisson(nu_0))),
+                      levels=levels, seed=args.seed, progress=progress,
+                      metadata={"theta_0": theta_0.tolist(), "n_expected": float(n_observed if nu_0 is None else nu_0),
+                                "seed": args.seed})
 
 
 def format_limits(result) -> str:
@@ -167,4 +225,17 @@ def format_limits(result) -> str:
                 text = " U ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in segments) or "(empty on the grid)"
                 note = "  (reaches the grid edge)" if shown.open[name][level] else ""
                 lines.append(f"{kind}{name} {level:.0%} CL: {text}{note}")
+    toys = result.expected_toys
+    if toys is not None:
+        for name in toys.names:
+            for level in toys.levels:
+                ends = toys.endpoints[name][level]
+                if not ends["lower"]:
+                    lines.append(f"toys ({toys.n_toys}) {name} {level:.0%} CL: empty on the grid in every toy")
+                    continue
+                lines.append(f"toys ({toys.n_toys}) {name} {level:.0%} CL: median [{ends['lower'][2]:.4g}, "
+                             f"{ends['upper'][2]:.4g}], 68% of toys: lower {ends['lower'][1]:.4g}..{ends['lower'][3]:.4g}, "
+                             f"upper {ends['upper'][1]:.4g}..{ends['upper'][3]:.4g}")
+        lines += [f"toys: coverage of THETA_0 by the {level:.0%} CL region {c['fraction']:.3f} +- {c['stderr']:.3f}"
+                  for level, c in toys.coverage.items()]
     return "\n".join(lines)

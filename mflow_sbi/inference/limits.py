@@ -257,6 +257,7 @@ class LimitResult:
     open: dict[str, dict[float, bool]]
     metadata: dict[str, Any] = field(default_factory=dict)
     expected: LimitResult | None = None  # the Asimov (median expected) result on the same grid, when computed
+    expected_toys: Any = None  # a :class:`~mflow_sbi.inference.toys.ToyLimits` on the same grid, when computed
 
     def profile(self, k: int) -> np.ndarray:
         """q_k(theta_k): q minimized over every other grid axis."""
@@ -276,12 +277,16 @@ class LimitResult:
                           for name, per in self.intervals.items()},
             "metadata": self.metadata,
             **({"expected": self.expected.to_dict()} if self.expected is not None else {}),
+            **({"expected_toys": self.expected_toys.to_dict()} if self.expected_toys is not None else {}),
         }
 
     def save(self, json_path: str | os.PathLike, npz_path: str | os.PathLike) -> tuple[Path, Path]:
         """The summary as JSON and the grid (one array per axis, ``q``, ``log_likelihood``, ``theta_hat``, and for
-        expected limits ``q_expected``, ``log_likelihood_expected``, ``theta_hat_expected``) as NPZ."""
+        expected limits ``q_expected``, ``log_likelihood_expected``, ``theta_hat_expected``, for toys
+        ``toy_quantiles`` and ``q_toys_<name>``) as NPZ."""
         arrays = {f"axis_{name}": a for name, a in zip(self.names, self.axes, strict=True)}
+        if self.expected_toys is not None:
+            arrays.update(self.expected_toys.arrays())
         if self.expected is not None:
             arrays.update(q_expected=self.expected.q, log_likelihood_expected=self.expected.log_likelihood,
                           theta_hat_expected=self.expected.theta_hat)

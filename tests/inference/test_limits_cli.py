@@ -164,3 +164,32 @@ def test_limits_profile_the_nuisances_of_the_training_data(conjugate_problem, mo
     (segment,) = summary["intervals"]["theta_0"]["0.68"]["segments"]
     half = np.sqrt(stats.chi2.ppf(0.68, 1)) * sd
     np.testing.assert_allclose(segment, [t_star[0] - half, t_star[0] + half], atol=0.01 * sd)
+
+
+def test_toy_expected_limits_are_written_printed_and_plotted(fake_model, tmp_path, capsys):
+    """--toys T with --expected: the conjugate fake model's q is exactly quadratic, so the toys' coverage of THETA_0
+    is the level (margin four binomial standard errors for T = 60) and the median 68% interval has the observed
+    interval's width within the spread of the toys' end points."""
+    problem, observed = fake_model
+    theta_hat, fisher = mle_and_fisher(problem)
+    sd = 1 / np.sqrt(fisher[0, 0])
+    out = tmp_path / "lim"
+    grid = f"theta_0={theta_hat[0] - 8 * sd}:{theta_hat[0] + 8 * sd}:161"
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out", str(out),
+                 "--expected", str(theta_hat[0]), "--toys", "60", "--seed", "2"]) == 0
+    toys = json.loads((out / "limits.json").read_text())["expected_toys"]
+    assert toys["n_toys"] == 60 and toys["n_events"]["median"] == 20
+    for level in ("0.68", "0.95"):
+        c = float(level)
+        assert abs(toys["coverage"][level]["fraction"] - c) < 4 * np.sqrt(c * (1 - c) / 60)
+    lower, upper = toys["endpoints"]["theta_0"]["0.68"]["lower"], toys["endpoints"]["theta_0"]["0.68"]["upper"]
+    assert upper[2] - lower[2] == pytest.approx(2 * sd, abs=0.5 * sd)
+    with np.load(out / "limits.npz") as arrays:
+        assert arrays["q_toys_theta_0"].shape == (5, 161) and arrays["toy_quantiles"][2] == 0.5
+    printed = capsys.readouterr().out
+    assert "toys (60) theta_0 68% CL: median [" in printed and "coverage of THETA_0 by the 95% CL region" in printed
+    assert (out / "limits.png").read_bytes()[:4] == PNG
+    assert main(["limits", str(tmp_path / "model"), "--observed", str(observed), "--grid", grid, "--out",
+                 str(tmp_path / "bad"), "--toys", "5"]) == 2
+    assert "--toys 5: needs --expected THETA_0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
