@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +43,7 @@ import torch
 
 from benchmarks.bench_posterior import machine
 from benchmarks.bench_training import subsample
+from benchmarks.sbi_nle import sample_nle, train_nle
 from mflow_sbi.flows import AmbientFlow, ManifoldFlow
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
@@ -137,35 +137,12 @@ def train_af(simulator, theta, x, args, seed: int):
 
 
 def sbi_samples(theta, x, observed: list[np.ndarray], args, seed: int) -> tuple[list[np.ndarray] | None, dict]:
-    """sbi's default NLE trained once on the training events, sampled once per observed set."""
-    try:
-        import sbi
-        from sbi.inference import NLE
-        from sbi.utils import BoxUniform
-        from sbi.utils.tracking import TensorBoardTracker
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as error:
-        return None, {"skipped": f"sbi is not installed ({error}); pip install -e .[bench]"}
-    torch.manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 -- sbi's numpy slice sampler draws from numpy's global generator
-    logs = tempfile.TemporaryDirectory()
-    inference = NLE(prior=BoxUniform(low=torch.tensor([-1.0]), high=torch.tensor([1.0])),
-                    tracker=TensorBoardTracker(SummaryWriter(log_dir=logs.name)), show_progress_bars=False)
-    began = time.perf_counter()
-    inference.append_simulations(torch.as_tensor(theta, dtype=torch.float32),
-                                 torch.as_tensor(x, dtype=torch.float32)).train()
-    info = {"version": sbi.__version__, "training_wall_s": round(time.perf_counter() - began, 1),
-            "epochs_run": int(inference.epoch)}
-    posterior = inference.build_posterior()
-    samples, walls = [], []
-    for x_o in observed:
-        began = time.perf_counter()
-        drawn = posterior.sample((args.sbi_samples,), x=torch.as_tensor(x_o, dtype=torch.float32),
-                                 show_progress_bars=False)
-        walls.append(round(time.perf_counter() - began, 1))
-        samples.append(drawn.double().numpy())
-    logs.cleanup()
-    info["sampling_wall_s"] = walls
+    """sbi's default NLE trained once on the training events (prior U(-1, 1)), sampled once per observed set."""
+    box = torch.distributions.Independent(torch.distributions.Uniform(torch.tensor([-1.0]), torch.tensor([1.0])), 1)
+    posterior, info = train_nle(theta, x, box, seed)  # the distribution sbi's BoxUniform is
+    if posterior is None:
+        return None, info
+    samples, info["sampling_wall_s"] = sample_nle(posterior, observed, args.sbi_samples)
     return samples, info
 
 
@@ -187,9 +164,11 @@ def summarize_results(results: dict) -> None:
 
 
 def merge(paths: list[Path]) -> dict:
-    """One results file from runs of the same setting on different training seeds (run side by side as separate
-    processes): their training records and cells concatenated, summary and targets recomputed. The runs must
-    agree on everything but the seeds, including the exact reference chains (same observed sets)."""
+    """One results file from runs of one setting: runs on different training seeds (run side by side as separate
+    processes), or runs of other models on the same seeds (``--no-mflow --no-af`` adds sbi's cells): cells and
+    training records of one seed are joined, summary and targets recomputed. The runs must agree on everything
+    but the seeds, including the exact reference chains (same observed sets), and no model may appear twice for
+    one seed."""
     runs = [json.loads(path.read_text()) for path in paths]
     first = runs[0]
     for path, run in zip(paths[1:], runs[1:], strict=True):
@@ -198,12 +177,21 @@ def merge(paths: list[Path]) -> dict:
             b = {k: v for k, v in run[key].items() if k != "seeds"} if key == "setting" else run[key]
             if a != b:
                 raise SystemExit(f"{path}: its {key!r} differs from {paths[0]}'s; only runs of one setting merge")
-    seeds = [s for run in runs for s in run["setting"]["seeds"]]
-    if len(set(seeds)) != len(seeds):
-        raise SystemExit(f"training seeds repeat across the merged files: {seeds}")
+    cells, training = {}, {}
+    for path, run in zip(paths, runs, strict=True):
+        for record in run["training"]:
+            joined = training.setdefault(record["seed"], {"seed": record["seed"]})
+            for model in set(record) - {"seed"}:
+                if model in joined:
+                    raise SystemExit(f"{path}: model {model!r} of training seed {record['seed']} repeats across the "
+                                     "merged files")
+                joined[model] = record[model]
+        for cell in run["cells"]:
+            cells.setdefault((cell["seed"], cell["theta"]), {}).update(cell)
+    seeds = sorted(training)
     merged = first | {"setting": first["setting"] | {"seeds": seeds},
-                      "training": [t for run in runs for t in run["training"]],
-                      "cells": [c for run in runs for c in run["cells"]],
+                      "training": [training[s] for s in seeds],
+                      "cells": [cells[key] for key in sorted(cells)],
                       "wall_s": max(run["wall_s"] for run in runs),
                       "merged_from": [str(path) for path in paths]}
     summarize_results(merged)
@@ -304,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "of their log-likelihoods (EnsembleLikelihood)")
     parser.add_argument("--scandal", type=float, default=10.0, help="SCANDAL weight (0: skip that model)")
     parser.add_argument("--af-epochs", type=int, default=30)
+    parser.add_argument("--no-mflow", action="store_true", help="skip both M-flows (e.g. to add another model's "
+                        "cells to a run with --merge)")
     parser.add_argument("--no-af", action="store_true")
     parser.add_argument("--no-sbi", action="store_true")
     parser.add_argument("--walkers", type=int, default=64)
@@ -367,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
     first_posteriors = {}
     for seed in seeds:
         theta, x, t_xz = simulate_training(simulator, args.n_train, seed)
-        trained = train_mflows(simulator, theta, x, t_xz, args, seed)
+        trained = {} if args.no_mflow else train_mflows(simulator, theta, x, t_xz, args, seed)
         if not args.no_af:
             trained["af"] = train_af(simulator, theta, x, args, seed)
         info = {"seed": seed, **{name: meta for name, (_, meta) in trained.items()}}

@@ -1,5 +1,6 @@
 """The accuracy benchmark's bookkeeping: summaries, target checks and the table, on made-up cells."""
 
+import copy
 import json
 
 import pytest
@@ -67,3 +68,22 @@ def test_merge_recombines_runs_of_single_seeds(tmp_path):
         merge(paths)
     with pytest.raises(SystemExit, match="repeat"):
         merge([paths[0], paths[0]])
+
+
+def test_merge_adds_another_models_cells_to_the_same_seeds(tmp_path):
+    """A run of sbi alone on the seeds of a run without it: the merged cells hold both, and the sbi target counts."""
+    whole = fake_results(100_000)
+    without, alone = copy.deepcopy(split_run(whole, 0)), copy.deepcopy(split_run(whole, 0))
+    for cell in without["cells"]:
+        del cell["sbi"]
+    for cell in alone["cells"]:
+        del cell["mflow"]
+    without["training"] = [{"seed": 0, "mflow": {"training_wall_s": 10.0}}]
+    alone["training"] = [{"seed": 0, "sbi": {"training_wall_s": 5.0}}]
+    paths = [tmp_path / "mflow.json", tmp_path / "sbi.json"]
+    for path, run in zip(paths, (without, alone), strict=True):
+        path.write_text(json.dumps(run))
+    merged = merge(paths)
+    assert merged["training"] == [{"seed": 0, "mflow": {"training_wall_s": 10.0}, "sbi": {"training_wall_s": 5.0}}]
+    assert all("mflow" in c and "sbi" in c for c in merged["cells"]) and len(merged["cells"]) == 2
+    assert merged["targets"]["mflow_better_than_sbi_in_every_cell"]["value"] == "2/2"
