@@ -193,8 +193,10 @@ def markdown(results: dict) -> str:
         t = results["training"][m]
         figures = t.get("figures", {})
         distance = figures.get("generated_distance_to_true_manifold", {}).get("median")
+        reconstruction = figures.get("reconstruction_error")
         lines.append(f"| {LABELS[m]} | {t['training_wall_s']:.0f} | {figures.get('nll', float('nan')):.4g} | "
-                     f"{figures.get('reconstruction_error', '-')} | {'-' if distance is None else f'{distance:.3g}'} |")
+                     f"{'-' if reconstruction is None else f'{reconstruction:.3g}'} | "
+                     f"{'-' if distance is None else f'{distance:.3g}'} |")
     return "\n".join(lines)
 
 
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
                 posterior, info = train_nle(data.theta, data.x, torch_prior(simulator), args.seed)
                 if posterior is None:
                     results["training"][name] = info
+                    print(f"{name}: {info['skipped']}", flush=True)
                     continue
                 drawn, info["sampling_wall_s"] = sample_nle(posterior, observed, args.sbi_samples)
             else:
@@ -289,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["machine"] = machine()
             save_json(args.out, results)  # after every model
             print(f"{name}:", json.dumps([c[name] for c in results["cells"]]), flush=True)
+    save_json(args.out, results)
     plot(results, first, exact[0], args.plot)
     print(markdown(results))
     print("targets:", json.dumps(results["targets"], indent=1))
