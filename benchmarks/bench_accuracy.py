@@ -306,7 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, default=PLOT)
     parser.add_argument("--table", type=Path, help="only print the markdown table of this results file")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
-                        help="only merge results files of one setting run on different training seeds into --out")
+                        help="only merge results files of one setting (other training seeds, or other models on the same "
+                             "seeds) into --out")
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.seeds, args.epochs_m, args.epochs_d = 2000, "0", 2, 3
