@@ -11,8 +11,10 @@ fractions reflect the start, not the posterior. This module supplies the start a
    iterate in one vectorized call) or Nelder-Mead. After each optimum the remaining starts that already lie
    in its basin (the hill-valley test of step 2 between start and optimum, all starts in one call) are
    dropped, so the number of optimizations is about the number of modes, not of starts. Before that, all
-   starts climb together by ``ASCENT_ITERATIONS`` steps of normalized-gradient ascent with adaptive step
-   length (two vectorized calls per step), so that far-out starts reach their own basin's top first.
+   starts climb together by up to ``ASCENT_ITERATIONS`` steps of normalized-gradient ascent with adaptive
+   step length (two vectorized calls per step), so that far-out starts reach their own basin's top first; a
+   start whose step length has shrunk below ``ASCENT_MIN_STEP`` prior standard deviations sits at its top (to
+   that resolution) and is not evaluated again.
 2. **Clustering into modes** (``cluster_optima``), a hill-valley test (Ursem 1999): optima are visited from
    the highest; optimum b joins the mode of an earlier representative a when log pi on the segment between
    them never drops below min(log pi(a), log pi(b)) - ``valley_tol`` (``VALLEY_POINTS`` interior points,
@@ -61,6 +63,7 @@ N_DRAWS_PER_DIM = 200
 KEEP_FRACTION = 0.1
 MAX_STARTS = 100
 ASCENT_ITERATIONS = 40
+ASCENT_MIN_STEP = 1e-3  # x the prior's standard deviation: a start stops climbing once its step is this short
 GRADIENT_STEP = 1e-4  # x the prior's standard deviation
 HESSIAN_FIRST_STEP = 1e-3  # x the prior's standard deviation
 HESSIAN_STEP = 0.1  # x the mode's standard deviation
@@ -151,13 +154,23 @@ def _gauss_log_pdf(points: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.
     return -0.5 * (white**2).sum(0) - np.log(np.diag(chol)).sum() - 0.5 * len(mean) * LOG_2PI
 
 
-def _t_log_pdf(points: np.ndarray, mean: np.ndarray, cov: np.ndarray, df: float) -> np.ndarray:
-    """Multivariate Student-t log density with location ``mean``, scale ``cov`` and ``df`` degrees of freedom."""
+def t_log_pdf(points: np.ndarray, mean: np.ndarray, cov: np.ndarray, df: float) -> np.ndarray:
+    """Multivariate Student-t log density with location ``mean``, scale ``cov`` and ``df`` degrees of freedom:
+    log Gamma((df + p)/2) - log Gamma(df/2) - (p/2) log(df pi) - (1/2) log det cov - ((df + p)/2) log(1 + m/df),
+    m the squared Mahalanobis distance to ``mean``."""
     p = len(mean)
     chol = np.linalg.cholesky(cov)
     maha = (np.linalg.solve(chol, (points - mean).T) ** 2).sum(0)
     return (gammaln((df + p) / 2) - gammaln(df / 2) - 0.5 * p * math.log(df * math.pi)
             - np.log(np.diag(chol)).sum() - 0.5 * (df + p) * np.log1p(maha / df))
+
+
+def t_draws(rng, mean: np.ndarray, cov: np.ndarray, df: float, n: int) -> np.ndarray:
+    """``n`` draws (n, p) of the Student-t of :func:`t_log_pdf`: mean + L z sqrt(df / c), z ~ N(0, I),
+    c ~ chi^2(df), L L^T = cov. ``rng`` is a numpy ``Generator`` or ``RandomState`` (emcee's)."""
+    chol = np.linalg.cholesky(cov)
+    radius = np.sqrt(df / rng.chisquare(df, n))
+    return mean + (rng.standard_normal((n, len(mean))) @ chol.T) * radius[:, None]
 
 
 def prior_scale(prior, rng: np.random.Generator, n: int = 2000) -> np.ndarray:
@@ -195,28 +208,36 @@ def _batched_ascent(log_post: LogDensity, x: np.ndarray, values: np.ndarray, sca
     """All starts at once: normalized-gradient ascent in prior-scaled coordinates, theta <- theta + eta g / |g|
     (g the central-difference gradient times the prior scale), eta x 1.5 after an improvement and x 0.5
     otherwise (a rejected step is not taken). Two vectorized calls per iteration, whatever the number of
-    starts; it only brings every start near the top of its own basin for the hill-valley test."""
+    starts; only starts still climbing (eta >= ``ASCENT_MIN_STEP``, gradient not zero) are evaluated. It only
+    brings every start near the top of its own basin for the hill-valley test."""
     n, p = x.shape
     low = np.array([-np.inf if b[0] is None else b[0] for b in bounds]) if bounds else np.full(p, -np.inf)
     high = np.array([np.inf if b[1] is None else b[1] for b in bounds]) if bounds else np.full(p, np.inf)
     step = GRADIENT_STEP * scale
     eta = np.full(n, 0.1)
     shifts = np.diag(step)
+    climbing = np.ones(n, dtype=bool)
     for _ in range(iterations):
-        stencil = np.concatenate([x[:, None, :] + shifts[None], x[:, None, :] - shifts[None]], axis=1)
-        f = log_post(stencil.reshape(-1, p)).reshape(n, 2, p)
+        rows = np.flatnonzero(climbing)
+        if rows.size == 0:
+            break
+        here = x[rows]
+        stencil = np.concatenate([here[:, None, :] + shifts[None], here[:, None, :] - shifts[None]], axis=1)
+        f = log_post(stencil.reshape(-1, p)).reshape(rows.size, 2, p)
         with np.errstate(invalid="ignore"):
             gradient = np.where(np.isfinite(f).all(axis=1), (f[:, 0] - f[:, 1]) / (2 * step), 0.0) * scale
         norm = np.linalg.norm(gradient, axis=1)
         moving = norm > 0
-        if not moving.any():
+        climbing[rows[~moving]] = False
+        rows, gradient, norm, here = rows[moving], gradient[moving], norm[moving], here[moving]
+        if rows.size == 0:
             break
-        direction = np.where(moving[:, None], gradient / np.where(moving, norm, 1.0)[:, None], 0.0)
-        proposal = np.clip(x + eta[:, None] * direction * scale, low, high)
+        proposal = np.clip(here + eta[rows, None] * (gradient / norm[:, None]) * scale, low, high)
         new = log_post(proposal)
-        better = moving & (new > values)
-        x[better], values[better] = proposal[better], new[better]
-        eta = np.where(better, 1.5 * eta, 0.5 * eta)
+        better = new > values[rows]
+        x[rows[better]], values[rows[better]] = proposal[better], new[better]
+        eta[rows] = np.where(better, 1.5 * eta[rows], 0.5 * eta[rows])
+        climbing[rows[eta[rows] < ASCENT_MIN_STEP]] = False
     return x, values
 
 
@@ -352,15 +373,12 @@ def _importance_log_mass(log_post: LogDensity, modes: ModeSet, k: int, rng: np.r
                          n: int) -> tuple[float, float]:
     """log Z_k by importance sampling from a Student-t at mode k (module docstring) and the weights' ESS."""
     mode = modes.modes[k]
-    p = len(mode.location)
-    chol = np.linalg.cholesky(mode.covariance)
-    radius = np.sqrt(IS_DF / rng.chisquare(IS_DF, n))
-    draws = mode.location + (rng.standard_normal((n, p)) @ chol.T) * radius[:, None]
+    draws = t_draws(rng, mode.location, mode.covariance, IS_DF, n)
     log_target = log_post(draws)
     keep = np.isfinite(log_target) & (modes.assign(draws) == k)
     if not keep.any():
         return -np.inf, 0.0
-    log_w = np.where(keep, log_target - _t_log_pdf(draws, mode.location, mode.covariance, IS_DF), -np.inf)
+    log_w = np.where(keep, log_target - t_log_pdf(draws, mode.location, mode.covariance, IS_DF), -np.inf)
     w = np.exp(log_w - log_w.max())
     return float(logsumexp(log_w) - math.log(n)), float(w.sum() ** 2 / (w**2).sum())
 
@@ -388,7 +406,7 @@ def find_modes(log_post: LogDensity, prior, rng: np.random.Generator, n_draws: i
         log_laplace = float(values[head] + 0.5 * p * LOG_2PI + 0.5 * np.linalg.slogdet(cov)[1])
         modes.append(Mode(optima[head], float(values[head]), cov, log_laplace, log_laplace, n_optima=len(group)))
     found = ModeSet(modes, mass)
-    if mass == "importance":
+    if mass == "importance" and len(modes) > 1:  # one mode has weight 1 whatever its mass
         estimates = [_importance_log_mass(counted, found, k, rng, n_importance) for k in range(len(modes))]
         for mode, (log_z, ess) in zip(modes, estimates, strict=True):
             if np.isfinite(log_z):

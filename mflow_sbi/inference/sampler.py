@@ -42,6 +42,7 @@ from mflow_sbi.errors import InputError
 from mflow_sbi.inference import modes as mode_finding
 from mflow_sbi.inference.chain_checkpoint import ChainCheckpoint
 from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, RHAT_GROUPS, autocorrelation_time, chain_diagnostics
+from mflow_sbi.inference.independence import IndependenceMove, StudentTMixture
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import LogLikelihood, PosteriorPotential, Potential, Prior
 from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT_WALKERS
@@ -59,17 +60,32 @@ BALL_SCALE = 1e-3
 LogPosterior = PosteriorPotential
 
 
-MOVES = ("de", "stretch")
+MOVES = ("de", "stretch", "independence")
+INDEPENDENCE_SHARE = 0.8
 INITS = ("prior", "map", "modes")
 
 
-def make_moves(name: str) -> list:
-    """emcee moves for ``name`` in MOVES (see module docstring)."""
+def make_moves(name: str, proposal: StudentTMixture | None = None) -> list:
+    """emcee moves for ``name`` in MOVES (see module docstring); "independence" needs the ``proposal`` q."""
     if name == "de":
         return [(emcee.moves.DEMove(), 0.8), (emcee.moves.StretchMove(), 0.2)]
     if name == "stretch":
         return [(emcee.moves.StretchMove(), 1.0)]
+    if name == "independence":
+        if proposal is None:
+            raise InputError("the independence move needs a proposal mixture (from the modes found)")
+        return [(IndependenceMove(proposal), INDEPENDENCE_SHARE)] + [
+            (move, weight * (1 - INDEPENDENCE_SHARE)) for move, weight in make_moves("de")]
     raise InputError(f"moves must be one of {MOVES}, got {name!r}")
+
+
+def _refit_at_burn_in(sampler: emcee.EnsembleSampler, burn_in: int, move: IndependenceMove | None) -> dict | None:
+    """Refit the independence ``move``'s q to the second half of the burn-in chain (independence.py); returns
+    the new q's summary, or None without an independence move or a burn-in."""
+    if move is None or burn_in < 2:
+        return None
+    move.proposal = move.proposal.refit(sampler.get_chain()[burn_in // 2 : burn_in])
+    return move.proposal.to_dict()
 
 
 def _check_settings(p: int, n_walkers: int, n_steps: int, burn_in: int, thin: int, init: str) -> None:
@@ -134,14 +150,19 @@ def _tau_at_last_check(sampler: emcee.EnsembleSampler, burn_in: int) -> np.ndarr
 
 
 def _run(sampler: emcee.EnsembleSampler, start: np.ndarray | emcee.State, n_steps: int, burn_in: int,
-         until_converged: bool, progress: bool, checkpoint: ChainCheckpoint | None = None) -> bool:
+         until_converged: bool, progress: bool, checkpoint: ChainCheckpoint | None = None,
+         independence: IndependenceMove | None = None) -> tuple[bool, dict | None]:
     """Run the chain up to ``n_steps`` steps in all (a restored sampler continues from its iteration); returns
-    whether the tau-based stopping rule fired (always False without it). Without a progress bar (a batch job's
-    log) every ``LOG_EVERY`` steps are reported in one INFO line. ``checkpoint`` is written every
-    ``checkpoint.every`` steps."""
+    whether the tau-based stopping rule fired (always False without it) and the independence move's refitted
+    proposal (refitted once, when the burn-in ends; a resumed chain past it refits from its stored burn-in).
+    Without a progress bar (a batch job's log) every ``LOG_EVERY`` steps are reported in one INFO line.
+    ``checkpoint`` is written every ``checkpoint.every`` steps."""
     previous_tau = _tau_at_last_check(sampler, burn_in) if until_converged and sampler.iteration else None
+    refitted = _refit_at_burn_in(sampler, burn_in, independence) if sampler.iteration >= burn_in else None
     for _ in sampler.sample(start, iterations=n_steps - sampler.iteration, progress=progress):
         done = sampler.iteration
+        if done == burn_in:
+            refitted = _refit_at_burn_in(sampler, burn_in, independence)
         if checkpoint is not None and checkpoint.due(done):
             checkpoint.save(sampler)
         if not progress and done % LOG_EVERY == 0:
@@ -151,9 +172,9 @@ def _run(sampler: emcee.EnsembleSampler, start: np.ndarray | emcee.State, n_step
         tau = autocorrelation_time(sampler.get_chain(discard=burn_in))
         stable = previous_tau is not None and np.all(np.abs(previous_tau - tau) < TAU_RTOL * tau)
         if stable and done - burn_in >= MIN_TAU_MULTIPLE * tau.max():
-            return True
+            return True, refitted
         previous_tau = tau
-    return False
+    return False, refitted
 
 
 def sample_potential(
@@ -188,14 +209,17 @@ def sample_potential(
     """
     p = potential.parameter_dim
     _check_settings(p, n_walkers, n_steps, burn_in, thin, init)
-    proposal = make_moves(moves)
+    if moves not in MOVES:
+        raise InputError(f"moves must be one of {MOVES}, got {moves!r}")
     settings = {"n_walkers": n_walkers, "n_steps": n_steps, "burn_in": burn_in, "thin": thin, "seed": seed,
                 "init": init, "until_converged": until_converged, "moves": moves}
     if checkpoint is not None:
         checkpoint = ChainCheckpoint(checkpoint.path, {**checkpoint.key, "sampler": settings}, checkpoint.every)
     restored = checkpoint.restore(n_walkers, p) if checkpoint is not None and resume else None
     rng = np.random.default_rng(seed)
-    modes = mode_finding.find_modes(potential, potential.prior, rng) if init == "modes" else None
+    need_modes = init == "modes" or moves == "independence"
+    modes = mode_finding.find_modes(potential, potential.prior, rng) if need_modes else None
+    proposal = make_moves(moves, StudentTMixture.from_modes(modes) if moves == "independence" else None)
     if restored is None:
         backend, start = None, initial_walkers(potential, potential.prior, n_walkers, init, rng, modes)
     else:
@@ -206,7 +230,8 @@ def sample_potential(
     if backend is None:
         sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
-    converged = _run(sampler, start, n_steps, burn_in, until_converged, progress, checkpoint)
+    independence = next((move for move, _ in proposal if isinstance(move, IndependenceMove)), None)
+    converged, refitted = _run(sampler, start, n_steps, burn_in, until_converged, progress, checkpoint, independence)
     elapsed = time.perf_counter() - began
     steps_run = sampler.iteration
     if steps_run - burn_in < 4:
@@ -215,6 +240,8 @@ def sample_potential(
     support = getattr(potential.prior, "support", None)  # (low, high) of an IndependentPrior, else not checked
     diagnostics = chain_diagnostics(chain[burn_in:], sampler.acceptance_fraction, support)
     diagnostics.update(sampling_seconds=elapsed, converged_by_tau=converged)
+    if refitted is not None:
+        diagnostics["independence_proposal"] = refitted
     samples = chain[burn_in::thin].reshape(-1, p)
     samples_log_prob = chain_log_prob[burn_in::thin].reshape(-1)
     if modes is not None:
