@@ -3,15 +3,18 @@
 Each target is a mixture sum_k w_k N(mu_k, s_k^2 I) in 2-6 dimensions (means 5.1-5.5 apart, 10 or 50
 component standard deviations), used as the log-likelihood under the box-uniform prior [-10, 10]^p, whose
 edge lies at least 15 standard deviations from every mean: the posterior is the mixture itself and exact
-samples are mixture draws. For every target and seed, ``sample_posterior`` runs with its default settings,
-once with ``init="prior"`` (walkers drawn from the prior, the old default) and once with ``init="modes"``
-(the new default); recorded: the fraction of samples per true mode (each sample goes to the component with
+samples are mixture draws. For every target and seed, ``sample_posterior`` runs with its default settings
+once per variant of ``--variants`` (``VARIANTS``): ``prior`` (walkers drawn from the prior, DE moves: the
+default before issue 18), ``modes`` (``init="modes"``, DE moves and re-weighting to the estimated masses:
+the default until the independence move) and ``independence`` (``init="modes"``, the independence move:
+the default); recorded: the fraction of samples per true mode (each sample goes to the component with
 the highest responsibility) against w_k, whether every mode holds samples, MMD^2 (``metrics.mmd2``, median
 bandwidth; ``N_COMPARE`` random posterior samples against as many exact ones), C2ST (``metrics.c2st``,
 ``N_C2ST`` of each, on the seeds in ``--c2st-seeds``) and the wall time of ``sample_posterior``. Target
 (issue 18): every mode found, masses within 3 points, C2ST <= 0.55. Results:
 ``benchmarks/results/hard_posteriors.json``. Usage:
-``python -m benchmarks.bench_hard_posteriors [--seeds 0 1 2 3 4] [--c2st-seeds 0 1 2] [--targets NAME ...]``.
+``python -m benchmarks.bench_hard_posteriors [--seeds 0 1 2 3 4] [--c2st-seeds 0 1 2] [--targets NAME ...]
+[--variants prior modes independence] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ N_COMPARE = 2000
 N_C2ST = 1000  # per set: the MLPs of one C2ST on 2 x 2,000 points in 6-D take ~45 s on one core
 MASS_POINTS = 3.0
 C2ST_TARGET = 0.55
+VARIANTS = {"prior": {"init": "prior", "moves": "de"}, "modes": {"init": "modes", "moves": "de"},
+            "independence": {"init": "modes", "moves": "independence"}}
 
 
 @dataclass
@@ -98,9 +103,9 @@ def targets() -> dict[str, GaussianMixture]:
     return {case.name: case for case in cases}
 
 
-def run_one(target: GaussianMixture, init: str, seed: int, with_c2st: bool = True, **settings) -> dict:
+def run_one(target: GaussianMixture, seed: int, with_c2st: bool = True, **settings) -> dict:
     began = time.perf_counter()
-    posterior = sample_posterior(target, target.prior, seed=seed, init=init, progress=False, **settings)
+    posterior = sample_posterior(target, target.prior, seed=seed, progress=False, **settings)
     seconds = time.perf_counter() - began
     fractions = target.fractions(posterior.samples)
     rng = np.random.default_rng(1000 + seed)
@@ -113,6 +118,7 @@ def run_one(target: GaussianMixture, init: str, seed: int, with_c2st: bool = Tru
         "mmd2": mmd2(chosen, exact),
         "c2st": c2st(chosen[:N_C2ST], exact[:N_C2ST], seed=seed) if with_c2st else None,
         "seconds": seconds,
+        "tau_max": float(max(posterior.diagnostics["autocorrelation_time"])),
         "n_samples": posterior.n_samples,
         "warnings": posterior.diagnostics["warnings"],
     }
@@ -133,6 +139,7 @@ def _summary(runs: list[dict], weights: np.ndarray) -> dict:
         "mmd2_median": float(np.median([r["mmd2"] for r in runs])),
         "c2st": {"median": float(np.median(c2sts)), "max": float(np.max(c2sts))} if c2sts else None,
         "seconds_median": float(np.median([r["seconds"] for r in runs])),
+        "tau_max_median": float(np.median([r["tau_max"] for r in runs])),
         "target_met": bool(all(r["all_modes_found"] for r in runs) and max(errors) <= MASS_POINTS
                            and (not c2sts or max(c2sts) <= C2ST_TARGET)),
     }
@@ -144,25 +151,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--targets", nargs="+", default=None, help="target names (default: all)")
     parser.add_argument("--c2st-seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="seeds whose runs also get a C2ST (its MLPs take most of the time; default 0 1 2)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     logging.getLogger("mflow_sbi.inference.sampler").setLevel(logging.ERROR)
     cases = targets()
     chosen = args.targets or list(cases)
     result: dict = {"settings": {"seeds": args.seeds, "c2st_seeds": args.c2st_seeds, "n_compare": N_COMPARE,
-                                 "n_c2st": N_C2ST, "sampler": "sample_posterior defaults"},
+                                 "n_c2st": N_C2ST, "sampler": "sample_posterior defaults",
+                                 "variants": {name: VARIANTS[name] for name in args.variants}},
                     "targets": {}}
     for name in chosen:
         target = cases[name]
         entry = {"dim": target.dim, "weights": target.weights.tolist(), "means": target.means.tolist(),
                  "scales": target.scales.tolist()}
-        for init in ("prior", "modes"):
-            runs = [run_one(target, init, seed, seed in args.c2st_seeds) for seed in args.seeds]
-            entry[init] = {"summary": _summary(runs, target.weights), "runs": runs}
-            s = entry[init]["summary"]
-            print(f"{name:18s} {init:6s} modes found {s['all_modes_found']}, mass error median/max "
+        for variant in args.variants:
+            runs = [run_one(target, seed, seed in args.c2st_seeds, **VARIANTS[variant]) for seed in args.seeds]
+            entry[variant] = {"summary": _summary(runs, target.weights), "runs": runs}
+            s = entry[variant]["summary"]
+            print(f"{name:18s} {variant:12s} modes found {s['all_modes_found']}, mass error median/max "
                   f"{s['max_mass_error_points']['median']:.1f}/{s['max_mass_error_points']['max']:.1f} pts, "
-                  f"MMD^2 {s['mmd2_median']:.4f}, C2ST {s['c2st']}, {s['seconds_median']:.1f} s", flush=True)
+                  f"MMD^2 {s['mmd2_median']:.4f}, C2ST {s['c2st']}, tau {s['tau_max_median']:.1f}, {s['seconds_median']:.1f} s",
+                  flush=True)
         result["targets"][name] = entry
     result["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
     save_json(args.out, result)

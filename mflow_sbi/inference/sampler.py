@@ -6,7 +6,15 @@ with log p(theta) = -inf outside the prior support (the likelihood is then not e
 move updates half of the ensemble at a time, so with ``vectorize=True`` each likelihood call receives
 n_walkers / 2 parameter points and evaluates all of them against all events at once.
 
-Proposals (``moves``): "de" (default) mixes differential-evolution moves (80%, ter Braak 2006) with emcee's
+Proposals (``moves``): "independence" (the default) picks, at each step, the independence Metropolis-Hastings
+move (``INDEPENDENCE_SHARE`` = 80% of the steps; independence.py) or the "de" mixture (20%). The independence
+move proposes every walker's next point from a fixed Student-t mixture q with one component per mode found
+(fitted to the mode set, refitted once to the second half of the burn-in, then fixed) and accepts with
+log r = log pi(theta') - log pi(theta) + log q(theta) - log q(theta'): accepted jumps carry walkers between
+modes in proportion to their mass, and for near-Gaussian posteriors successive states are nearly
+independent (tau 1.7-2.5 steps on the mixture targets against 17-30 with "de"; docs/benchmarks.md). The DE
+share keeps curved or heavy-tailed modes mixing where q fits them poorly. The modes are found (modes.py)
+whatever ``init`` is. "de" mixes differential-evolution moves (80%, ter Braak 2006) with emcee's
 affine-invariant stretch move (20%, Goodman & Weare 2010); "stretch" uses the stretch move only (emcee's
 default). On the low-dimensional posteriors here DE moves have autocorrelation times 3-4x shorter than the
 stretch move (tau ~ 5 vs ~ 23 steps in 1-D, ~ 12 vs ~ 35 in 4-D, with 32 walkers), hence 3-4x more effective
@@ -18,7 +26,7 @@ Walkers start inside the support: across the posterior's modes in proportion to 
 (``init="modes"``, the default: multi-start optimization, hill-valley clustering, Laplace/importance-sampling
 masses; see modes.py), drawn from the prior (``init="prior"``, the default before issue 18), or in a small
 ball around the maximum a posteriori point found by a short optimization (``init="map"``: best of a batch
-of prior draws, refined by Nelder-Mead). With ``init="modes"`` the run ends with a mode check
+of prior draws, refined by Nelder-Mead). With ``init="modes"`` (or the independence move) the run ends with a mode check
 (``diagnostics["modes"]``): the chain's fraction of samples per mode against the estimated mass, a warning
 when they differ by more than 10 points or all walkers sit in one mode, and, when the walkers did not move
 between modes, the per-mode sample sets re-weighted to the estimated masses (docs/inference.md). With
@@ -61,6 +69,7 @@ LogPosterior = PosteriorPotential
 
 
 MOVES = ("de", "stretch", "independence")
+DEFAULT_MOVES = "independence"
 INDEPENDENCE_SHARE = 0.8
 INITS = ("prior", "map", "modes")
 
@@ -191,13 +200,14 @@ def sample_potential(
     labels: Sequence[str] | None = None,
     metadata: dict | None = None,
     until_converged: bool = False,
-    moves: str = "de",
+    moves: str = DEFAULT_MOVES,
     checkpoint: ChainCheckpoint | None = None,
     resume: bool = False,
 ) -> Posterior:
     """Sample exp(U(theta)) for a vectorized ``potential`` U (see :mod:`mflow_sbi.inference.potential`) with emcee.
 
-    ``moves`` is "de" or "stretch" (see the module docstring); ``init`` is "modes", "prior" or "map". With
+    ``moves`` is "independence", "de" or "stretch" (see the module docstring); ``init`` is "modes", "prior" or
+    "map". With
     ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
     post-burn-in samples, the kept chain (all post-burn-in steps) and the burn-in steps beside it, diagnostics
     (see diagnostics.py) and metadata: the sampler settings, the potential's metadata, then ``metadata``.

@@ -45,7 +45,8 @@ def test_an_interrupted_chain_resumes_to_the_uninterrupted_one(problem, tmp_path
 
     checkpoint = ChainCheckpoint(tmp_path / "chain.npz", {"target": "conjugate"}, every=50)
     steps = full.metadata["sampler"]["steps_run"]
-    # Each step evaluates the two halves of the ensemble in one call each: stop about 75 steps before the end.
+    # A step makes one posterior call (independence move) or two (DE, stretch: one per half of the ensemble):
+    # stop 150 calls, i.e. 75-150 steps, before the end (after the burn-in, so the resume refits q from it).
     with pytest.raises(Interrupt):
         sample_posterior(Counted(likelihood, limit=counted.calls - 150), problem.prior, checkpoint=checkpoint,
                          **settings)

@@ -91,7 +91,7 @@ def test_clustering_merges_optima_of_one_mode_and_splits_separated_ones():
 @pytest.mark.parametrize("name", ["2d_unequal", "2d_four_symmetric", "4d_unequal", "6d_equal", "6d_unequal"])
 def test_modes_init_reproduces_mode_masses(name):
     target = TARGETS[name]
-    posterior = sample_posterior(target, target.prior, seed=4, init="modes", **SHORT)
+    posterior = sample_posterior(target, target.prior, seed=4, init="modes", moves="de", **SHORT)
     report = posterior.diagnostics["modes"]
     assert report["n_modes"] == len(target.weights)
     assert np.all(target.fractions(posterior.samples) > 0)
@@ -104,8 +104,8 @@ def test_modes_init_reproduces_mode_masses(name):
 def test_prior_init_fails_the_mass_check_where_modes_init_passes(name):
     target = TARGETS[name]
     results = {}
-    for init in ("prior", "modes"):
-        posterior = sample_posterior(target, target.prior, seed=2, init=init, **SHORT)
+    for init in ("prior", "modes"):  # the old start-from-prior default ran with the DE moves
+        posterior = sample_posterior(target, target.prior, seed=2, init=init, moves="de", **SHORT)
         rng = np.random.default_rng(0)
         chosen = posterior.samples[rng.choice(posterior.n_samples, 1000, replace=False)]
         results[init] = (max_error_points(target, posterior.samples), mmd2(chosen, target.sample(1000, rng)))
@@ -138,7 +138,7 @@ def test_mode_check_keeps_the_chain_fractions_when_walkers_mix():
     never corrected, per-mode error up to 3.5 points (the Monte Carlo error of a chain that mixes between
     modes); asserted: more transitions than walkers, no correction, error under 5 points."""
     target = TARGETS["2d_equal_near"]
-    posterior = sample_posterior(target, target.prior, seed=1, init="modes", **SHORT)
+    posterior = sample_posterior(target, target.prior, seed=1, init="modes", moves="de", **SHORT)
     report = posterior.diagnostics["modes"]
     assert report["transitions"] >= 64 and not report["corrected"]
     assert max_error_points(target, posterior.samples) < 5.0
