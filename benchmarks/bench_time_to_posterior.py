@@ -6,8 +6,8 @@ Setting (as ``bench_posterior``): prior U(-1, 1), ``--n-train`` training events 
 trained on the same events. Then, interleaved, ``--repeats`` rounds of:
 
 - every emcee variant of ``VARIANTS`` (``sample_posterior`` on the cached ``ModelLikelihood``, mode finding
-  included): first a pilot run with the variant's settings gives tau; the timed run has
-  steps = burn_in + ceil(1.1 x 5000 x tau / walkers) and records its wall and CPU time
+  included): a pilot run before the first round (the variant's moves, burn-in 50, ``PILOT_STEPS`` kept
+  steps) gives tau; the timed run has steps = burn_in + ceil(1.1 x 5000 x tau / walkers) and records its wall and CPU time
   (``time.process_time``), its own ESS and tau, and the likelihood rows it evaluated (parameter points
   inside the prior x 20 events; mode finding and burn-in included);
 - sbi drawing 5,000 samples with its default MCMC (slice sampling, 20 chains, 200 warm-up steps), wall and
@@ -20,7 +20,7 @@ Accuracy: mean and std of every variant's samples and MMD^2 to the exact posteri
 ``sample_posterior`` with the old "de" moves, 64 x 1,500 steps). Targets (issue 15): time to 5,000 ESS
 >= 5x faster than sbi's 5,000 samples, and within 3x of the floor. Results:
 ``benchmarks/results/time_to_posterior.json``. Usage: ``python -m benchmarks.bench_time_to_posterior
-[--n-train 10000] [--epochs-m 5] [--epochs-d 10] [--repeats 3] [--poly-model DIR] [--no-sbi]``.
+[--n-train 5000] [--epochs-m 3] [--epochs-d 5] [--repeats 2] [--poly-model DIR] [--no-sbi]``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "time_to_posterior.json"
 ESS_TARGET = 5000
 N_EVENTS = 20
 THETA = 0.3
+PILOT_BURN_IN = 50
+PILOT_STEPS = 200
 SPEEDUP_TARGET = 5.0
 FLOOR_TARGET = 3.0
 VARIANTS = {
@@ -88,13 +90,18 @@ def emcee_run(model, x_observed, prior, options: dict, seed: int, steps: int | N
     return record, posterior.samples
 
 
-def timed_variant(model, x_observed, prior, options: dict, seed: int) -> tuple[dict, np.ndarray]:
-    """Pilot run for tau, then the run sized for ESS_TARGET (module docstring)."""
-    pilot, _ = emcee_run(model, x_observed, prior, options, seed)
+def pilot_tau(model, x_observed, prior, options: dict, seed: int) -> float:
+    """tau of a short run with the variant's moves (burn-in ``PILOT_BURN_IN``, ``PILOT_STEPS`` kept steps)."""
+    settings = {**options, "burn_in": PILOT_BURN_IN}
+    return emcee_run(model, x_observed, prior, settings, seed, PILOT_BURN_IN + PILOT_STEPS)[0]["tau"]
+
+
+def timed_variant(model, x_observed, prior, options: dict, tau: float, seed: int) -> tuple[dict, np.ndarray]:
+    """The run sized for ESS_TARGET from the pilot's ``tau`` (module docstring)."""
     burn_in = options.get("burn_in", 300)
-    steps = burn_in + int(np.ceil(1.1 * ESS_TARGET * pilot["tau"] / options.get("n_walkers", 64)))
-    record, samples = emcee_run(model, x_observed, prior, options, seed + 1000, steps)
-    record.update(pilot_tau=pilot["tau"], reached=record["ess"] >= ESS_TARGET)
+    steps = burn_in + int(np.ceil(1.1 * ESS_TARGET * tau / options.get("n_walkers", 64)))
+    record, samples = emcee_run(model, x_observed, prior, options, seed, steps)
+    record.update(pilot_tau=tau, reached=record["ess"] >= ESS_TARGET)
     return record, samples
 
 
@@ -113,11 +120,11 @@ def _median(records: list[dict], key: str) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, default=10_000)
-    parser.add_argument("--epochs-m", type=int, default=5)
-    parser.add_argument("--epochs-d", type=int, default=10)
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--epochs-m", type=int, default=3)
+    parser.add_argument("--epochs-d", type=int, default=5)
     parser.add_argument("--poly-model", help="a trained polynomial-surface M-flow directory (default: train one)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-sbi", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -149,11 +156,15 @@ def main(argv: list[str] | None = None) -> dict:
                              progress=False).samples
     width = hidden_features(model)
     gemm = [gemm_gflops(64 * N_EVENTS, width, width)]
+    taus = {name: pilot_tau(model, x_observed, simulator.prior, options, args.seed + 500)
+            for name, options in VARIANTS.items()}
+    print("pilot tau", taus, flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     runs["sbi"] = []
     for repeat in range(args.repeats):
         for name, options in VARIANTS.items():
-            record, samples = timed_variant(model, x_observed, simulator.prior, options, args.seed + repeat)
+            record, samples = timed_variant(model, x_observed, simulator.prior, options, taus[name],
+                                            args.seed + repeat)
             record["mmd2_to_exact"] = mmd2(subsample(samples, 2000, 11), subsample(exact, 2000, 12))
             runs[name].append(record)
             print(repeat, name, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}, flush=True)
