@@ -155,10 +155,8 @@ def mflow_posterior(simulator, theta_train, x_train, x_observed, exact: np.ndarr
     return record
 
 
-def train_sbi_nle(theta_train, x_train, seed: int):
-    """sbi's default NLE (MAF, z-scoring, early stopping) trained on the events, prior U(-1, 1):
-    (its default MCMC posterior, record), or (None, ``{"skipped": reason}``) when sbi is not importable.
-    Seeds torch and numpy's global generator (sbi's numpy slice sampler draws from it)."""
+def sbi_posterior(theta_train, x_train, x_observed, exact: np.ndarray, args) -> dict:
+    """sbi's default NLE on the same events; ``{"skipped": reason}`` when sbi is not importable."""
     try:
         import sbi
         from sbi.inference import NLE
@@ -166,33 +164,29 @@ def train_sbi_nle(theta_train, x_train, seed: int):
         from sbi.utils.tracking import TensorBoardTracker
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
-        return None, {"skipped": f"sbi is not installed ({error}); install the 'bench' extra: pip install -e .[bench]"}
-    torch.manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 -- sbi's numpy slice sampler draws from numpy's global generator
+        return {"skipped": f"sbi is not installed ({error}); install the 'bench' extra: pip install -e .[bench]"}
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)  # noqa: NPY002 -- sbi's numpy slice sampler draws from numpy's global generator
     prior = BoxUniform(low=torch.tensor([-1.0]), high=torch.tensor([1.0]))
-    with tempfile.TemporaryDirectory() as logs:  # sbi's TensorBoard logs, instead of ./sbi-logs
-        inference = NLE(prior=prior, tracker=TensorBoardTracker(SummaryWriter(log_dir=logs)), show_progress_bars=False)
-        began = time.perf_counter()
-        inference.append_simulations(torch.as_tensor(theta_train, dtype=torch.float32),
-                                     torch.as_tensor(x_train, dtype=torch.float32)).train()
-        training = time.perf_counter() - began
-    record = {"version": sbi.__version__, "density_estimator": "maf (sbi default)",
-              "mcmc": "slice_np_vectorized, 20 chains, 200 warm-up steps, resample init (sbi defaults)",
-              "training_wall_s": round(training, 1), "epochs_run": int(inference.epoch)}
-    return inference.build_posterior(), record
-
-
-def sbi_posterior(theta_train, x_train, x_observed, exact: np.ndarray, args) -> dict:
-    """sbi's default NLE on the same events; ``{"skipped": reason}`` when sbi is not importable."""
-    posterior, record = train_sbi_nle(theta_train, x_train, args.seed)
-    if posterior is None:
-        return record
+    logs = tempfile.TemporaryDirectory()  # sbi's TensorBoard logs, instead of ./sbi-logs
+    tracker = TensorBoardTracker(SummaryWriter(log_dir=logs.name))
+    inference = NLE(prior=prior, tracker=tracker, show_progress_bars=False)
+    theta_t = torch.as_tensor(theta_train, dtype=torch.float32)
+    x_t = torch.as_tensor(x_train, dtype=torch.float32)
+    began = time.perf_counter()
+    inference.append_simulations(theta_t, x_t).train()
+    training = time.perf_counter() - began
+    posterior = inference.build_posterior()
     began = time.perf_counter()
     samples = posterior.sample((args.sbi_samples,), x=torch.as_tensor(x_observed, dtype=torch.float32),
                                show_progress_bars=False)
     sampling = time.perf_counter() - began
+    logs.cleanup()
     samples = samples.double().numpy()
-    record.update(sampling_wall_s=round(sampling, 2), samples=int(len(samples)), **summary(samples))
+    record = {"version": sbi.__version__, "density_estimator": "maf (sbi default)",
+              "mcmc": "slice_np_vectorized, 20 chains, 200 warm-up steps, resample init (sbi defaults)",
+              "training_wall_s": round(training, 1), "epochs_run": int(inference.epoch),
+              "sampling_wall_s": round(sampling, 2), "samples": int(len(samples)), **summary(samples)}
     record.update(chain_ess(posterior, samples))
     record.update(distances(samples, exact, args))
     return record

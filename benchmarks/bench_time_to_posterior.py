@@ -2,7 +2,7 @@
 
 Setting (as ``bench_posterior``): prior U(-1, 1), ``--n-train`` training events from the prior (seed
 ``--seed``), 20 observed events at theta = 0.3 (seed + 1). One M-flow (sequential M/D, ``--epochs-m`` +
-``--epochs-d`` epochs, or ``--poly-model DIR``) and sbi's default NLE (``bench_posterior.train_sbi_nle``) are
+``--epochs-d`` epochs, or ``--poly-model DIR``) and sbi's default NLE (``benchmarks.sbi_nle.train_nle``) are
 trained on the same events. Then, interleaved, ``--repeats`` rounds of:
 
 - every emcee variant of ``VARIANTS`` (``sample_posterior`` on the cached ``ModelLikelihood``, mode finding
@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_posterior import chain_ess, machine, summary, train_mflow, train_sbi_nle
+from benchmarks.bench_posterior import chain_ess, machine, summary, train_mflow
 from benchmarks.bench_training import subsample
 from benchmarks.floor import flops_per_row, gemm_gflops, hidden_features
+from benchmarks.sbi_nle import train_nle
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import mmd2
 from mflow_sbi.inference.sampler import sample_posterior
@@ -149,8 +150,11 @@ def main(argv: list[str] | None = None) -> dict:
                                         patience=args.epochs_m + args.epochs_d, seed=args.seed)
         training = {"n_train": args.n_train, "epochs": [args.epochs_m, args.epochs_d], "wall_s": round(seconds, 1)}
     print("M-flow", training, flush=True)
-    sbi_posterior, sbi_record = (None, {"skipped": "--no-sbi"}) if args.no_sbi else train_sbi_nle(
-        theta_train, x_train, args.seed)
+    if args.no_sbi:
+        sbi_posterior, sbi_record = None, {"skipped": "--no-sbi"}
+    else:  # prior U(-1, 1): the distribution sbi's BoxUniform is
+        box = torch.distributions.Independent(torch.distributions.Uniform(torch.tensor([-1.0]), torch.tensor([1.0])), 1)
+        sbi_posterior, sbi_record = train_nle(theta_train, x_train, box, args.seed)
     print("sbi", sbi_record, flush=True)
     exact = sample_posterior(SimulatorLikelihood(simulator, x_observed), simulator.prior, seed=args.seed, moves="de",
                              progress=False).samples
