@@ -12,7 +12,7 @@ move proposes every walker's next point from a fixed Student-t mixture q with on
 (fitted to the mode set, refitted once to the second half of the burn-in, then fixed) and accepts with
 log r = log pi(theta') - log pi(theta) + log q(theta) - log q(theta'): accepted jumps carry walkers between
 modes in proportion to their mass, and for near-Gaussian posteriors successive states are nearly
-independent (tau 1.7-2.5 steps on the mixture targets against 17-30 with "de"; docs/benchmarks.md). The DE
+independent (tau 1.8-2.4 steps on the mixture targets against 17-74 with "de"; docs/benchmarks.md). The DE
 share keeps curved or heavy-tailed modes mixing where q fits them poorly. The modes are found (modes.py)
 whatever ``init`` is. "de" mixes differential-evolution moves (80%, ter Braak 2006) with emcee's
 affine-invariant stretch move (20%, Goodman & Weare 2010); "stretch" uses the stretch move only (emcee's
