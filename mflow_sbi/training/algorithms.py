@@ -22,6 +22,9 @@ Algorithms:
   reconstruction_weight * reconstruction + nll_weight * exact manifold NLL (+ scandal * score) over all
   parameters; phases with zero epochs are left out;
 - ``ml``: [ML (epochs)], maximum likelihood of the model's ambient (AF) or PIE density over all parameters.
+
+``epochs`` unset: 300 for an AF's ML phase (early stopping ends it), 30 for the others
+(:meth:`TrainingConfig.epochs_for`).
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
     weights = {"latent_l2": config.latent_l2, "score": config.score_weight}
     if algorithm == "ml":
         return [Phase("ML", [Step("ml", list(model.parameters()), losses.maximum_likelihood, config.learning_rate,
-                                  weights)], config.epochs)]
+                                  weights)], config.epochs_for(ambient=ml_mode(model) == "ambient"))]
     m_step = Step("M", model.manifold_parameters(), losses.reconstruction, config.lr_m, weights)
     if model.conditional_outer:
         d_loss, prepare = losses.fixed_manifold_nll, None
@@ -179,11 +182,11 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
                   Phase("D", [d_step], config.epochs_d, prepare, ema_decay=config.ema_decay)]
     elif algorithm == "alternating":
         alternating_d = Step("D", model.density_parameters(), losses.current_latent_nll, config.lr_d, weights)
-        phases = [Phase("A", [m_step, alternating_d], config.epochs)]
+        phases = [Phase("A", [m_step, alternating_d], config.epochs_for())]
     else:
         s_weights = {**weights, "reconstruction": config.reconstruction_weight, "nll": config.nll_weight}
         s_step = Step("S", list(model.parameters()), losses.simultaneous, config.learning_rate, s_weights)
-        phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare), Phase("S", [s_step], config.epochs),
+        phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare), Phase("S", [s_step], config.epochs_for()),
                   Phase("D", [d_step], config.epochs_posttrain, prepare, ema_decay=config.ema_decay)]
     return [phase for phase in phases if phase.epochs > 0]
 
