@@ -144,11 +144,13 @@ def test_create_model_defaults_and_options():
 
 
 def test_ambient_transform_picks_the_stack_family():
-    """"auto" takes the family of flow.transform when given, else AUTO_FAMILY; a flow table without transform gets
-    the family's step; a transform of the other family is refused."""
+    """"auto" takes the family of flow.transform when given, else AUTO_FAMILY (coupling) at every data dimension
+    (measured: 2, 3, 4, 8); a flow table without transform gets the family's step; a transform of the other
+    family is refused."""
     from mflow_sbi.flows.ambient import AUTO_FAMILY, DEFAULT_FLOWS
 
-    for data_dim in (2, 8):
+    assert AUTO_FAMILY == "coupling"
+    for data_dim in (2, 3, 4, 8):
         model = create_model("af", data_dim, 1)
         assert (model.ambient_transform, model.flow_config) == (AUTO_FAMILY, DEFAULT_FLOWS[AUTO_FAMILY])
     assert create_model("af", 8, 1, ambient_transform="coupling").flow_config == DEFAULT_FLOWS["coupling"]
