@@ -8,23 +8,25 @@ of theta_3, theta_4; ``SLCP.mode_of``). One run, on the same simulations and obs
    ``--n-test`` (2,000) more (seed + 1) give the held-out log-likelihood mean_i log q(x_i|theta_i) against
    the exact mean_i log p(x_i|theta_i).
 2. Models: ``AF coupling`` and ``AF MAF`` (``AmbientFlow(ambient_transform=...)``, its default stacks, the
-   CLI's training defaults: ``TrainingConfig()`` with ``--epochs`` maximum-likelihood epochs, early stopping
-   after 6 epochs without improvement, best weights restored; the default family also with up to
-   ``--long-epochs`` (300), "long") and ``sbi NLE`` (``sbi.inference.NLE`` with its
-   default MAF, z-scoring and training: batch 200, learning rate 5e-4, 10% validation, stop after 20 epochs
-   without improvement).
+   CLI's training defaults: ``TrainingConfig()``, for the AF up to ``AMBIENT_EPOCHS`` (300) maximum-likelihood
+   epochs, early stopping after 6 epochs without improvement, best weights restored; ``--epochs`` sets the
+   cap); the old defaults (``OLD_DEFAULT_FAMILY`` = coupling, ``--old-epochs`` = 30 epochs, the same early
+   stopping; 0: skip); and ``sbi NLE`` (``sbi.inference.NLE`` with its default MAF, z-scoring and training:
+   batch 200, learning rate 5e-4, 10% validation, stop after 20 epochs without improvement).
 3. ``--observations`` (5) observations: theta_j from the prior (seed 100 + j), x_j one simulation there.
    Reference posterior: the exact likelihood (``SimulatorLikelihood``). Every posterior, reference included,
-   comes from ``sample_posterior`` with its defaults (emcee, ``init="modes"``, 64 walkers x 1500 steps,
-   300 burn-in, seed j); sbi's estimator enters through ``SbiDensity``, an adapter with the model interface
-   that ``ModelLikelihood`` evaluates.
+   comes from ``sample_posterior`` with the settings ``SAMPLER`` passed explicitly (emcee, DE moves,
+   ``init="modes"``, 64 walkers x 1500 steps, 300 burn-in, seed j), so the sampler is the same for every row
+   and does not follow later changes of the sampler's defaults; sbi's estimator enters through ``SbiDensity``,
+   an adapter with the model interface that ``ModelLikelihood`` evaluates.
 4. Per observation and model: C2ST against the reference (``metrics.c2st``, the sbibm recipe, ``--c2st-samples``
    random draws of each) and the fraction of samples per mode, against the reference's and the exact 25%.
 
-Targets (issue 18): the median C2ST of the default AF (``ambient_transform = "auto"``) at most sbi's, and
+Targets (issue 18): the median C2ST of the default AF (``ambient_transform = "auto"`` at d = 8, default
+training) at most sbi's, and
 every observation's mode masses within 5 points of the reference. Results: ``benchmarks/results/slcp.json``.
-Usage: ``python -m benchmarks.bench_slcp [--n-train 10000] [--observations 5] [--epochs 30] [--no-sbi]
-[--quick]``; ``--table RESULTS.json`` prints the docs/benchmarks.md table (``--rescore``: recomputed for the
+Usage: ``python -m benchmarks.bench_slcp [--n-train 10000] [--observations 5] [--epochs N] [--old-epochs 30]
+[--no-sbi] [--quick]``; ``--table RESULTS.json`` prints the docs/benchmarks.md table (``--rescore``: recomputed for the
 current AF default). torch runs single-threaded.
 """
 
@@ -49,10 +51,13 @@ from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
+from mflow_sbi.training.settings import DEFAULT_EPOCHS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slcp.json"
 MASS_POINTS = 5.0
 EXACT_MASSES = np.full(4, 0.25)
+OLD_DEFAULT_FAMILY = "coupling"  # what ambient_transform = "auto" gave at every dimension before the per-dimension rule
+SAMPLER = {"n_walkers": 64, "n_steps": 1500, "burn_in": 300, "init": "modes", "moves": "de"}
 
 
 class SbiDensity(torch.nn.Module):
@@ -92,13 +97,15 @@ def held_out(model, data: dict) -> float:
     return float(values.double().mean())
 
 
-def train_af(family: str, epochs: int, simulator, data: dict, args) -> tuple[AmbientFlow, dict]:
+def train_af(family: str, epochs: int | None, simulator, data: dict, args) -> tuple[AmbientFlow, dict]:
+    """An AF of ``family`` trained with the CLI's training defaults, ``epochs`` (None: the default cap) set."""
     torch.manual_seed(args.seed)
     model = AmbientFlow(simulator.data_dim, 5, prior=simulator.prior, ambient_transform=family)
     config = TrainingConfig(algorithm="ml", epochs=epochs, seed=args.seed)
     began = time.perf_counter()
     history = train_model(model, data["x"], data["theta"], config, progress=False)
-    record = {"family": model.ambient_transform, "flow": vars(model.flow_config),
+    record = {"family": model.ambient_transform, "epochs_cap": config.epochs_for(ambient=True),
+              "flow": vars(model.flow_config),
               "parameters": sum(p.numel() for p in model.parameters()),
               "training_wall_s": round(time.perf_counter() - began, 1), "epochs_run": len(history.records)}
     return model, record
@@ -138,7 +145,7 @@ def mass_error(masses, truth) -> float:
 
 def posterior(likelihood, simulator, j: int, args) -> tuple[np.ndarray, dict]:
     began = time.perf_counter()
-    result = sample_posterior(likelihood, simulator.prior, seed=j, progress=False)
+    result = sample_posterior(likelihood, simulator.prior, seed=j, progress=False, **SAMPLER)
     masses = mode_masses(simulator, result.samples)
     record = {"masses": masses.round(4).tolist(), "sampling_wall_s": round(time.perf_counter() - began, 1),
               "modes_found": result.diagnostics["modes"]["n_modes"], "warnings": result.diagnostics["warnings"]}
@@ -173,16 +180,21 @@ def targets(results: dict, default_family: str) -> dict:
     return checks
 
 
+def af_label(name: str, record: dict, default_family: str) -> str:
+    """"AF FAMILY, up to N epochs" with "(default)" for the default family's row at the default budget and
+    "(old default)" for the row of the old defaults."""
+    tag = " (old default)" if name.endswith("_old") else " (default)" if name == f"af_{default_family}" else ""
+    return f"AF {record['family']}, up to {record['epochs_cap']} epochs{tag}"
+
+
 def rescore(results: dict, default_family: str) -> dict:
     """Summary and targets of ``results``' runs with ``default_family`` as the AF default (labels follow)."""
     results["summary"] = {name: summarize(name, entries) for name, entries in results["runs"].items()}
     results["targets"] = targets(results, default_family)
     results["setting"].update(af_default_family=default_family, observations_completed=len(results["runs"]["reference"]))
-    for record in results["models"].values():
-        if "family" in record:
-            long = record["label"].partition(", up to ")[2]
-            record["label"] = (f"AF {record['family']}" + (" (default)" if record["family"] == default_family else "")
-                               + (f", up to {long}" if long else ""))
+    for name, record in results["models"].items():
+        if "epochs_cap" in record:
+            record["label"] = af_label(name, record, default_family)
     return results
 
 
@@ -211,11 +223,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--observations", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=TrainingConfig().epochs, help="AF maximum-likelihood epochs")
+    parser.add_argument("--epochs", type=int, help="AF maximum-likelihood epoch cap (default: TrainingConfig's, "
+                                                   "for the AF up to AMBIENT_EPOCHS with early stopping)")
     parser.add_argument("--c2st-samples", type=int, default=2000, help="draws per set for each C2ST")
     parser.add_argument("--families", nargs="+", default=["coupling", "maf"], choices=["coupling", "maf"])
-    parser.add_argument("--long-epochs", type=int, default=300,
-                        help="also train the default family with this many epochs (early stopping as usual; 0: skip)")
+    parser.add_argument("--old-epochs", type=int, default=DEFAULT_EPOCHS,
+                        help="also train the old default AF (coupling) with this epoch cap (early stopping as usual; 0: skip)")
     parser.add_argument("--no-sbi", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--seed", type=int, default=0)
@@ -225,8 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --table: recompute its summary and targets for the current AF default and save it")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_train, args.n_test, args.observations, args.epochs, args.c2st_samples = 1000, 200, 2, 2, 300
-        args.long_epochs = min(args.long_epochs, 4)
+        args.n_train, args.n_test, args.observations, args.epochs, args.c2st_samples = 1000, 200, 2, 4, 300
+        args.old_epochs = min(args.old_epochs, 2)
     return args
 
 
@@ -248,18 +261,18 @@ def main(argv: list[str] | None = None) -> dict:
                                  "observations": args.observations, "epochs": args.epochs, "seed": args.seed,
                                  "c2st_samples": args.c2st_samples, "quick": args.quick,
                                  "af_default_family": default_family,
-                                 "sampler": "sample_posterior defaults (emcee, init='modes')"},
+                                 "old_default": {"family": OLD_DEFAULT_FAMILY, "epochs": args.old_epochs},
+                                 "sampler": SAMPLER},
                      "models": {}, "held_out_log_likelihood": {}}
     exact_ll = simulator.log_likelihood(data["x_test"], data["theta_test"]).mean()
     results["held_out_log_likelihood"]["exact"] = round(float(exact_ll), 4)
     likelihoods = {}
     variants = [(family, args.epochs, f"af_{family}") for family in args.families]
-    if args.long_epochs > 0:
-        variants.append((default_family, args.long_epochs, f"af_{default_family}_long"))
+    if args.old_epochs > 0:
+        variants.append((OLD_DEFAULT_FAMILY, args.old_epochs, f"af_{OLD_DEFAULT_FAMILY}_old"))
     for family, epochs, name in variants:
         model, record = train_af(family, epochs, simulator, data, args)
-        record["label"] = (f"AF {family}" + (" (default)" if family == default_family else "")
-                           + ("" if epochs == args.epochs else f", up to {epochs} epochs"))
+        record["label"] = af_label(name, record, default_family)
         results["models"][name] = record
         results["held_out_log_likelihood"][name] = round(held_out(model, data), 4)
         likelihoods[name] = lambda x, m=model: ModelLikelihood(m, x)

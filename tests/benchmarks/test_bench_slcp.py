@@ -26,27 +26,34 @@ def _run(c2st: float | None, masses, error_vs_reference: float | None) -> dict:
 def test_rescore_names_the_default_and_checks_the_targets():
     even = [0.25] * 4
     results = {
-        "setting": {}, "held_out_log_likelihood": {"exact": -9.0, "af_coupling": -13.0, "af_maf": -12.0, "sbi_nle": -11.0},
-        "models": {"af_coupling": {"family": "coupling", "label": "AF coupling", "epochs_run": 30, "training_wall_s": 1.0},
-                   "af_maf": {"family": "maf", "label": "AF maf (default), up to 300 epochs", "epochs_run": 9,
-                              "training_wall_s": 1.0},
+        "setting": {}, "held_out_log_likelihood": {"exact": -9.0, "af_coupling": -13.0, "af_maf": -12.0, "af_coupling_old": -14.0,
+                                               "sbi_nle": -11.0},
+        "models": {"af_coupling": {"family": "coupling", "epochs_cap": 300, "label": "", "epochs_run": 30,
+                                   "training_wall_s": 1.0},
+                   "af_maf": {"family": "maf", "epochs_cap": 300, "label": "", "epochs_run": 9, "training_wall_s": 1.0},
+                   "af_coupling_old": {"family": "coupling", "epochs_cap": 30, "label": "", "epochs_run": 30,
+                                       "training_wall_s": 1.0},
                    "sbi_nle": {"label": "sbi", "epochs_run": 5, "training_wall_s": 1.0}, "reference": {"label": "ref"}},
         "runs": {"reference": [_run(None, even, None)] * 3,
                  "af_coupling": [_run(0.8, even, 6.0), _run(0.9, even, 1.0), _run(0.7, even, 2.0)],
-                 "af_maf": [_run(0.6, even, 1.0)] * 3, "sbi_nle": [_run(0.75, [0.4, 0.2, 0.2, 0.2], 15.0)] * 3},
+                 "af_maf": [_run(0.6, even, 1.0)] * 3, "af_coupling_old": [_run(0.9, even, 1.0)] * 3,
+                 "sbi_nle": [_run(0.75, [0.4, 0.2, 0.2, 0.2], 15.0)] * 3},
     }
     rescore(results, "coupling")
     assert results["summary"]["af_coupling"]["c2st"] == {"median": 0.8, "max": 0.9}
     assert results["targets"] == {"af_default_masses_within_5_points_of_reference": False, "af_default_c2st_le_sbi": False}
-    assert results["models"]["af_coupling"]["label"] == "AF coupling (default)"
-    assert results["models"]["af_maf"]["label"] == "AF maf, up to 300 epochs"
+    labels = {name: record.get("label") for name, record in results["models"].items()}
+    assert labels["af_coupling"] == "AF coupling, up to 300 epochs (default)"
+    assert labels["af_maf"] == "AF maf, up to 300 epochs"
+    assert labels["af_coupling_old"] == "AF coupling, up to 30 epochs (old default)"
     assert results["setting"]["observations_completed"] == 3
     rescore(results, "maf")
     assert results["targets"] == {"af_default_masses_within_5_points_of_reference": True, "af_default_c2st_le_sbi": True}
     table = markdown(results)
-    assert "| AF maf (default), up to 300 epochs | 9 / 1.0 | -12.000 | 0.6 (0.6) |" in table
+    assert "| AF maf, up to 300 epochs (default) | 9 / 1.0 | -12.000 | 0.6 (0.6) |" in table
 
 
 def test_quick_settings():
     args = parse_args(["--quick"])
-    assert (args.n_train, args.observations, args.epochs, args.long_epochs) == (1000, 2, 2, 4)
+    assert (args.n_train, args.observations, args.epochs, args.old_epochs) == (1000, 2, 4, 2)
+    assert parse_args([]).epochs is None and parse_args([]).old_epochs == 30
