@@ -130,7 +130,7 @@ ROWS = [
     Row("train-latent-dim-too-large", ("train", "--data", "{ws}/train.npz", "--out", "{out}/m", "--latent-dim", "5"),
         "1 <= latent_dim < data_dim=3, got 5"),
     Row("train-negative-epochs", ("train", "--data", "{ws}/train.npz", "--out", "{out}/m", "--epochs", "-1"),
-        "training.epochs must be an integer >= 0, got -1"),
+        "training.epochs must be an integer >= 0 (or unset), got -1"),
     Row("train-missing-config", ("train", "--data", "{ws}/train.npz", "--out", "{out}/m", "--config",
                                  "{out}/../inputs/none.toml"), "none.toml"),
     Row("train-config-unknown-key", ("train", "--data", "{ws}/train.npz", "--out", "{out}/m", "--config",
