@@ -43,7 +43,7 @@ import torch
 
 from benchmarks.bench_posterior import machine
 from benchmarks.bench_training import subsample
-from benchmarks.sbi_nle import sample_nle, train_nle
+from benchmarks.sbi_nle import box_prior, sample_nle, train_nle
 from mflow_sbi.flows import AmbientFlow, ManifoldFlow
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
@@ -138,8 +138,7 @@ def train_af(simulator, theta, x, args, seed: int):
 
 def sbi_samples(theta, x, observed: list[np.ndarray], args, seed: int) -> tuple[list[np.ndarray] | None, dict]:
     """sbi's default NLE trained once on the training events (prior U(-1, 1)), sampled once per observed set."""
-    box = torch.distributions.Independent(torch.distributions.Uniform(torch.tensor([-1.0]), torch.tensor([1.0])), 1)
-    posterior, info = train_nle(theta, x, box, seed)  # the distribution sbi's BoxUniform is
+    posterior, info = train_nle(theta, x, box_prior(-1.0, 1.0), seed)
     if posterior is None:
         return None, info
     samples, info["sampling_wall_s"] = sample_nle(posterior, observed, args.sbi_samples)

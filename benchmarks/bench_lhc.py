@@ -255,13 +255,13 @@ def main(argv: list[str] | None = None) -> dict:
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}
     exact = []
+    fixed_nu = simulator_of(args, nuisance=False)  # the same likelihood at nu = 0
     for x_o in observed:
         samples, wall = sample(SimulatorLikelihood(simulator, x_o), simulator.prior, args)
         record = {"std": np.round(samples[:, :N_INTEREST].std(0), 4).tolist(),
                   "mean": np.round(samples[:, :N_INTEREST].mean(0), 4).tolist(), "wall_s": round(wall, 1)}
-        if args.jes > 0:  # the same likelihood at nu = 0: the width without the nuisance
-            fixed, _ = sample(SimulatorLikelihood(simulator_of(args, nuisance=False), x_o),
-                              simulator_of(args, nuisance=False).prior, args)
+        if args.jes > 0:  # the width without the nuisance
+            fixed, _ = sample(SimulatorLikelihood(fixed_nu, x_o), fixed_nu.prior, args)
             record["std_nu_fixed"] = np.round(fixed.std(0), 4).tolist()
         exact.append(samples)
         results["exact"].append(record)

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_training import BENCH_OUTER, subsample
+from benchmarks.sbi_nle import box_prior, sample_nle, train_nle
 from mflow_sbi.flows import ManifoldFlow
 from mflow_sbi.inference.diagnostics import autocorrelation_time
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
@@ -156,37 +156,14 @@ def mflow_posterior(simulator, theta_train, x_train, x_observed, exact: np.ndarr
 
 
 def sbi_posterior(theta_train, x_train, x_observed, exact: np.ndarray, args) -> dict:
-    """sbi's default NLE on the same events; ``{"skipped": reason}`` when sbi is not importable."""
-    try:
-        import sbi
-        from sbi.inference import NLE
-        from sbi.utils import BoxUniform
-        from sbi.utils.tracking import TensorBoardTracker
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as error:
-        return {"skipped": f"sbi is not installed ({error}); install the 'bench' extra: pip install -e .[bench]"}
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)  # noqa: NPY002 -- sbi's numpy slice sampler draws from numpy's global generator
-    prior = BoxUniform(low=torch.tensor([-1.0]), high=torch.tensor([1.0]))
-    logs = tempfile.TemporaryDirectory()  # sbi's TensorBoard logs, instead of ./sbi-logs
-    tracker = TensorBoardTracker(SummaryWriter(log_dir=logs.name))
-    inference = NLE(prior=prior, tracker=tracker, show_progress_bars=False)
-    theta_t = torch.as_tensor(theta_train, dtype=torch.float32)
-    x_t = torch.as_tensor(x_train, dtype=torch.float32)
-    began = time.perf_counter()
-    inference.append_simulations(theta_t, x_t).train()
-    training = time.perf_counter() - began
-    posterior = inference.build_posterior()
-    began = time.perf_counter()
-    samples = posterior.sample((args.sbi_samples,), x=torch.as_tensor(x_observed, dtype=torch.float32),
-                               show_progress_bars=False)
-    sampling = time.perf_counter() - began
-    logs.cleanup()
-    samples = samples.double().numpy()
-    record = {"version": sbi.__version__, "density_estimator": "maf (sbi default)",
-              "mcmc": "slice_np_vectorized, 20 chains, 200 warm-up steps, resample init (sbi defaults)",
-              "training_wall_s": round(training, 1), "epochs_run": int(inference.epoch),
-              "sampling_wall_s": round(sampling, 2), "samples": int(len(samples)), **summary(samples)}
+    """sbi's default NLE on the same events (prior U(-1, 1)); ``{"skipped": reason}`` when sbi is not importable."""
+    posterior, record = train_nle(theta_train, x_train, box_prior(-1.0, 1.0), args.seed)
+    if posterior is None:
+        return record
+    (samples,), (sampling,) = sample_nle(posterior, [x_observed], args.sbi_samples)
+    record |= {"density_estimator": "maf (sbi default)",
+               "mcmc": "slice_np_vectorized, 20 chains, 200 warm-up steps, resample init (sbi defaults)",
+               "sampling_wall_s": sampling, "samples": int(len(samples)), **summary(samples)}
     record.update(chain_ess(posterior, samples))
     record.update(distances(samples, exact, args))
     return record

@@ -36,7 +36,7 @@ import torch
 from benchmarks.bench_posterior import chain_ess, machine, summary, train_mflow
 from benchmarks.bench_training import subsample
 from benchmarks.floor import flops_per_row, gemm_gflops, hidden_features
-from benchmarks.sbi_nle import train_nle
+from benchmarks.sbi_nle import box_prior, train_nle
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import mmd2
 from mflow_sbi.inference.sampler import sample_posterior
@@ -152,9 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     print("M-flow", training, flush=True)
     if args.no_sbi:
         sbi_posterior, sbi_record = None, {"skipped": "--no-sbi"}
-    else:  # prior U(-1, 1): the distribution sbi's BoxUniform is
-        box = torch.distributions.Independent(torch.distributions.Uniform(torch.tensor([-1.0]), torch.tensor([1.0])), 1)
-        sbi_posterior, sbi_record = train_nle(theta_train, x_train, box, args.seed)
+    else:
+        sbi_posterior, sbi_record = train_nle(theta_train, x_train, box_prior(-1.0, 1.0), args.seed)
     print("sbi", sbi_record, flush=True)
     exact = sample_posterior(SimulatorLikelihood(simulator, x_observed), simulator.prior, seed=args.seed, moves="de",
                              progress=False).samples

@@ -13,6 +13,12 @@ import numpy as np
 import torch
 
 
+def box_prior(low: float, high: float, dim: int = 1) -> torch.distributions.Distribution:
+    """U(low, high)^dim as a torch distribution: what sbi's ``BoxUniform`` is, without importing sbi."""
+    return torch.distributions.Independent(torch.distributions.Uniform(torch.full((dim,), float(low)),
+                                                                       torch.full((dim,), float(high))), 1)
+
+
 def train_nle(theta: np.ndarray, x: np.ndarray, prior: torch.distributions.Distribution, seed: int):
     """(sbi posterior object or None, record): NLE with its defaults on (theta, x), torch and numpy seeded."""
     try:
@@ -40,6 +46,6 @@ def sample_nle(posterior, observed: list[np.ndarray], n_samples: int) -> tuple[l
     for x_o in observed:
         began = time.perf_counter()
         drawn = posterior.sample((n_samples,), x=torch.as_tensor(x_o, dtype=torch.float32), show_progress_bars=False)
-        walls.append(round(time.perf_counter() - began, 1))
+        walls.append(round(time.perf_counter() - began, 2))
         samples.append(drawn.double().numpy())
     return samples, walls
