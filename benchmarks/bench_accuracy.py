@@ -47,7 +47,7 @@ from benchmarks.sbi_nle import box_prior, sample_nle, train_nle
 from mflow_sbi.flows import AmbientFlow, ManifoldFlow
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
-from mflow_sbi.inference.sampler import sample_posterior
+from mflow_sbi.inference.sampler import DEFAULT_MOVES, sample_posterior
 from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
@@ -162,20 +162,43 @@ def summarize_results(results: dict) -> None:
     results["targets"] = targets(results)
 
 
+# Two exact reference chains of one observed set, drawn by different sampler versions (moves, mode finding), must
+# agree this closely in mean and std; a second exact chain differs from the first by about 0.01 (``exact``).
+REFERENCE_TOLERANCE = 0.03
+
+
+def same_setting(a: dict, b: dict) -> bool:
+    """Settings equal but for the training seeds and the sampler's moves (a sampler change between runs)."""
+    def core(setting: dict) -> dict:
+        return {k: v for k, v in setting.items() if k != "seeds"} | {
+            "emcee": {k: v for k, v in setting.get("emcee", {}).items() if k != "moves"}}
+    return core(a) == core(b)
+
+
+def same_reference(a: list[dict], b: list[dict]) -> bool:
+    """The exact reference chains of two runs describe the same observed sets: same thetas, and per set mean and
+    std within REFERENCE_TOLERANCE (runs of one sampler version give identical chains)."""
+    if [c["theta"] for c in a] != [c["theta"] for c in b]:
+        return False
+    return all(abs(c[key] - d[key]) <= REFERENCE_TOLERANCE for c, d in zip(a, b, strict=True)
+               for key in ("exact_mean", "exact_std") if key in c and key in d)
+
+
 def merge(paths: list[Path]) -> dict:
     """One results file from runs of one setting: runs on different training seeds (run side by side as separate
     processes), or runs of other models on the same seeds (``--no-mflow --no-af`` adds sbi's cells): cells and
     training records of one seed are joined, summary and targets recomputed. The runs must agree on everything
-    but the seeds, including the exact reference chains (same observed sets), and no model may appear twice for
-    one seed."""
+    but the seeds and the sampler's moves, their exact reference chains must describe the same observed sets
+    (:func:`same_reference`; each file's reference is kept under ``exact_per_file``), and no model may appear
+    twice for one seed."""
     runs = [json.loads(path.read_text()) for path in paths]
     first = runs[0]
     for path, run in zip(paths[1:], runs[1:], strict=True):
-        for key in ("setting", "exact"):
-            a = {k: v for k, v in first[key].items() if k != "seeds"} if key == "setting" else first[key]
-            b = {k: v for k, v in run[key].items() if k != "seeds"} if key == "setting" else run[key]
-            if a != b:
-                raise SystemExit(f"{path}: its {key!r} differs from {paths[0]}'s; only runs of one setting merge")
+        if not same_setting(first["setting"], run["setting"]):
+            raise SystemExit(f"{path}: its 'setting' differs from {paths[0]}'s; only runs of one setting merge")
+        if not same_reference(first["exact"], run["exact"]):
+            raise SystemExit(f"{path}: its 'exact' reference differs from {paths[0]}'s by more than "
+                             f"{REFERENCE_TOLERANCE} in a mean or std; only runs on the same observed sets merge")
     cells, training = {}, {}
     for path, run in zip(paths, runs, strict=True):
         for record in run["training"]:
@@ -192,7 +215,8 @@ def merge(paths: list[Path]) -> dict:
                       "training": [training[s] for s in seeds],
                       "cells": [cells[key] for key in sorted(cells)],
                       "wall_s": max(run["wall_s"] for run in runs),
-                      "merged_from": [str(path) for path in paths]}
+                      "merged_from": [str(path) for path in paths],
+                      "exact_per_file": {str(path): run["exact"] for path, run in zip(paths, runs, strict=True)}}
     summarize_results(merged)
     return merged
 
@@ -342,7 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
                            "mflow_training": {k: getattr(defaults, k) for k in ("epochs_m", "epochs_d", "patience",
                                                                                  "ema_decay", "manifold_events",
                                                                                  "learning_rate", "batch_size")},
-                           "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in},
+                           "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in,
+                                     "moves": DEFAULT_MOVES},
                            "compare_samples": args.compare_samples},
                "paper_median_mmd2": PAPER_MEDIAN_MMD2, "training": [], "cells": []}
     exact, floor_cells = [], []

@@ -46,7 +46,8 @@ def test_table_and_quick_settings():
 
 def split_run(results: dict, seed: int) -> dict:
     """The part of ``results`` that a process running only training seed ``seed`` would have written."""
-    return {"setting": results["setting"] | {"seeds": [seed]}, "exact": [{"theta": 0.0, "mmd2": 0.0001, "c2st": 0.5}],
+    return {"setting": results["setting"] | {"seeds": [seed]}, "exact": [{"theta": 0.0, "mmd2": 0.0001, "c2st": 0.5,
+                                                                            "exact_mean": 0.1, "exact_std": 0.3}],
             "training": [t for t in results["training"] if t["seed"] == seed],
             "cells": [c for c in results["cells"] if c["seed"] == seed], "wall_s": 100 + seed}
 
@@ -68,6 +69,30 @@ def test_merge_recombines_runs_of_single_seeds(tmp_path):
         merge(paths)
     with pytest.raises(SystemExit, match="repeat"):
         merge([paths[0], paths[0]])
+
+
+def test_merge_accepts_a_newer_samplers_reference_on_the_same_observed_sets(tmp_path):
+    """Runs whose sampler moves differ merge when their exact references agree within the tolerance; a reference
+    of other observed sets (mean off by 0.1) does not."""
+    whole = fake_results(100_000)
+    first, second = split_run(whole, 0), split_run(whole, 1)
+    first["setting"]["emcee"] = {"walkers": 64, "moves": "de"}
+    second["setting"]["emcee"] = {"walkers": 64, "moves": "independence"}
+    second["exact"][0]["exact_mean"] += 0.01
+    paths = [tmp_path / "s0.json", tmp_path / "s1.json"]
+    for path, run in zip(paths, (first, second), strict=True):
+        path.write_text(json.dumps(run))
+    merged = merge(paths)
+    assert merged["setting"]["seeds"] == [0, 1] and set(merged["exact_per_file"]) == {str(p) for p in paths}
+    second["exact"][0]["exact_mean"] += 0.1
+    paths[1].write_text(json.dumps(second))
+    with pytest.raises(SystemExit, match="exact"):
+        merge(paths)
+    second["exact"][0]["exact_mean"] -= 0.1
+    second["setting"]["emcee"]["walkers"] = 32  # another sampler setting than the moves still refuses
+    paths[1].write_text(json.dumps(second))
+    with pytest.raises(SystemExit, match="setting"):
+        merge(paths)
 
 
 def test_merge_adds_another_models_cells_to_the_same_seeds(tmp_path):
