@@ -6,7 +6,8 @@ of the K members' log-likelihoods (EnsembleLikelihood).
 
 Usage: python -m benchmarks.accuracy_levers N_TRAIN SEED THETAS VARIANTS_JSON [EPOCHS_M] [MANIFOLD_EVENTS] [K]
 e.g. python -m benchmarks.accuracy_levers 10000 0 -0.5,0,0.5 '{"base": {}, "ema": {"ema_decay": 0.999}}' 20 0 4
-(each variant's options go to TrainingConfig; epochs_d defaults to 40 and patience to 6). One JSON line per
+(each variant's options go to TrainingConfig, except ``"inner"``: StackConfig keys of a fresh inner flow that
+replaces the trained manifold's default one before phase D; epochs_d defaults to 40 and patience to 6). One JSON line per
 variant on stdout. Not run by ``python -m benchmarks`` (no ``bench_`` prefix).
 """
 
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 
 from mflow_sbi.flows import ManifoldFlow
+from mflow_sbi.flows.architecture import StackConfig
+from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import mmd2
 from mflow_sbi.simulators import get_simulator
@@ -63,9 +66,14 @@ def main(argv: list[str]) -> None:
     print(json.dumps({"phase_m_wall_s": round(time.perf_counter() - began)}), flush=True)
     for name, options in variants.items():
         options = {"epochs_d": 40, "patience": 6, **options}
+        inner = options.pop("inner", None)
         members, walls, epochs = [], [], []
         for k in range(k_members):
             model = copy.deepcopy(base)
+            if inner is not None:
+                torch.manual_seed(seed * 100 + k)
+                model.inner_config = StackConfig(**inner)
+                model.inner = build_stack(model.latent_dim, model.parameter_dim, model.inner_config)
             config = TrainingConfig(algorithm="sequential", epochs_m=0, threads=1, seed=seed * 100 + k, **options)
             began = time.perf_counter()
             history = train_model(model, x, theta, config, progress=False, t_xz=t_xz if config.scandal else None)
@@ -77,7 +85,8 @@ def main(argv: list[str]) -> None:
         ensemble = [round(mmd2(grid_samples(EnsembleLikelihood([ModelLikelihood(m, o) for m in members]), seed=2), e), 5)
                     for o, e in zip(observed, exact, strict=True)]
         flat = np.array(single).ravel()
-        print(json.dumps({"variant": name, "options": options, "n": n_train, "seed": seed, "epochs": epochs,
+        recorded = options | ({"inner": inner} if inner else {})
+        print(json.dumps({"variant": name, "options": recorded, "n": n_train, "seed": seed, "epochs": epochs,
                           "wall_s": walls, "single_median": round(float(np.median(flat)), 5),
                           "single_max": round(float(flat.max()), 5), "ensemble": ensemble,
                           "ensemble_median": round(float(np.median(ensemble)), 5), "single": single}), flush=True)

@@ -10,7 +10,8 @@ without the nuisance, the same likelihood at nu = 0) is reported beside it to sh
 theta.
 
 Models (``--models``, trained through the same ``train_from_data`` a user's ``mflow-sbi train`` runs, with the
-default architecture and ``[training]`` defaults unless ``--epochs-m``/``--epochs-d``/``--af-epochs``): the
+default architecture and ``[training]`` defaults unless ``--epochs-m``/``--epochs-d``/``--manifold-events``/
+``--af-epochs``): the
 M-flow (``mflow``), the M-flow with SCANDAL (``mflow_scandal``, weight ``--scandal``, the simulator's exact joint
 score), the ambient flow (``af``) and sbi's default NLE (``sbi``, if installed). Posteriors: the project's
 default sampler (emcee, ``[inference]`` defaults or ``--walkers``/``--steps``/``--burn-in``) on the cached
@@ -81,7 +82,7 @@ def jes_options(args) -> dict:
 
 def train(name: str, data: EventData, args, out: Path) -> tuple[Path, dict]:
     training = {"seed": args.seed, "threads": 1, "scandal": args.scandal if name == "mflow_scandal" else 0.0}
-    for key in ("epochs_m", "epochs_d"):
+    for key in ("epochs_m", "epochs_d") + (("manifold_events",) if name != "af" else ()):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     if name == "af" and args.af_epochs is not None:
@@ -210,6 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jes", type=float, default=0.0, help="jet-energy-scale uncertainty s (0: no nuisance)")
     parser.add_argument("--epochs-m", dest="epochs_m", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--epochs-d", dest="epochs_d", type=int, default=None, help="default: [training]'s")
+    parser.add_argument("--manifold-events", dest="manifold_events", type=int, default=None,
+                        help="phase-M events of the M-flows, of --n-train (default: [training]'s, all)")
     parser.add_argument("--af-epochs", dest="af_epochs", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--walkers", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1500)
