@@ -13,12 +13,15 @@ Per training seed:
   ("M-flow") and with the SCANDAL loss of weight ``--scandal`` ("M-flow + SCANDAL"; phase M has no score term,
   so sharing it changes nothing but the cost);
 - with ``--ensemble K`` > 1, each M-flow is K inner flows trained in phase D (seeds seed + 1000 k) on the
-  shared manifold, and its posterior uses the mean of their log-likelihoods (``EnsembleLikelihood``);
+  shared manifold, and its posterior uses the mean of their log-likelihoods (``EnsembleLikelihood``); with
+  ``--separate-manifolds`` member k is a whole M-flow, its own phase M seeded seed + 1000 k (the manifold
+  term -1/2 log det J^T J does not depend on theta, so the members' log-likelihoods average to a posterior
+  as before); both M-flows share the K manifolds;
 - AF (``AmbientFlow(3, 1)``, default architecture) trained by maximum likelihood for ``--af-epochs`` epochs;
 - sbi (if installed): ``sbi.inference.NLE`` with its defaults (MAF, its own early stopping), trained once,
   its default MCMC (``build_posterior()``) drawing ``--sbi-samples`` samples per observed set.
 
-Our posteriors are sampled with ``sample_posterior`` (emcee, 64 walkers x ``--steps``, DE moves) on the cached
+Our posteriors are sampled with ``sample_posterior`` (emcee, 64 walkers x ``--steps``, its default moves) on the cached
 ``ModelLikelihood``; the exact posterior with the simulator's likelihood (``SimulatorLikelihood``) and the same
 sampler, plus a second exact chain (another MCMC seed) as the metrics' noise floor. Distances to the exact
 posterior on ``--compare-samples`` random draws of each set: the unbiased Gaussian-kernel MMD^2 (median
@@ -101,28 +104,36 @@ def training_config(args, seed: int, **changes) -> TrainingConfig:
     return TrainingConfig(**(options | changes))
 
 
-def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
-    """Phase M once, then phase D without and with SCANDAL from copies; returns {name: (model, info)}."""
+def phase_m(simulator, theta, x, args, seed: int) -> tuple[ManifoldFlow, int, float]:
+    """A ManifoldFlow after phase M alone: (model, epochs run, wall seconds)."""
     torch.manual_seed(seed)
-    base = ManifoldFlow(3, 2, 1, prior=simulator.prior)
+    model = ManifoldFlow(3, 2, 1, prior=simulator.prior)
     began = time.perf_counter()
-    config_m = training_config(args, seed, epochs_d=0)
-    history = train_model(base, x, theta, config_m, progress=False)
-    wall_m = time.perf_counter() - began
+    history = train_model(model, x, theta, training_config(args, seed, epochs_d=0), progress=False)
+    return model, len(history.records), time.perf_counter() - began
+
+
+def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
+    """Phase M (once, or once per member with ``--separate-manifolds``), then phase D without and with SCANDAL
+    from copies; returns {name: (members, info)}."""
+    n_manifolds = args.ensemble if args.separate_manifolds else 1
+    manifolds = [phase_m(simulator, theta, x, args, seed + 1000 * k) for k in range(n_manifolds)]
+    wall_m = sum(wall for _, _, wall in manifolds)
     models = {}
     for name, scandal in (("mflow", 0.0), ("mflow_scandal", args.scandal)):
         if name == "mflow_scandal" and scandal <= 0:
             continue
         members, epochs_d = [], []
         began = time.perf_counter()
-        for k in range(args.ensemble):  # K inner flows on the same manifold (seeds seed + 1000 k)
-            model = copy.deepcopy(base)
+        for k in range(args.ensemble):  # inner flow k (seed + 1000 k) on manifold k, or on the shared one
+            model = copy.deepcopy(manifolds[k % n_manifolds][0])
             config_d = training_config(args, seed + 1000 * k, epochs_m=0, scandal=scandal)
             history_d = train_model(model, x, theta, config_d, progress=False, t_xz=t_xz if scandal > 0 else None)
             members.append(model)
             epochs_d.append(len(history_d.records))
         models[name] = (members, {"training_wall_s": round(wall_m + time.perf_counter() - began, 1),
-                                  "phase_m_wall_s": round(wall_m, 1), "epochs_m_run": len(history.records),
+                                  "phase_m_wall_s": round(wall_m, 1),
+                                  "epochs_m_run": [epochs for _, epochs, _ in manifolds],
                                   "epochs_d_run": epochs_d, "config_d": vars(config_d) | {}})
     return models
 
@@ -168,9 +179,10 @@ REFERENCE_TOLERANCE = 0.03
 
 
 def same_setting(a: dict, b: dict) -> bool:
-    """Settings equal but for the training seeds and the sampler's moves (a sampler change between runs)."""
+    """Settings equal but for the training seeds and the sampler's moves (a sampler change between runs); files
+    written before ``--separate-manifolds`` existed shared one manifold."""
     def core(setting: dict) -> dict:
-        return {k: v for k, v in setting.items() if k != "seeds"} | {
+        return {"separate_manifolds": False} | {k: v for k, v in setting.items() if k != "seeds"} | {
             "emcee": {k: v for k, v in setting.get("emcee", {}).items() if k != "moves"}}
     return core(a) == core(b)
 
@@ -313,6 +325,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ensemble", type=int, default=1,
                         help="K phase-D inner flows per M-flow on the shared manifold; the posterior uses the mean "
                              "of their log-likelihoods (EnsembleLikelihood)")
+    parser.add_argument("--separate-manifolds", action="store_true",
+                        help="each of the --ensemble members trains its own phase M (seed + 1000 k) instead of sharing one")
     parser.add_argument("--scandal", type=float, default=10.0, help="SCANDAL weight (0: skip that model)")
     parser.add_argument("--af-epochs", type=int, default=30)
     parser.add_argument("--no-mflow", action="store_true", help="skip both M-flows (e.g. to add another model's "
@@ -362,7 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
     defaults = training_config(args, seeds[0])
     results = {"setting": {"simulator": "polynomial_surface", "n_train": args.n_train, "seeds": seeds,
                            "thetas": thetas, "observed": args.observed, "scandal": args.scandal,
-                           "ensemble": args.ensemble, "af_epochs": args.af_epochs, "quick": args.quick,
+                           "ensemble": args.ensemble,
+                           "separate_manifolds": args.separate_manifolds, "af_epochs": args.af_epochs, "quick": args.quick,
                            "mflow_training": {k: getattr(defaults, k) for k in ("epochs_m", "epochs_d", "patience",
                                                                                  "ema_decay", "manifold_events",
                                                                                  "learning_rate", "batch_size")},

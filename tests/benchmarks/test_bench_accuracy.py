@@ -112,3 +112,30 @@ def test_merge_adds_another_models_cells_to_the_same_seeds(tmp_path):
     assert merged["training"] == [{"seed": 0, "mflow": {"training_wall_s": 10.0}, "sbi": {"training_wall_s": 5.0}}]
     assert all("mflow" in c and "sbi" in c for c in merged["cells"]) and len(merged["cells"]) == 2
     assert merged["targets"]["mflow_better_than_sbi_in_every_cell"]["value"] == "2/2"
+
+
+def test_separate_manifolds_train_one_phase_m_per_member():
+    """--separate-manifolds: each member's outer flow is its own (differs from the others'); without it the
+    members share the one phase-M manifold (identical outer weights) and differ in the inner flow only."""
+    import numpy as np
+    import torch
+
+    from benchmarks.bench_accuracy import simulate_training, train_mflows
+    from mflow_sbi.simulators import get_simulator
+
+    simulator = get_simulator("polynomial_surface")
+    theta, x, t_xz = simulate_training(simulator, 300, 0)
+
+    def outer_and_inner(separate: bool) -> tuple[list, list]:
+        args = parse_args(["--ensemble", "2", "--epochs-m", "1", "--epochs-d", "1", "--scandal", "0"]
+                          + (["--separate-manifolds"] if separate else []))
+        members, info = train_mflows(simulator, theta, x, t_xz, args, seed=0)["mflow"]
+        assert len(members) == 2 and len(info["epochs_m_run"]) == (2 if separate else 1)
+        flat = [[torch.cat([p.detach().ravel() for p in getattr(m, part).parameters()]) for m in members]
+                for part in ("outer", "inner")]
+        return flat[0], flat[1]
+
+    outer, inner = outer_and_inner(separate=False)
+    assert torch.equal(outer[0], outer[1]) and not torch.equal(inner[0], inner[1])
+    outer, _ = outer_and_inner(separate=True)
+    assert not np.allclose(outer[0].numpy(), outer[1].numpy())
