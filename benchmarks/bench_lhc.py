@@ -11,7 +11,8 @@ theta.
 
 Models (``--models``, trained through the same ``train_from_data`` a user's ``mflow-sbi train`` runs, with the
 default architecture and ``[training]`` defaults unless ``--epochs-m``/``--epochs-d``/``--manifold-events``/
-``--af-epochs``): the
+``--af-epochs``; ``--ensemble K``: K whole models per likelihood, seeds seed + 1000 k, posterior of the mean of
+their log-likelihoods): the
 M-flow (``mflow``), the M-flow with SCANDAL (``mflow_scandal``, weight ``--scandal``, the simulator's exact joint
 score), the ambient flow (``af``) and sbi's default NLE (``sbi``, if installed). Posteriors: the project's
 default sampler (emcee, ``[inference]`` defaults or ``--walkers``/``--steps``/``--burn-in``) on the cached
@@ -44,7 +45,7 @@ from benchmarks.sbi_nle import sample_nle, train_nle
 from mflow_sbi.config import parse_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows import load_model
-from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
+from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import save_json
@@ -80,8 +81,8 @@ def jes_options(args) -> dict:
     return {"jes_uncertainty": args.jes} if args.jes > 0 else {}
 
 
-def train(name: str, data: EventData, args, out: Path) -> tuple[Path, dict]:
-    training = {"seed": args.seed, "threads": 1, "scandal": args.scandal if name == "mflow_scandal" else 0.0}
+def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path, dict]:
+    training = {"seed": seed, "threads": 1, "scandal": args.scandal if name == "mflow_scandal" else 0.0}
     for key in ("epochs_m", "epochs_d") + (("manifold_events",) if name != "af" else ()):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
@@ -89,8 +90,17 @@ def train(name: str, data: EventData, args, out: Path) -> tuple[Path, dict]:
         training["epochs"] = args.af_epochs
     config = parse_config({"model": {"type": MODEL_TYPES[name]}, "training": training}, f"bench_lhc {name}")
     began = time.perf_counter()
-    model_dir = train_from_data(data, config, out / name, progress=False)
+    model_dir = train_from_data(data, config, out / f"{name}_{seed}", progress=False)
     return model_dir, {"training_wall_s": round(time.perf_counter() - began, 1), "training": training}
+
+
+def train_members(name: str, data: EventData, args, out: Path) -> tuple[list[Path], dict]:
+    """``--ensemble`` K whole models (training seeds seed + 1000 k, each its own manifold): their directories and
+    the first one's record, with the members' summed training time."""
+    trained = [train(name, data, args, out, args.seed + 1000 * k) for k in range(args.ensemble)]
+    info = trained[0][1] | {"training_wall_s": round(sum(record["training_wall_s"] for _, record in trained), 1),
+                            "ensemble": args.ensemble}
+    return [model_dir for model_dir, _ in trained], info
 
 
 def sample(likelihood, prior, args, seed: int = 0) -> tuple[np.ndarray, float]:
@@ -213,6 +223,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs-d", dest="epochs_d", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--manifold-events", dest="manifold_events", type=int, default=None,
                         help="phase-M events of the M-flows, of --n-train (default: [training]'s, all)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="K whole models per learned likelihood (seeds seed + 1000 k); the posterior uses the mean "
+                             "of their log-likelihoods; figures are the first member's")
     parser.add_argument("--af-epochs", dest="af_epochs", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--walkers", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1500)
@@ -254,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     observed = [simulator.sample(full_theta(p, simulator), args.observed, np.random.default_rng(10_000 + i))
                 for i, p in enumerate(points)]
     results = {"setting": {"simulator": "lhc", "n_train": args.n_train, "points": points, "observed": args.observed,
-                           "jes": args.jes, "seed": args.seed, "quick": args.quick,
+                           "jes": args.jes, "seed": args.seed, "quick": args.quick, "ensemble": args.ensemble,
+                           "manifold_events": args.manifold_events,
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}
     exact = []
@@ -282,10 +296,11 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 drawn, info["sampling_wall_s"] = sample_nle(posterior, observed, args.sbi_samples)
             else:
-                model_dir, info = train(name, data, args, Path(work))
-                info["figures"] = model_figures(model_dir, held_out)
-                model = load_model(model_dir)
-                drawn = [sample(ModelLikelihood(model, x_o), simulator.prior, args)[0] for x_o in observed]
+                model_dirs, info = train_members(name, data, args, Path(work))
+                info["figures"] = model_figures(model_dirs[0], held_out)
+                members = [load_model(model_dir) for model_dir in model_dirs]
+                drawn = [sample(EnsembleLikelihood([ModelLikelihood(m, x_o) for m in members]), simulator.prior,
+                                args)[0] for x_o in observed]
             results["training"][name] = info
             for cell, samples, reference, point in zip(results["cells"], drawn, exact, points, strict=True):
                 cell[name] = compare(samples, reference, point, args)
