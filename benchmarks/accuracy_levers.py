@@ -7,8 +7,12 @@ of the K members' log-likelihoods (EnsembleLikelihood).
 Usage: python -m benchmarks.accuracy_levers N_TRAIN SEED THETAS VARIANTS_JSON [EPOCHS_M] [MANIFOLD_EVENTS] [K]
 e.g. python -m benchmarks.accuracy_levers 10000 0 -0.5,0,0.5 '{"base": {}, "ema": {"ema_decay": 0.999}}' 20 0 4
 (each variant's options go to TrainingConfig, except ``"inner"``: StackConfig keys of a fresh inner flow that
-replaces the trained manifold's default one before phase D; epochs_d defaults to 40 and patience to 6). One JSON line per
-variant on stdout. Not run by ``python -m benchmarks`` (no ``bench_`` prefix).
+replaces the trained manifold's default one before phase D; ``"separate_manifolds": true``: member k > 0 trains
+its own phase M, seeded seed + 1000 k, instead of sharing the first; ``"chart": "exact"``: the oracle, members are
+conditional flows (the AF's defaults) on the simulator's exact latent z, no learned manifold; epochs_d defaults to
+40 and patience to 6; the oracle's epochs default to 300, with the AF's early stopping). Besides the K-member
+ensemble, ``ensemble_by_size`` has the ensemble of the first 3. One JSON line per variant on stdout. Not run
+by ``python -m benchmarks`` (no ``bench_`` prefix).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from mflow_sbi.flows import ManifoldFlow
+from mflow_sbi.flows import AmbientFlow, ManifoldFlow
 from mflow_sbi.flows.architecture import StackConfig
 from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
@@ -42,6 +46,31 @@ def grid_samples(log_likelihood, n: int = 2000, seed: int = 0) -> np.ndarray:
     return GRID[index] + rng.uniform(-0.5, 0.5, (n, 1)) * (GRID[1, 0] - GRID[0, 0])
 
 
+def phase_m(x, theta, prior, seed: int, epochs_m: int, manifold_events: int) -> ManifoldFlow:
+    torch.manual_seed(seed)
+    model = ManifoldFlow(3, 2, 1, prior=prior)
+    config = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=0, patience=6, threads=1, seed=seed,
+                            manifold_events=manifold_events)
+    train_model(model, x, theta, config, progress=False)
+    return model
+
+
+def exact_chart_member(simulator, x, theta, seed: int, epochs: int) -> AmbientFlow:
+    """The oracle: a conditional flow (the AF's default, trained until validation stops improving) on the exact
+    latent z of the training events, i.e. phase D on the true chart instead of a learned one."""
+    torch.manual_seed(seed)
+    model = AmbientFlow(2, 1, prior=simulator.prior)
+    train_model(model, simulator.latent(x), theta, TrainingConfig(algorithm="ml", epochs=epochs, patience=6, threads=1,
+                                                                  seed=seed), progress=False)
+    return model
+
+
+def ensemble_cells(members, inputs: list[np.ndarray], exact: list[np.ndarray]) -> list[float]:
+    """MMD^2 to the exact grid posterior of the members' mean log-likelihood, per observed set."""
+    return [round(mmd2(grid_samples(EnsembleLikelihood([ModelLikelihood(m, o) for m in members]), seed=2), e), 5)
+            for o, e in zip(inputs, exact, strict=True)]
+
+
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     n_train, seed = int(argv[0]), int(argv[1])
@@ -57,39 +86,50 @@ def main(argv: list[str]) -> None:
     t_xz = simulator.joint_score(x, theta)
     observed = [simulator.sample(np.array([t]), 20, np.random.default_rng(1000 + i)) for i, t in enumerate(thetas)]
     exact = [grid_samples(SimulatorLikelihood(simulator, o), seed=1) for o in observed]
-    torch.manual_seed(seed)
-    base = ManifoldFlow(3, 2, 1, prior=simulator.prior)
     began = time.perf_counter()
-    config_m = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=0, patience=6, threads=1, seed=seed,
-                              manifold_events=manifold_events)
-    train_model(base, x, theta, config_m, progress=False)
+    base = phase_m(x, theta, simulator.prior, seed, epochs_m, manifold_events)
     print(json.dumps({"phase_m_wall_s": round(time.perf_counter() - began)}), flush=True)
+    manifolds = {0: base}
     for name, options in variants.items():
-        options = {"epochs_d": 40, "patience": 6, **options}
+        chart = options.pop("chart", "learned")
+        options = {"epochs": 300, "patience": 6, **options} if chart == "exact" else {"epochs_d": 40, "patience": 6,
+                                                                                      **options}
         inner = options.pop("inner", None)
+        separate = options.pop("separate_manifolds", False)
         members, walls, epochs = [], [], []
         for k in range(k_members):
-            model = copy.deepcopy(base)
+            began = time.perf_counter()
+            if chart == "exact":
+                members.append(exact_chart_member(simulator, x, theta, seed * 100 + k, options["epochs"]))
+                walls.append(round(time.perf_counter() - began))
+                continue
+            if separate and k not in manifolds:
+                manifolds[k] = phase_m(x, theta, simulator.prior, seed + 1000 * k, epochs_m, manifold_events)
+            model = copy.deepcopy(manifolds[k if separate else 0])
             if inner is not None:
                 torch.manual_seed(seed * 100 + k)
                 model.inner_config = StackConfig(**inner)
                 model.inner = build_stack(model.latent_dim, model.parameter_dim, model.inner_config)
             config = TrainingConfig(algorithm="sequential", epochs_m=0, threads=1, seed=seed * 100 + k, **options)
-            began = time.perf_counter()
             history = train_model(model, x, theta, config, progress=False, t_xz=t_xz if config.scandal else None)
             walls.append(round(time.perf_counter() - began))
             epochs.append(len(history.records))
             members.append(model)
-        single = [[round(mmd2(grid_samples(ModelLikelihood(m, o), seed=2), e), 5)
-                   for o, e in zip(observed, exact, strict=True)] for m in members]
-        ensemble = [round(mmd2(grid_samples(EnsembleLikelihood([ModelLikelihood(m, o) for m in members]), seed=2), e), 5)
-                    for o, e in zip(observed, exact, strict=True)]
+        inputs = [simulator.latent(o) for o in observed] if chart == "exact" else observed
+        single = [ensemble_cells([m], inputs, exact) for m in members]
+        by_size = {size: ensemble_cells(members[:size], inputs, exact) for size in sorted({3, k_members})
+                   if size <= k_members}
+        ensemble = by_size[k_members]
         flat = np.array(single).ravel()
-        recorded = options | ({"inner": inner} if inner else {})
+        recorded = options | ({"inner": inner} if inner else {}) | {"separate_manifolds": separate, "chart": chart}
         print(json.dumps({"variant": name, "options": recorded, "n": n_train, "seed": seed, "epochs": epochs,
                           "wall_s": walls, "single_median": round(float(np.median(flat)), 5),
                           "single_max": round(float(flat.max()), 5), "ensemble": ensemble,
-                          "ensemble_median": round(float(np.median(ensemble)), 5), "single": single}), flush=True)
+                          "ensemble_median": round(float(np.median(ensemble)), 5),
+                          "ensemble_by_size": {size: {"median": round(float(np.median(cells)), 5),
+                                                      "max": max(cells), "cells": cells}
+                                               for size, cells in by_size.items()},
+                          "single": single}), flush=True)
 
 
 if __name__ == "__main__":
