@@ -21,11 +21,13 @@ import copy
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from mflow_sbi.flows import AmbientFlow, ManifoldFlow
+from benchmarks.bench_accuracy import phase_m
+from mflow_sbi.flows import AmbientFlow
 from mflow_sbi.flows.architecture import StackConfig
 from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
@@ -44,15 +46,6 @@ def grid_samples(log_likelihood, n: int = 2000, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     index = rng.choice(len(GRID), n, p=weights)
     return GRID[index] + rng.uniform(-0.5, 0.5, (n, 1)) * (GRID[1, 0] - GRID[0, 0])
-
-
-def phase_m(x, theta, prior, seed: int, epochs_m: int, manifold_events: int) -> ManifoldFlow:
-    torch.manual_seed(seed)
-    model = ManifoldFlow(3, 2, 1, prior=prior)
-    config = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=0, patience=6, threads=1, seed=seed,
-                            manifold_events=manifold_events)
-    train_model(model, x, theta, config, progress=False)
-    return model
 
 
 def exact_chart_member(simulator, x, theta, seed: int, epochs: int) -> AmbientFlow:
@@ -86,9 +79,10 @@ def main(argv: list[str]) -> None:
     t_xz = simulator.joint_score(x, theta)
     observed = [simulator.sample(np.array([t]), 20, np.random.default_rng(1000 + i)) for i, t in enumerate(thetas)]
     exact = [grid_samples(SimulatorLikelihood(simulator, o), seed=1) for o in observed]
-    began = time.perf_counter()
-    base = phase_m(x, theta, simulator.prior, seed, epochs_m, manifold_events)
-    print(json.dumps({"phase_m_wall_s": round(time.perf_counter() - began)}), flush=True)
+    config_m = TrainingConfig(algorithm="sequential", epochs_m=epochs_m, epochs_d=0, patience=6, threads=1, seed=seed,
+                              manifold_events=manifold_events)
+    base, _, wall_m = phase_m(simulator, theta, x, config_m)
+    print(json.dumps({"phase_m_wall_s": round(wall_m)}), flush=True)
     manifolds = {0: base}
     for name, options in variants.items():
         chart = options.pop("chart", "learned")
@@ -104,7 +98,7 @@ def main(argv: list[str]) -> None:
                 walls.append(round(time.perf_counter() - began))
                 continue
             if separate and k not in manifolds:
-                manifolds[k] = phase_m(x, theta, simulator.prior, seed + 1000 * k, epochs_m, manifold_events)
+                manifolds[k] = phase_m(simulator, theta, x, replace(config_m, seed=seed + 1000 * k))[0]
             model = copy.deepcopy(manifolds[k if separate else 0])
             if inner is not None:
                 torch.manual_seed(seed * 100 + k)

@@ -104,12 +104,13 @@ def training_config(args, seed: int, **changes) -> TrainingConfig:
     return TrainingConfig(**(options | changes))
 
 
-def phase_m(simulator, theta, x, args, seed: int) -> tuple[ManifoldFlow, int, float]:
-    """A ManifoldFlow after phase M alone: (model, epochs run, wall seconds)."""
-    torch.manual_seed(seed)
+def phase_m(simulator, theta, x, config: TrainingConfig) -> tuple[ManifoldFlow, int, float]:
+    """A ManifoldFlow (default architecture, initialized from torch seed ``config.seed``) after ``config``'s
+    phase M alone (``config.epochs_d`` = 0): (model, epochs run, wall seconds)."""
+    torch.manual_seed(config.seed)
     model = ManifoldFlow(3, 2, 1, prior=simulator.prior)
     began = time.perf_counter()
-    history = train_model(model, x, theta, training_config(args, seed, epochs_d=0), progress=False)
+    history = train_model(model, x, theta, config, progress=False)
     return model, len(history.records), time.perf_counter() - began
 
 
@@ -117,7 +118,8 @@ def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
     """Phase M (once, or once per member with ``--separate-manifolds``), then phase D without and with SCANDAL
     from copies; returns {name: (members, info)}."""
     n_manifolds = args.ensemble if args.separate_manifolds else 1
-    manifolds = [phase_m(simulator, theta, x, args, seed + 1000 * k) for k in range(n_manifolds)]
+    manifolds = [phase_m(simulator, theta, x, training_config(args, seed + 1000 * k, epochs_d=0))
+                 for k in range(n_manifolds)]
     wall_m = sum(wall for _, _, wall in manifolds)
     models = {}
     for name, scandal in (("mflow", 0.0), ("mflow_scandal", args.scandal)):
