@@ -15,6 +15,12 @@ Every file name the package writes is defined here, and only here.
         learning_curves.png
         checkpoint.pt             for ``resume``
 
+    ENSEMBLE_DIR/                 (``[training] ensemble = K``; :mod:`mflow_sbi.flows.ensemble`)
+        config.toml               type "ensemble", the member directories, parameter names, prior
+        versions.json, manifest.json
+        training.toml, training_data.json, event_format.toml   as in a MODEL_DIR
+        member_00/, member_01/    K complete MODEL_DIRs (:func:`member_dir_name`)
+
     RUN_DIR/                      (``mflow-sbi run --out``)
         config.toml               the effective configuration (defaults, file and --set resolved):
                                   ``mflow-sbi run RUN_DIR/config.toml`` reproduces the run
@@ -75,6 +81,11 @@ CALIBRATION_SUMMARY_FILE = "calibration_summary.json"
 CALIBRATION_CHECKPOINT_FILE = "calibration_checkpoint.npz"  # completed data sets, for calibrate --resume
 SBC_PLOT_FILE = "sbc_ranks.png"
 COVERAGE_PLOT_FILE = "coverage.png"
+
+
+def member_dir_name(k: int) -> str:
+    """The directory of ensemble member ``k`` inside the ensemble's model directory."""
+    return f"member_{k:02d}"
 
 
 def ood_scores_path(posterior: str | os.PathLike) -> Path:

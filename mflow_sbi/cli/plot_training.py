@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from mflow_sbi.cli.options import examples
-from mflow_sbi.layout import LEARNING_CURVES_FILE
+from mflow_sbi.errors import InputError
+from mflow_sbi.layout import CONFIG_FILE, LEARNING_CURVES_FILE, member_dir_name
+from mflow_sbi.tomlio import read_toml
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +24,12 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.training.curves import plot_learning_curves
     from mflow_sbi.training.history import load_history
 
+    config = Path(args.model_dir) / CONFIG_FILE
+    members = read_toml(config).get("model", {}).get("members") if config.is_file() else None
+    if members:
+        first = Path(args.model_dir) / member_dir_name(0)
+        raise InputError(f"{args.model_dir} is an ensemble of {len(members)} models, each with its own learning "
+                         f"curves: plot a member's, e.g. mflow-sbi plot-training {first}")
     history = load_history(args.model_dir)
     out = Path(args.out) if args.out else Path(args.model_dir) / LEARNING_CURVES_FILE
     plot_learning_curves(history.records, out)

@@ -30,6 +30,7 @@ TRAINING_FLAGS = {
     "algorithm": "algorithm", "batch_size": "batch_size", "seed": "seed", "learning_rate": "learning_rate",
     "scandal": "scandal", "threads": "threads", "reconstruction": "reconstruction", "latent_l2": "latent_l2",
     "epochs_m": "epochs_m", "epochs_d": "epochs_d", "patience": "patience", "stream": "stream", "device": "device",
+    "ensemble": "ensemble",
 }
 EPOCH_FIELDS = ("epochs", "epochs_m", "epochs_d", "epochs_pretrain", "epochs_posttrain")
 
@@ -59,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--latent-l2", type=float, metavar="WEIGHT", help="L2 penalty on the latents in phase M")
     parser.add_argument("--scandal", type=float, metavar="WEIGHT",
                         help="SCANDAL score-loss weight (needs t_xz in the data; 0 = off; default 10 when the data carry t_xz)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="train K models with seeds seed, seed+1000, ... into OUT/member_00, ...; inference uses "
+                             "the mean of their log-likelihoods (default: the config's, else 1)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1; 0: torch's choice)")
     parser.add_argument("--seed", type=int, help="seed of the initial weights, the split and the batches "
                                                   "(default: the config's, else 0)")

@@ -5,6 +5,10 @@
     "pie"        PIE                   pie, manifold, fixed_manifold
     "mflow"      ManifoldFlow          manifold, fixed_manifold
     "emflow"     EncoderManifoldFlow   manifold, fixed_manifold
+
+A model directory of type "ensemble" (:class:`~mflow_sbi.flows.ensemble.ModelEnsemble`, K trained models whose
+log-densities are averaged) loads with ``load_model`` too; it is not a type one trains directly (``[training]
+ensemble = K`` trains its members).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     import torch
 
     from mflow_sbi.flows.base import ConditionalDensityModel
+    from mflow_sbi.flows.ensemble import ModelEnsemble
 
 
 class ModelRegistry(Mapping):
@@ -51,6 +56,8 @@ MODEL_TYPES = ModelRegistry({
     "emflow": "mflow_sbi.flows.encoder:EncoderManifoldFlow",
 })
 
+ENSEMBLE_TYPE = "ensemble"  # config.toml type of a ModelEnsemble's directory
+
 __getattr__, __dir__ = lazy_exports(__name__, {
     "AmbientFlow": "mflow_sbi.flows.ambient",
     "ConditionalDensityModel": "mflow_sbi.flows.base",
@@ -59,6 +66,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "StackConfig": "mflow_sbi.flows.architecture",
     "EncoderConfig": "mflow_sbi.flows.architecture",
     "EncoderManifoldFlow": "mflow_sbi.flows.encoder",
+    "ModelEnsemble": "mflow_sbi.flows.ensemble",
     "RankDeficientJacobian": "mflow_sbi.flows.jacobian",
     "ManifoldFlow": "mflow_sbi.flows.manifold",
     "PIE": "mflow_sbi.flows.pie",
@@ -89,13 +97,19 @@ def create_model(
         raise InputError(f"model {model_type!r}: {err}") from None
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> ConditionalDensityModel:
-    """Load a saved model directory, returning an instance of the class recorded in its config.toml, on
-    ``device`` (a torch device or a name of :mod:`mflow_sbi.devices`; None: the CPU), wherever it was trained."""
+def load_model(path: str | os.PathLike,
+               device: str | torch.device | None = None) -> ConditionalDensityModel | ModelEnsemble:
+    """Load a saved model directory, returning an instance of the class recorded in its config.toml (a
+    :class:`~mflow_sbi.flows.ensemble.ModelEnsemble` for type "ensemble"), on ``device`` (a torch device or a
+    name of :mod:`mflow_sbi.devices`; None: the CPU), wherever it was trained."""
     directory = Path(path)
     if not (directory / CONFIG_FILE).is_file():
         raise DataFileError(f"{directory}: not a model directory (no {CONFIG_FILE})")
     model_type = read_toml(directory / CONFIG_FILE).get("model", {}).get("type")
+    if model_type == ENSEMBLE_TYPE:
+        from mflow_sbi.flows.ensemble import ModelEnsemble
+
+        return ModelEnsemble.load(directory, device)
     if model_type not in MODEL_TYPES:
         known = ", ".join(MODEL_TYPES)
         raise DataFileError(f"{directory / CONFIG_FILE}: unknown model type {model_type!r}; known: {known}")
@@ -103,6 +117,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
 
 __all__ = [
+    "ENSEMBLE_TYPE",
     "MODEL_TYPES",
     "PIE",
     "AmbientFlow",
@@ -110,6 +125,7 @@ __all__ = [
     "EncoderConfig",
     "EncoderManifoldFlow",
     "ManifoldFlow",
+    "ModelEnsemble",
     "NoCachedLikelihood",
     "RankDeficientJacobian",
     "StackConfig",

@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mflow_sbi.flows.ensemble import ModelEnsemble
+from mflow_sbi.inference.ensemble_spread import ensemble_spread
 from mflow_sbi.inference.likelihood import LikelihoodModel, ModelLikelihood
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import PosteriorPotential, Prior
@@ -42,7 +44,9 @@ def run_inference(
     :func:`~mflow_sbi.inference.sampler.sample_potential` (n_walkers, n_steps, burn_in, thin, seed, init,
     progress, until_converged, moves). With a ``rate`` term (:mod:`mflow_sbi.inference.rates`) the likelihood is
     the extended one, log Pois(N | nu(theta)) + sum_i log p_model(x_i | theta). The posterior's metadata records
-    the model, ``rate`` (the rate term's metadata, or ``{"source": "none"}``), then ``metadata``.
+    the model, ``rate`` (the rate term's metadata, or ``{"source": "none"}``), then ``metadata``; for an ensemble
+    (:class:`~mflow_sbi.flows.ensemble.ModelEnsemble`) also how much its members' posteriors differ
+    (``ensemble``, :func:`~mflow_sbi.inference.ensemble_spread.ensemble_spread`).
     """
     prior = resolve_prior(model.prior, prior, model.parameter_dim)
     likelihood = ModelLikelihood(model, x_observed, cache=cache, mode=mode)
@@ -52,4 +56,9 @@ def run_inference(
     if rate is None:
         info["rate"] = {"source": "none"}
     info.update(metadata or {})
-    return sample_potential(potential, parameter_names=model.parameter_names, metadata=info, **sampler_options)
+    posterior = sample_potential(potential, parameter_names=model.parameter_names, metadata=info, **sampler_options)
+    if isinstance(model, ModelEnsemble) and len(model) > 1:
+        posterior.metadata["ensemble"] = ensemble_spread(model, x_observed, posterior.samples, model.parameter_names,
+                                                         cache=cache, mode=mode,
+                                                         seed=int(sampler_options.get("seed", 0)))
+    return posterior

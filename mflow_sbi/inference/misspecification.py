@@ -302,7 +302,11 @@ def check_model_directory(model: Any, model_dir: str | os.PathLike, x: np.ndarra
                           alpha: float = DEFAULT_ALPHA) -> MisspecificationReport | None:
     """The check against ``MODEL_DIR/ood_reference.npz``, logged (a warning when it fails); None for models
     without a learned manifold or directories without the file (trained before it was written, or without
-    validation events)."""
+    validation events). An ensemble is checked with its member 0 and that member's reference
+    (:func:`mflow_sbi.flows.ensemble.representative`)."""
+    from mflow_sbi.flows.ensemble import representative
+
+    model, model_dir = representative(model, model_dir)
     path = Path(model_dir) / layout.OOD_REFERENCE_FILE
     if not has_learned_manifold(model):
         return None

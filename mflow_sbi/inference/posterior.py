@@ -297,6 +297,9 @@ class Posterior:
         if isinstance(check, dict):
             line = format_misspecification(check)
             lines.append(f"WARNING: {line}" if check.get("flagged") else line)
+        spread = summary.get("metadata", {}).get("ensemble")
+        if isinstance(spread, dict):
+            lines.append(format_ensemble_spread(spread))
         lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
         return "\n".join(lines)
 
@@ -315,6 +318,14 @@ def format_rate(rate: dict) -> str:
         return "rate: none (shape-only likelihood)"
     return (f"rate: {rate['source']} (extended likelihood, luminosity {rate.get('luminosity')}, "
             f"n_observed {rate.get('n_observed')})")
+
+
+def format_ensemble_spread(record: dict) -> str:
+    """One line naming how much an ensemble's members disagree (``metadata["ensemble"]``, see
+    :mod:`mflow_sbi.inference.ensemble_spread`): the sd of their posterior means per parameter."""
+    spreads = ", ".join(f"{name} {value:.3g}" for name, value in record["spread_of_means"].items())
+    line = f"ensemble of {record['size']} models: sd of the members' posterior means: {spreads}"
+    return line + (f" (WARNING: {record['warning']})" if "warning" in record else "")
 
 
 def format_misspecification(record: dict) -> str:

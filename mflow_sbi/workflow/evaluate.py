@@ -15,6 +15,9 @@ For events (x_i, theta_i), i = 1..N:
   manifold (``distance_to_manifold``, the paper's closure figure; for the LHC simulator a summary of the
   constraint violations) when the data record a simulator, and the same figure of the held-out events
   themselves as the floor it is compared with.
+
+For an ensemble (:mod:`mflow_sbi.flows.ensemble`) the NLL is that of the mean log-density, the manifold figures
+are member 0's and the generated samples come from the mixture of the members (``ensemble_size`` records K).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
     import torch
 
     from mflow_sbi.flows import load_model
+    from mflow_sbi.flows.ensemble import representative
     from mflow_sbi.flows.jacobian import ILL_CONDITIONED
     from mflow_sbi.inference.misspecification import distance_to_learned_manifold, has_learned_manifold
 
@@ -50,13 +54,16 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
         raise InputError(f"events have dimension {data.x.shape[1]} and {data.theta.shape[1]} parameter(s); the model "
                          f"in {model_dir} expects {model.data_dim} and {model.parameter_dim}")
     result: dict = {"model_dir": str(model_dir), "n_events": len(data.x), "model_type": model.model_type}
+    manifold, _ = representative(model, model_dir)
+    if manifold is not model:
+        result["ensemble_size"] = len(model)
     with torch.no_grad():
         result["nll"] = -float(model.log_prob(data.x, data.theta).mean())
-        if has_learned_manifold(model):
-            distance = distance_to_learned_manifold(model, data.x, data.theta)
+        if has_learned_manifold(manifold):
+            distance = distance_to_learned_manifold(manifold, data.x, data.theta)
             result["reconstruction_error"] = float((distance**2).mean())
             result["distance_to_learned_manifold"] = _distribution(distance)
-            condition = model.metric_condition(data.x).cpu().numpy()
+            condition = manifold.metric_condition(data.x).cpu().numpy()
             result["metric_condition_number"] = _distribution(condition)
             ill = int(np.sum(~(condition <= ILL_CONDITIONED)))
             if ill:
@@ -77,6 +84,9 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
 
 def format_evaluation(result: dict) -> str:
     lines = [f"{result['model_type']} in {result['model_dir']} on {result['n_events']} events"]
+    if "ensemble_size" in result:
+        lines.append(f"  ensemble of {result['ensemble_size']} models: NLL of the mean log-density; manifold rows "
+                     "and generated samples: member 0 and the mixture of the members")
     lines.append(f"  held-out NLL                              {result['nll']:.5g}")
     if "reconstruction_error" in result:
         d = result["distance_to_learned_manifold"]

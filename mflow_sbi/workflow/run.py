@@ -145,7 +145,7 @@ def run_pipeline(
         reference.save(outputs.reference)
         posterior.metadata["mmd2_to_exact"] = subsampled_mmd2(posterior.samples, reference.samples, REFERENCE_DRAWS,
                                                                inference.seed)
-        shown, names = [posterior, reference], [type(model).display_name, "exact likelihood"]
+        shown, names = [posterior, reference], [model.display_name, "exact likelihood"]
     posterior.save(outputs.posterior)
     checkpoint.remove()
     if check is not None:

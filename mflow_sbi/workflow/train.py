@@ -130,6 +130,56 @@ def write_ood_reference(model: ConditionalDensityModel, data: EventData | Stream
     return reference_scores(model, x, theta, w, seed=config.seed).save(out_dir / layout.OOD_REFERENCE_FILE)
 
 
+ENSEMBLE_SEED_STRIDE = 1000  # member k trains with seed + ENSEMBLE_SEED_STRIDE * k
+
+
+def member_config(config: RunConfig, k: int) -> RunConfig:
+    """Ensemble member ``k``'s run configuration: one model (``ensemble = 1``) with the training seed
+    ``seed + ENSEMBLE_SEED_STRIDE * k`` (its initial weights, validation split and batches)."""
+    training = dataclasses.replace(config.training, ensemble=1,
+                                   seed=config.training.seed + ENSEMBLE_SEED_STRIDE * k)
+    return dataclasses.replace(config, training=training)
+
+
+def is_trained_model_dir(directory: Path) -> bool:
+    """True when ``directory`` holds a finished training run (the model and its learning curves)."""
+    return all((directory / name).is_file() for name in (layout.CONFIG_FILE, layout.WEIGHTS_FILE, layout.HISTORY_JSON))
+
+
+def train_ensemble(
+    data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True,
+    event_format: EventFormat | None = None,
+) -> Path:
+    """Train the ``[training] ensemble`` = K members one after another (:func:`member_config`, each a complete
+    model directory ``out_dir/member_KK``), then write the ensemble's files (:mod:`mflow_sbi.flows.ensemble`).
+    With ``resume``, finished members are kept and an interrupted one continues from its checkpoint."""
+    import os
+
+    from mflow_sbi.flows import load_model
+    from mflow_sbi.flows.ensemble import ModelEnsemble
+
+    size = config.training.ensemble
+    for k in range(size):
+        member = member_config(config, k)
+        member_dir = out_dir / layout.member_dir_name(k)
+        if resume and is_trained_model_dir(member_dir):
+            log.info("ensemble member %d of %d is already trained (%s)", k + 1, size, member_dir)
+            continue
+        log.info("training ensemble member %d of %d (seed %d) into %s", k + 1, size, member.training.seed, member_dir)
+        train_from_data(data, member, member_dir, resume=resume, progress=progress, event_format=event_format)
+    if os.environ.get("RANK", "0") != "0":
+        return out_dir  # rank 0 writes the ensemble's files
+    first = out_dir / layout.member_dir_name(0)
+    for name in (layout.TRAINING_DATA_RECORD_FILE, layout.EVENT_FORMAT_FILE):
+        if (first / name).is_file():
+            (out_dir / name).write_bytes((first / name).read_bytes())
+    used = config.training.for_data(read_json(first / layout.TRAINING_DATA_RECORD_FILE)["joint_score"])
+    write_toml(out_dir / layout.TRAINING_CONFIG_FILE, {"training": dataclasses.asdict(used)})
+    ModelEnsemble([load_model(out_dir / layout.member_dir_name(k)) for k in range(size)]).write_config(out_dir)
+    log.info("wrote an ensemble of %d models to %s", size, out_dir)
+    return out_dir
+
+
 def train_from_data(
     data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True,
     event_format: EventFormat | None = None,
@@ -143,9 +193,13 @@ def train_from_data(
 
     The model's initial weights are drawn after seeding torch with the training seed. Started as one of K
     processes (``torchrun``, ``mflow-sbi train --workers K``), the processes train together
-    (:mod:`mflow_sbi.training.distributed`) and rank 0 alone writes the model directory.
+    (:mod:`mflow_sbi.training.distributed`) and rank 0 alone writes the model directory. With ``[training]
+    ensemble`` > 1 it trains that many models (:func:`train_ensemble`).
     """
     import torch
+
+    if config.training.ensemble > 1:
+        return train_ensemble(data, config, out_dir, resume=resume, progress=progress, event_format=event_format)
 
     from mflow_sbi.training import plot_learning_curves, train_model
     from mflow_sbi.training.distributed import distributed_session
