@@ -45,6 +45,7 @@ from benchmarks.sbi_nle import sample_nle, train_nle
 from mflow_sbi.config import parse_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows import load_model
+from mflow_sbi.flows.architecture import PREPROCESSING
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.sampler import sample_posterior
@@ -88,7 +89,8 @@ def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path,
             training[key] = getattr(args, key)
     if name == "af" and args.af_epochs is not None:
         training["epochs"] = args.af_epochs
-    config = parse_config({"model": {"type": MODEL_TYPES[name]}, "training": training}, f"bench_lhc {name}")
+    model = {"type": MODEL_TYPES[name]} | ({"preprocessing": args.preprocessing} if args.preprocessing else {})
+    config = parse_config({"model": model, "training": training}, f"bench_lhc {name}")
     began = time.perf_counter()
     model_dir = train_from_data(data, config, out / f"{name}_{seed}", progress=False)
     return model_dir, {"training_wall_s": round(time.perf_counter() - began, 1), "training": training}
@@ -227,6 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="K whole models per learned likelihood (seeds seed + 1000 k); the posterior uses the mean "
                              "of their log-likelihoods; figures are the first member's")
     parser.add_argument("--af-epochs", dest="af_epochs", type=int, default=None, help="default: [training]'s")
+    parser.add_argument("--preprocessing", choices=PREPROCESSING, default=None,
+                        help="[model] preprocessing of the AF and M-flows (default: the model's, affine)")
     parser.add_argument("--walkers", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--burn-in", type=int, default=300)
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for i, p in enumerate(points)]
     results = {"setting": {"simulator": "lhc", "n_train": args.n_train, "points": points, "observed": args.observed,
                            "jes": args.jes, "seed": args.seed, "quick": args.quick, "ensemble": args.ensemble,
-                           "manifold_events": args.manifold_events,
+                           "manifold_events": args.manifold_events, "preprocessing": args.preprocessing or "affine",
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}
     exact = []

@@ -96,8 +96,10 @@ class AmbientFlow(ConditionalDensityModel):
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
         ambient_transform: str = "auto",
+        preprocessing: str = "affine",
     ) -> None:
-        super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior)
+        super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior,
+                         preprocessing=preprocessing)
         self.ambient_transform, self.flow_config = resolve_ambient_flow(ambient_transform, flow)
         self.flow = build_stack(data_dim, parameter_dim, self.flow_config)
 
@@ -107,7 +109,7 @@ class AmbientFlow(ConditionalDensityModel):
 
     def _log_prob_std(self, x_std: torch.Tensor, theta_std: torch.Tensor, mode: str) -> torch.Tensor:
         noise, log_det = self.run_stack(self.flow, x_std, theta_std)
-        return standard_normal_log_prob(noise) + log_det + self.x_scaler.log_abs_det()
+        return standard_normal_log_prob(noise) + log_det + self.x_scaler.log_abs_det(x_std)
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         noise = standard_noise((theta_std.shape[0], self.data_dim), generator, theta_std)

@@ -14,6 +14,7 @@ from typing import TypeVar
 from mflow_sbi.errors import ConfigError
 
 JACOBIAN_METHODS = ("forward", "double_backward", "loop")
+PREPROCESSING = ("affine", "asinh")  # how x is standardized (mflow_sbi.flows.standardize)
 FLOW_KERNELS = ("fused", "nflows")  # how stacks are evaluated (mflow_sbi.flows.base.ConditionalDensityModel.run_stack)
 TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling", "affine_autoregressive")
 AUTOREGRESSIVE_TYPES = ("rq_autoregressive", "affine_autoregressive")

@@ -1,9 +1,10 @@
 """What every conditional density model shares: input checks, standardization, modes, save/load.
 
 A model estimates p(x|theta) for x in R^d and theta in R^p. Inputs are standardized inside the model
-(x_std = (x - mean)/scale, likewise theta); densities are always reported in the user's raw units:
+(x_std = (x - mean)/scale, likewise theta; with ``preprocessing = "asinh"`` x is first warped by a signed log,
+see ``standardize``); densities are always reported in the user's raw units:
 
-    log p(x|theta) = log p_std(x_std|theta) - sum_j log scale_j       (full-dimensional densities)
+    log p(x|theta) = log p_std(x_std|theta) + log|det d x_std / d x|   (= - sum_j log scale_j when affine)
 
 Subclasses set ``model_type``, ``modes`` and ``default_mode`` and implement ``_log_prob_std`` and
 ``_sample_std``. Training works on standardized tensors through the public ``log_prob_std`` (and, for
@@ -86,6 +87,7 @@ class ConditionalDensityModel(nn.Module):
         parameter_dim: int,
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
+        preprocessing: str = "affine",
     ) -> None:
         super().__init__()
         if data_dim < 1 or parameter_dim < 1:
@@ -99,13 +101,15 @@ class ConditionalDensityModel(nn.Module):
         self.prior = prior
         if prior is not None and prior.dim != parameter_dim:
             raise InputError(f"prior has {prior.dim} parameters but the model has parameter_dim={parameter_dim}")
-        self.x_scaler = Standardizer(data_dim)
+        self.x_scaler = Standardizer(data_dim, preprocessing)
         self.theta_scaler = Standardizer(parameter_dim)
 
     # --- configuration -----------------------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:
-        """Constructor keywords (besides names and prior) that rebuild this architecture."""
-        return {"data_dim": self.data_dim, "parameter_dim": self.parameter_dim}
+        """Constructor keywords (besides names and prior) that rebuild this architecture (``preprocessing``
+        only when it is not the default "affine", so that directories of earlier versions read the same)."""
+        extra = {"preprocessing": self.x_scaler.kind} if self.x_scaler.warped else {}
+        return {"data_dim": self.data_dim, "parameter_dim": self.parameter_dim, **extra}
 
     def fit_scalers(self, x: ArrayLike, theta: ArrayLike, weights: ArrayLike | None = None) -> None:
         """Fit the x and theta standardizations on training data (weighted moments with per-event ``weights``)."""

@@ -7,8 +7,8 @@ instead of the first n outputs of f. Phase M trains f and e together on ||x - g(
 Densities per event (raw units), with u' = e(x_std):
 
     "manifold":       log p(u'|theta) - 1/2 log det(J^T J),   J = d x_raw / d u' at u'
-    "fixed_manifold": log p(u'|theta) + log|det df/dx_std| at the projection g(u') - sum log scale
-                      = log p(u'|theta) - log|det df^{-1}/d(u', v)| at (u', 0) - sum log scale
+    "fixed_manifold": log p(u'|theta) + log|det df/dx_std| + log|det dx_std/dx|, both at the projection g(u')
+                      = log p(u'|theta) - log|det df^{-1}/d(u', v)| at (u', 0) + log|det dx_std/dx| at g(u')
 
 Both depend on x only through u', and their difference does not depend on theta (unless
 ``conditional_outer``).
@@ -49,10 +49,12 @@ class EncoderManifoldFlow(ManifoldFlow):
         jacobian_method: str = "forward",
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
+        preprocessing: str = "affine",
     ) -> None:
         super().__init__(
             data_dim, latent_dim, parameter_dim, outer=outer, inner=inner, conditional_outer=conditional_outer,
             jacobian_method=jacobian_method, parameter_names=parameter_names, prior=prior,
+            preprocessing=preprocessing,
         )
         self.encoder_config = resolve_config(encoder, DEFAULT_ENCODER)
         self.encoder = ResidualNet(
@@ -78,5 +80,5 @@ class EncoderManifoldFlow(ManifoldFlow):
         u = self._encode_std(x_std, context)
         if mode == "manifold":
             return u, self._volume_term(u, context)
-        inverse_log_det = self._outer_inverse(u, None, context)[1]
-        return u, -inverse_log_det + self.x_scaler.log_abs_det()
+        decoded, inverse_log_det = self._outer_inverse(u, None, context)
+        return u, -inverse_log_det + self.x_scaler.log_abs_det(decoded)

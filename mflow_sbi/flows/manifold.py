@@ -29,11 +29,12 @@ With ``conditional_outer=True`` theta also conditions f; then the encoding depen
 cached likelihood is unavailable.
 
 The "manifold" density is computed in one place (``_volume_term``), in raw units. Its Jacobian is
-J_raw = diag(s) J_std with J_std = d g / d u' in standardized units, so
+J_raw = diag(s) J_std with J_std = d g / d u' in standardized units and s = d x_raw / d x_std at the decoded
+point (the scales of the affine standardization; point-dependent with ``preprocessing = "asinh"``), so
 
     log det(J_raw^T J_raw) = log det(J_std^T diag(s)^2 J_std),
 
-which differs from log det(J_std^T J_std) by a constant only when all scales s_j are equal. Training (the
+which differs from log det(J_std^T J_std) by a constant only when all s_j are equal constants. Training (the
 simultaneous algorithm's S step) therefore maximizes this raw-unit density, the one that inference uses.
 
 Training interface (standardized tensors in, differentiable): ``encode_std``, ``decode_std``,
@@ -91,8 +92,10 @@ class ManifoldFlow(ConditionalDensityModel):
         jacobian_method: str = "forward",
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
+        preprocessing: str = "affine",
     ) -> None:
-        super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior)
+        super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior,
+                         preprocessing=preprocessing)
         if not 1 <= latent_dim < data_dim:
             raise InputError(f"latent_dim must satisfy 1 <= latent_dim < data_dim={data_dim}, got {latent_dim}")
         if jacobian_method not in METHODS:
@@ -170,7 +173,7 @@ class ManifoldFlow(ConditionalDensityModel):
             method = "double_backward"  # no reverse-over-forward derivative of the context gating (see jacobian.py)
         decoded, jacobian_std = decoder_value_and_jacobian(self._decode_std, u, context, method=method,
                                                            create_graph=differentiable)
-        jacobian = jacobian_std * self.x_scaler.scale[:, None]
+        jacobian = jacobian_std * self.x_scaler.inverse_derivative(decoded).unsqueeze(-1)
         return decoded, (-0.5 * log_det_metric(jacobian)).to(u.dtype)
 
     def _volume_term(self, u: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
@@ -184,7 +187,7 @@ class ManifoldFlow(ConditionalDensityModel):
             return u, self._volume_term(u, context)
         h, outer_log_det = self._outer_forward(x_std, context)
         u = h[:, : self.latent_dim]
-        const = outer_log_det + self.x_scaler.log_abs_det()
+        const = outer_log_det + self.x_scaler.log_abs_det(x_std)
         if mode == "pie":
             const = const + self._off_manifold_log_prob(h[:, self.latent_dim :])
         return u, const

@@ -9,6 +9,8 @@
     ambient_transform  AF only: the stack family, "coupling" (spline couplings), "maf" (masked autoregressive)
                        or "auto" (flow.transform's family, else coupling); unset: the class default "auto"
                        (mflow_sbi.flows.ambient)
+    preprocessing      how x is standardized: "affine" (z-score) or "asinh" (a signed-log warp first, for
+                       heavy-tailed features; :mod:`mflow_sbi.flows.standardize`); unset: "affine"
     [model.outer], [model.inner], [model.flow]   stack architectures (``StackConfig`` keys)
     [model.encoder]    Me-flow's encoder (``EncoderConfig`` keys)
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES
-from mflow_sbi.flows.architecture import AMBIENT_TRANSFORMS, EncoderConfig, StackConfig
+from mflow_sbi.flows.architecture import AMBIENT_TRANSFORMS, PREPROCESSING, EncoderConfig, StackConfig
 from mflow_sbi.flows.architecture import JACOBIAN_METHODS as METHODS
 from mflow_sbi.schema import BOOLEAN, SUBTABLE, Table, choice, integer, number, optional, setting
 
@@ -47,6 +49,7 @@ class ModelConfig(Table):
     eps: float | None = setting(None, optional(number(0, strict_low=True)))
     jacobian_method: str | None = setting(None, optional(choice(METHODS)))
     ambient_transform: str | None = setting(None, optional(choice(AMBIENT_TRANSFORMS)))
+    preprocessing: str | None = setting(None, optional(choice(PREPROCESSING)))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,11 +72,12 @@ class ModelConfig(Table):
     @staticmethod
     def options_of_all_types() -> list[str]:
         """The architecture keys of the table (those :meth:`options` may return)."""
-        return [*ARCHITECTURE_TABLES, "eps", "jacobian_method", "conditional_outer", "ambient_transform"]
+        return [*ARCHITECTURE_TABLES, "eps", "jacobian_method", "conditional_outer", "ambient_transform",
+                "preprocessing"]
 
     def options(self) -> dict[str, Any]:
         """The architecture keywords that were set (empty tables and unset values take the class defaults)."""
         values = {"outer": self.outer, "inner": self.inner, "flow": self.flow, "encoder": self.encoder,
                   "eps": self.eps, "jacobian_method": self.jacobian_method, "ambient_transform": self.ambient_transform,
-                  "conditional_outer": self.conditional_outer or None}
+                  "conditional_outer": self.conditional_outer or None, "preprocessing": self.preprocessing}
         return {key: value for key, value in values.items() if value not in (None, {})}

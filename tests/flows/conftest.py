@@ -33,6 +33,9 @@ def set_scalers(model: ConditionalDensityModel, seed: int) -> None:
             features = scaler.mean.shape[0]
             scaler.mean.copy_(torch.randn(features, generator=generator, dtype=scaler.mean.dtype))
             scaler.scale.copy_(torch.exp(0.4 * torch.randn(features, generator=generator, dtype=scaler.mean.dtype)))
+            if scaler.warped:  # the asinh warp's centre and width, on the same footing
+                scaler.center.copy_(torch.randn(features, generator=generator, dtype=scaler.mean.dtype))
+                scaler.width.copy_(torch.exp(0.4 * torch.randn(features, generator=generator, dtype=scaler.mean.dtype)))
 
 
 def make_model(kind: str, conditional_outer: bool = False, seed: int = 0, data_dim: int = DATA_DIM,

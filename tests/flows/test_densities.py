@@ -61,9 +61,10 @@ def reference_log_prob(model, x: torch.Tensor, theta: torch.Tensor, mode: str) -
     return std_normal(full(x)) + log_abs_det(jacobian(full, x))
 
 
+@pytest.mark.parametrize("preprocessing", ["affine", "asinh"])
 @pytest.mark.parametrize(("kind", "conditional_outer"), VARIANTS, ids=VARIANT_IDS)
-def test_log_prob_matches_autograd_reference(kind, conditional_outer):
-    model = make_model(kind, conditional_outer)
+def test_log_prob_matches_autograd_reference(kind, conditional_outer, preprocessing):
+    model = make_model(kind, conditional_outer, preprocessing=preprocessing)
     x, theta = random_inputs(model, 4)
     for mode in model.modes:
         got = model.log_prob(x, theta, mode=mode)
@@ -114,9 +115,10 @@ def test_fixed_manifold_minus_exact_does_not_depend_on_theta(kind):
     assert float((moved[0] - moved[1]).abs().max().detach()) > 1e-4
 
 
+@pytest.mark.parametrize("preprocessing", ["affine", "asinh"])
 @pytest.mark.parametrize(("kind", "conditional_outer"), VARIANTS, ids=VARIANT_IDS)
-def test_cached_likelihood_reproduces_log_prob(kind, conditional_outer):
-    model = make_model(kind, conditional_outer)
+def test_cached_likelihood_reproduces_log_prob(kind, conditional_outer, preprocessing):
+    model = make_model(kind, conditional_outer, preprocessing=preprocessing)
     x, _ = random_inputs(model, 5)
     if not model.supports_cached_likelihood:
         with pytest.raises(NoCachedLikelihood, match="cached likelihood"):
@@ -131,21 +133,31 @@ def test_cached_likelihood_reproduces_log_prob(kind, conditional_outer):
                                        rtol=1e-12, atol=1e-12)
 
 
-def test_pie_density_integrates_to_one_over_a_box():
-    """2-D PIE (n = 1) with eps = 0.5: the trapezoid rule over a box holding all the mass gives 1."""
-    model = make_model("pie", data_dim=2, latent_dim=1, eps=0.5)
-    axes = [torch.linspace(float(m) - 9.0 * float(s), float(m) + 9.0 * float(s), 301, dtype=torch.float64)
-            for m, s in zip(model.x_scaler.mean, model.x_scaler.scale, strict=True)]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 2)
+@pytest.mark.parametrize("preprocessing", ["affine", "asinh"])
+def test_pie_density_integrates_to_one_over_a_box(preprocessing):
+    """2-D PIE (n = 1) with eps = 0.5: the trapezoid rule over a box holding all the mass gives 1, with the
+    asinh warp too (its Jacobian enters the density). The box is +-9 in standardized units t, and the integral
+    is taken over t: int p(x) dx = int p(x(t)) prod_j dx_j/dt_j dt, with dx/dt = s (affine) or
+    s w cosh(s t + m) (x = c + w sinh(s t + m), asinh) written out here."""
+    model = make_model("pie", data_dim=2, latent_dim=1, eps=0.5, preprocessing=preprocessing)
+    scaler = model.x_scaler
+    axis = torch.linspace(-9.0, 9.0, 301, dtype=torch.float64)
+    t = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+    if preprocessing == "affine":
+        x, dx_dt = t * scaler.scale + scaler.mean, scaler.scale.expand_as(t)
+    else:
+        warped = scaler.scale * t + scaler.mean
+        x, dx_dt = scaler.center + scaler.width * torch.sinh(warped), scaler.scale * scaler.width * torch.cosh(warped)
     theta = model.theta_scaler.mean
-    with torch.no_grad():
-        density = model.log_prob(grid, theta).exp().reshape(301, 301)
-    total = torch.trapezoid(torch.trapezoid(density, axes[1], dim=1), axes[0])
-    assert abs(float(total) - 1.0) < 2e-3
+
+    def integral(mode):
+        with torch.no_grad():
+            density = (model.log_prob(x, theta, mode).exp() * dx_dt.prod(dim=1)).reshape(301, 301)
+        return float(torch.trapezoid(torch.trapezoid(density, axis, dim=1), axis))
+
+    assert abs(integral("pie") - 1.0) < 2e-3
     # the manifold-restricted modes are not densities on R^2: the same integral is far from 1
-    with torch.no_grad():
-        fixed = model.log_prob(grid, theta, "fixed_manifold").exp().reshape(301, 301)
-    assert abs(float(torch.trapezoid(torch.trapezoid(fixed, axes[1], dim=1), axes[0])) - 1.0) > 0.1
+    assert abs(integral("fixed_manifold") - 1.0) > 0.1
 
 
 def test_conditional_outer_manifold_density_is_differentiable_in_training_mode():
