@@ -91,8 +91,7 @@ def run(args: argparse.Namespace) -> None:
 def calibration_identity(model_dir: str, simulator: str, options: dict, prior) -> dict:
     """What a resumed calibration must share with the checkpoint besides its settings: the model's weights
     (SHA-256), the simulator with its options and the prior."""
-    from mflow_sbi.flows.base import file_sha256
+    from mflow_sbi.flows import weights_sha256
 
-    weights = Path(model_dir) / layout.WEIGHTS_FILE
-    return {"model_weights_sha256": file_sha256(weights) if weights.is_file() else None, "simulator": simulator,
+    return {"model_weights_sha256": weights_sha256(model_dir), "simulator": simulator,
             "simulator_options": options, "prior": list(getattr(prior, "specs", []) or [])}

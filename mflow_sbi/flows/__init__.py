@@ -116,6 +116,27 @@ def load_model(path: str | os.PathLike,
     return MODEL_TYPES[model_type].load(directory, device)
 
 
+def weights_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of the weights of the model directory ``path`` (for an ensemble: of its members' weights, in
+    order), or None when it holds none: what resumed runs compare to know they continue with the same model."""
+    import hashlib
+
+    from mflow_sbi.flows.base import file_sha256
+    from mflow_sbi.layout import WEIGHTS_FILE
+
+    directory = Path(path)
+    if (directory / WEIGHTS_FILE).is_file():
+        return file_sha256(directory / WEIGHTS_FILE)
+    config = directory / CONFIG_FILE
+    members = read_toml(config).get("model", {}).get("members") if config.is_file() else None
+    if not members or not all((directory / name / WEIGHTS_FILE).is_file() for name in members):
+        return None
+    digest = hashlib.sha256()
+    for name in members:
+        digest.update(file_sha256(directory / name / WEIGHTS_FILE).encode())
+    return digest.hexdigest()
+
+
 __all__ = [
     "ENSEMBLE_TYPE",
     "MODEL_TYPES",
@@ -132,4 +153,5 @@ __all__ = [
     "UnsupportedMode",
     "create_model",
     "load_model",
+    "weights_sha256",
 ]

@@ -2,7 +2,8 @@
 
 The chain is saved every ``CHECKPOINT_EVERY`` steps to ``<posterior stem>_mcmc_checkpoint.npz``
 (:func:`mflow_sbi.layout.mcmc_checkpoint_path`) under a key that identifies the target: the SHA-256 of the
-model's weights (or the model directory's path when it holds no weights file), a fingerprint of the observed
+model's weights (:func:`mflow_sbi.flows.weights_sha256`, an ensemble's members' too; or the model directory's
+path when it holds no weights file), a fingerprint of the observed
 events and the prior and rate in use. ``--resume`` continues a killed run from it only when all of these (and
 the sampler settings) are the same.
 """
@@ -23,9 +24,8 @@ def posterior_checkpoint(posterior_path: str | os.PathLike, model_dir: str | os.
                          every: int = CHECKPOINT_EVERY, **target: object) -> ChainCheckpoint:
     """The checkpoint of the MCMC run writing ``posterior_path``; ``target`` adds what else identifies the
     posterior (e.g. prior specs, the rate term), as JSON-serializable values."""
-    from mflow_sbi.flows.base import file_sha256
+    from mflow_sbi.flows import weights_sha256
 
-    weights = Path(model_dir) / layout.WEIGHTS_FILE
-    model = file_sha256(weights) if weights.is_file() else str(Path(model_dir).resolve())  # e.g. a model in memory
+    model = weights_sha256(model_dir) or str(Path(model_dir).resolve())  # e.g. a model in memory
     key = {"model": model, "observed": array_fingerprint(np.asarray(x_observed)), **target}
     return ChainCheckpoint(layout.mcmc_checkpoint_path(posterior_path), key, every)

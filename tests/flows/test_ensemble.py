@@ -115,3 +115,18 @@ def test_samples_come_from_the_members_mixture():
     assert np.all(on.sum(axis=0) == 1)  # on exactly one member's manifold
     share = on[0].mean()
     assert abs(share - 0.5) < 4 * np.sqrt(0.25 / n)  # binomial(400, 1/2): 4 sd
+
+
+def test_weights_fingerprint_covers_every_member(tmp_path):
+    """What resumed infer/calibrate runs compare: an ensemble's fingerprint changes with any member's weights."""
+    from mflow_sbi.flows import weights_sha256
+
+    models = members(seeds=(0, 1))
+    ModelEnsemble(models).save(tmp_path / "ens")
+    before = weights_sha256(tmp_path / "ens")
+    assert before is not None and before != weights_sha256(tmp_path / "ens" / "member_00")
+    with torch.no_grad():
+        next(models[1].parameters()).add_(1e-3)
+    models[1].save(tmp_path / "ens" / "member_01")
+    assert weights_sha256(tmp_path / "ens") not in (None, before)
+    assert weights_sha256(tmp_path / "nothing") is None
