@@ -11,6 +11,7 @@ from mflow_sbi.cli import main
 from mflow_sbi.flows import load_model
 from mflow_sbi.inference.metrics import subsampled_mmd2
 from mflow_sbi.workflow.run import REFERENCE_DRAWS
+from tests.tiny_models import tiny_job
 
 TINY_CONFIG = """
 [simulation]
@@ -153,8 +154,7 @@ def test_simulator_options_are_used_and_stored(tmp_path):
         assert json.loads(str(data["simulator_options"])) == {"latent_dim": 3, "data_dim": 5}
     # training takes the manifold dimension of the simulator as configured
     config = tmp_path / "tiny.toml"
-    config.write_text("[model.outer]\nn_layers = 1\nhidden_features = 8\n[model.inner]\nn_layers = 1\n"
-                      "hidden_features = 8\n[training]\nepochs_m = 1\nepochs_d = 1\n")
+    config.write_text(tiny_job(batch_size=None))
     assert main(["-q", "train", "--data", str(path), "--out", str(tmp_path / "m"), "--config", str(config)]) == 0
     assert load_model(tmp_path / "m").latent_dim == 3
 

@@ -8,6 +8,7 @@ from mflow_sbi.cli import main
 from mflow_sbi.data import kinematics, load_any
 from mflow_sbi.data.datasets import EventData, load_events
 from mflow_sbi.errors import InputError
+from tests.tiny_models import tiny_job
 
 
 def test_simulate_flat_root_holds_the_npz_events(tmp_path):
@@ -122,9 +123,7 @@ def test_infer_reads_root_observed_events_with_the_models_event_format(tmp_path,
     import json
 
     config = tmp_path / "tiny.toml"
-    config.write_text("[model.outer]\nn_layers = 1\nhidden_features = 8\nnum_blocks = 1\n"
-                      "[model.inner]\nn_layers = 1\nhidden_features = 8\nnum_blocks = 1\n"
-                      "[training]\nepochs_m = 1\nepochs_d = 1\nbatch_size = 100\n")
+    config.write_text(tiny_job())
     train, observed, model = tmp_path / "train.root", tmp_path / "observed.root", tmp_path / "model"
     assert main(["-q", "simulate", "lhc", "--n", "300", "--from-prior", "--seed", "1", "--out", str(train)]) == 0
     assert main(["-q", "simulate", "lhc", "--n", "8", "--theta", "0.5,0", "--seed", "2", "--out", str(observed)]) == 0
