@@ -79,6 +79,7 @@ CORNER_FILE = "corner.png"
 CALIBRATION_FILE = "calibration.npz"
 CALIBRATION_SUMMARY_FILE = "calibration_summary.json"
 CALIBRATION_CHECKPOINT_FILE = "calibration_checkpoint.npz"  # completed data sets, for calibrate --resume
+CALIBRATION_TASKS_DIR = "calibration_tasks"  # calibrate --scheduler: one result file per data set, for --resume
 SBC_PLOT_FILE = "sbc_ranks.png"
 COVERAGE_PLOT_FILE = "coverage.png"
 

@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              f"default {DEFAULT_LOCKSTEP})")
     parser.add_argument("--resume", action="store_true",
                         help=f"continue after the data sets completed in --out ({layout.CALIBRATION_CHECKPOINT_FILE}, "
-                             "written after every lockstep block) by a run with the same settings")
+                             "written after every lockstep block; with --scheduler one file per data set in "
+                             f"{layout.CALIBRATION_TASKS_DIR}/) by a run with the same settings")
     add_sampler_arguments(parser)
     add_scheduler_argument(parser)
     parser.set_defaults(func=run)
@@ -69,8 +70,10 @@ def run(args: argparse.Namespace) -> None:
         from mflow_sbi.workflow.calibrate import CalibrationJob, calibrate_on_dask
 
         job = CalibrationJob(str(args.model), args.simulator, args.n_events, options, tuple(args.prior or ()) or None,
-                             args.rank_samples, args.device or InferenceConfig.device, sampler)
-        result = calibrate_on_dask(job, args.n_datasets, args.seed, args.scheduler)
+                             args.rank_samples, args.device or InferenceConfig.device, sampler,
+                             calibration_identity(args.model, args.simulator, options, prior))
+        result = calibrate_on_dask(job, args.n_datasets, args.seed, args.scheduler,
+                                   task_dir=out / layout.CALIBRATION_TASKS_DIR, resume=args.resume)
     else:
         result = run_calibration(
             simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,
