@@ -125,10 +125,11 @@ def weights_sha256(path: str | os.PathLike) -> str | None:
     from mflow_sbi.layout import WEIGHTS_FILE
 
     directory = Path(path)
-    if (directory / WEIGHTS_FILE).is_file():
-        return file_sha256(directory / WEIGHTS_FILE)
     config = directory / CONFIG_FILE
-    members = read_toml(config).get("model", {}).get("members") if config.is_file() else None
+    section = read_toml(config).get("model", {}) if config.is_file() else {}
+    if section.get("type") != ENSEMBLE_TYPE:
+        return file_sha256(directory / WEIGHTS_FILE) if (directory / WEIGHTS_FILE).is_file() else None
+    members = section.get("members") or []
     if not members or not all((directory / name / WEIGHTS_FILE).is_file() for name in members):
         return None
     digest = hashlib.sha256()
