@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
                              args.rank_samples, args.device or InferenceConfig.device, sampler,
                              calibration_identity(args.model, args.simulator, options, prior))
         result = calibrate_on_dask(job, args.n_datasets, args.seed, args.scheduler,
-                                   task_dir=out / layout.CALIBRATION_TASKS_DIR, resume=args.resume)
+                                   task_dir=(out / layout.CALIBRATION_TASKS_DIR).resolve(), resume=args.resume)
     else:
         result = run_calibration(
             simulator.sample, lambda x: ModelLikelihood(model, x), prior, n_datasets=args.n_datasets,

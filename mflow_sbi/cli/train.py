@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int | None:
         if missing:  # checked before starting the processes, which would each report it
             raise InputError(f"--data: no such file(s): {', '.join(missing)}")
         return launch(args.workers, args.argv)
+    if config.training.stream and config.model.preprocessing == "asinh":
+        raise InputError("[model] preprocessing = \"asinh\" needs the training data's medians, which streaming "
+                         "(--stream, [training] stream) does not compute: train in memory or use \"affine\"")
     fmt = format_from_args(args)
     data = _load(args, config, fmt)
     head = data.head if isinstance(data, StreamedData) else data

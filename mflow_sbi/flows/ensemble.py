@@ -18,7 +18,8 @@ concatenation of the members' encodings u = (u_1, ..., u_K), its constant the me
 
 ``sample`` draws from the *mixture* of the members (each event from a member chosen uniformly at random), not
 from the geometric mean, which has no direct sampler: generated events are for closure checks of the members'
-manifolds, not for the likelihood.
+manifolds. Where a sample stands in for the model's own prediction (``limits``' Asimov and toy data sets), it
+is the mixture's, slightly wider than the geometric mean the likelihood uses where the members disagree.
 
 On disk (:mod:`mflow_sbi.layout`) an ensemble is a model directory whose config.toml has ``type =
 "ensemble"`` and the member directories' names (``member_00``, ``member_01``, ...), each a complete model
@@ -55,6 +56,9 @@ class ModelEnsemble(nn.Module):
             raise InputError("an ensemble needs at least one member model")
         first = members[0]
         for k, member in enumerate(members[1:], start=1):
+            if member.model_type != first.model_type:
+                raise InputError(f"ensemble member {k} is a {member.model_type!r} model, member 0 a "
+                                 f"{first.model_type!r} one: an ensemble averages models of one type")
             if (member.data_dim, member.parameter_dim) != (first.data_dim, first.parameter_dim):
                 raise InputError(f"ensemble member {k} models data of dimension {member.data_dim} with "
                                  f"{member.parameter_dim} parameter(s), member 0 {first.data_dim} with "
@@ -126,6 +130,8 @@ class ModelEnsemble(nn.Module):
 
     def cache_observed(self, x: ArrayLike, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, c): u the members' encodings side by side (N, sum_k n_k), c the mean of their constants (N,)."""
+        if not self.supports_cached_likelihood:
+            return self.members[0].cache_observed(x, mode)  # raises NoCachedLikelihood, naming why
         parts = [member.cache_observed(x, mode) for member in self.members]
         for (u, _), width in zip(parts, self._widths(), strict=True):
             if u.shape[1] != width:
@@ -134,6 +140,8 @@ class ModelEnsemble(nn.Module):
 
     def latent_log_prob(self, u: ArrayLike, theta: ArrayLike) -> torch.Tensor:
         """(1/K) sum_k latent_log_prob_k(u_k, theta) for u from :meth:`cache_observed`, shape (N,)."""
+        if not self.supports_cached_likelihood:
+            return self.members[0].latent_log_prob(u, theta)  # raises NoCachedLikelihood, naming why
         widths = self._widths()
         u = torch.as_tensor(u)
         if u.ndim != 2 or u.shape[1] != sum(widths):

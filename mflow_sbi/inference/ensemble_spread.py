@@ -10,10 +10,12 @@ importance weighting, with self-normalized weights
     w_ks ~ exp(l_k(theta_s) - lbar(theta_s)),
 
 so the members' posterior means and standard deviations come without K more MCMC runs. The spread (standard
-deviation over members) of the posterior means, next to the posterior's own standard deviation, says how far
-the learned posterior would move with another ensemble of the same size. Each member's effective sample size
-(sum_s w_ks)^2 / sum_s w_ks^2 says how well the ensemble's samples cover that member's posterior; a small one
-means the members disagree by more than the posterior width, and the moments of that member are only rough.
+deviation over members) of the posterior means, next to the posterior's own standard deviation, says how much
+one trained model's posterior scatters; the ensemble's mean, an average over K members, scatters by about
+spread / sqrt(K) (``standard_error_of_mean``) from one ensemble of the same size to the next. Each member's
+effective sample size (sum_s w_ks)^2 / sum_s w_ks^2 says how well the ensemble's samples cover that member's
+posterior (ignoring the chain's autocorrelation, so it is optimistic); a small one means the members disagree
+by more than the posterior width, and the moments of that member are only rough.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def ensemble_spread(ensemble, x_observed: np.ndarray, samples: np.ndarray, param
         "member_stds": {name: moments["std"][:, j].tolist() for j, name in enumerate(names)},
         "spread_of_means": {name: float(moments["mean"][:, j].std(ddof=1)) if len(log_l) > 1 else 0.0
                             for j, name in enumerate(names)},
+        "standard_error_of_mean": {name: float(moments["mean"][:, j].std(ddof=1) / np.sqrt(len(log_l)))
+                                   if len(log_l) > 1 else 0.0 for j, name in enumerate(names)},
         "effective_sample_size": moments["effective_sample_size"].tolist(),
     }
     low = [k for k, ess in enumerate(moments["effective_sample_size"]) if ess < LOW_ESS_FRACTION * len(samples)]

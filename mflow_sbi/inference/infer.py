@@ -60,5 +60,5 @@ def run_inference(
     if isinstance(model, ModelEnsemble) and len(model) > 1:
         posterior.metadata["ensemble"] = ensemble_spread(model, x_observed, posterior.samples, model.parameter_names,
                                                          cache=cache, mode=mode,
-                                                         seed=int(sampler_options.get("seed", 0)))
+                                                         seed=int(sampler_options.get("seed") or 0))
     return posterior

@@ -391,7 +391,7 @@ def asimov_sample(model: Any, theta_0: np.ndarray, n: int, seed: int = 0) -> np.
         raise InputError(f"theta_0 needs {model.parameter_dim} value(s), got {theta_0.tolist()}")
     with torch.no_grad():
         events = model.sample(torch.as_tensor(theta_0, dtype=torch.float32), int(n), torch.Generator().manual_seed(seed))
-    return events.double().numpy()
+    return events.double().cpu().numpy()
 
 
 def _refine_maximum(log_likelihood: Callable[[np.ndarray], np.ndarray], start: np.ndarray,

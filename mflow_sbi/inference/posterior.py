@@ -323,7 +323,9 @@ def format_rate(rate: dict) -> str:
 def format_ensemble_spread(record: dict) -> str:
     """One line naming how much an ensemble's members disagree (``metadata["ensemble"]``, see
     :mod:`mflow_sbi.inference.ensemble_spread`): the sd of their posterior means per parameter."""
-    spreads = ", ".join(f"{name} {value:.3g}" for name, value in record["spread_of_means"].items())
+    errors = record.get("standard_error_of_mean", {})
+    spreads = ", ".join(f"{name} {value:.3g}" + (f" (of their average: {errors[name]:.3g})" if name in errors else "")
+                        for name, value in record["spread_of_means"].items())
     line = f"ensemble of {record['size']} models: sd of the members' posterior means: {spreads}"
     return line + (f" (WARNING: {record['warning']})" if "warning" in record else "")
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mflow_sbi import layout
 from mflow_sbi.config import RunConfig
 from mflow_sbi.data.datasets import EventData
+from mflow_sbi.errors import InputError
 from mflow_sbi.flows.settings import ModelConfig
 from mflow_sbi.io import array_fingerprint, read_json, save_json
 from mflow_sbi.tomlio import write_toml
@@ -146,29 +147,54 @@ def is_trained_model_dir(directory: Path) -> bool:
     return all((directory / name).is_file() for name in (layout.CONFIG_FILE, layout.WEIGHTS_FILE, layout.HISTORY_JSON))
 
 
+def check_finished_member(member_dir: Path, data: EventData | StreamedData, config: RunConfig) -> None:
+    """A finished member kept by a resumed ensemble run must have been trained on the same data (fingerprint)
+    with the same ``[training]`` options (its own seed included); anything else is an error naming it."""
+    from mflow_sbi.tomlio import read_toml
+
+    current = training_data_record(data)
+    recorded = read_training_data_record(member_dir).get("fingerprint")
+    if recorded != current["fingerprint"]:
+        raise InputError(f"{member_dir}: trained on other data than --data (fingerprint {recorded}); rerun without "
+                         "--resume to train the ensemble afresh")
+    expected = dataclasses.asdict(config.training.for_data(current["joint_score"]))
+    stored = read_toml(member_dir / layout.TRAINING_CONFIG_FILE).get("training", {})
+    differing = sorted(key for key in set(expected) | set(stored) if expected.get(key) != stored.get(key))
+    if differing:
+        raise InputError(f"{member_dir}: trained with other [training] options ({', '.join(differing)} differ); "
+                         "rerun with the same options or without --resume")
+
+
 def train_ensemble(
     data: EventData | StreamedData, config: RunConfig, out_dir: Path, resume: bool = False, progress: bool = True,
     event_format: EventFormat | None = None,
 ) -> Path:
     """Train the ``[training] ensemble`` = K members one after another (:func:`member_config`, each a complete
     model directory ``out_dir/member_KK``), then write the ensemble's files (:mod:`mflow_sbi.flows.ensemble`).
-    With ``resume``, finished members are kept and an interrupted one continues from its checkpoint."""
-    import os
-
+    With ``resume``, finished members (checked by :func:`check_finished_member`) are kept and an interrupted one
+    continues from its checkpoint. Started as K processes, they join one process group for all members (rank 0
+    decides which members are finished and alone writes the files)."""
     from mflow_sbi.flows import load_model
     from mflow_sbi.flows.ensemble import ModelEnsemble
+    from mflow_sbi.training.distributed import distributed_session
 
     size = config.training.ensemble
-    for k in range(size):
-        member = member_config(config, k)
-        member_dir = out_dir / layout.member_dir_name(k)
-        if resume and is_trained_model_dir(member_dir):
-            log.info("ensemble member %d of %d is already trained (%s)", k + 1, size, member_dir)
-            continue
-        log.info("training ensemble member %d of %d (seed %d) into %s", k + 1, size, member.training.seed, member_dir)
-        train_from_data(data, member, member_dir, resume=resume, progress=progress, event_format=event_format)
-    if os.environ.get("RANK", "0") != "0":
-        return out_dir  # rank 0 writes the ensemble's files
+    with distributed_session(config.training.device) as context:
+        for k in range(size):
+            member = member_config(config, k)
+            member_dir = out_dir / layout.member_dir_name(k)
+            finished = resume and is_trained_model_dir(member_dir)
+            if context is not None:
+                finished = bool(context.from_main(finished))
+            if finished:
+                check_finished_member(member_dir, data, member)
+                log.info("ensemble member %d of %d is already trained (%s)", k + 1, size, member_dir)
+                continue
+            log.info("training ensemble member %d of %d (seed %d) into %s", k + 1, size, member.training.seed,
+                     member_dir)
+            train_from_data(data, member, member_dir, resume=resume, progress=progress, event_format=event_format)
+        if context is not None and not context.is_main:
+            return out_dir  # rank 0 writes the ensemble's files
     first = out_dir / layout.member_dir_name(0)
     for name in (layout.TRAINING_DATA_RECORD_FILE, layout.EVENT_FORMAT_FILE):
         if (first / name).is_file():

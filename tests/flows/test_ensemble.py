@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mflow_sbi.errors import DataFileError, InputError
-from mflow_sbi.flows import ModelEnsemble, load_model
+from mflow_sbi.flows import ModelEnsemble, NoCachedLikelihood, load_model
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood
 from mflow_sbi.inference.misspecification import distance_to_learned_manifold
 from mflow_sbi.priors import IndependentPrior
@@ -57,6 +57,10 @@ def test_likelihood_of_the_ensemble_is_the_ensemble_of_likelihoods():
 def test_ambient_members_have_no_cache_but_a_density():
     ensemble = ModelEnsemble(members("af", seeds=(0, 1)))
     assert not ensemble.supports_cached_likelihood and ensemble.latent_dim is None
+    with pytest.raises(NoCachedLikelihood):
+        ensemble.cache_observed(torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(NoCachedLikelihood):
+        ensemble.latent_log_prob(torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     x, theta = random_inputs(ensemble.members[0], 4)
     torch.testing.assert_close(ensemble.log_prob(x, theta),
                                0.5 * (ensemble.members[0].log_prob(x, theta) + ensemble.members[1].log_prob(x, theta)))
@@ -97,6 +101,8 @@ def test_members_must_describe_the_same_problem():
         ModelEnsemble([members(seeds=(0,))[0], make_model("mflow", seed=1, parameter_dim=1)])
     with pytest.raises(InputError, match="at least one"):
         ModelEnsemble([])
+    with pytest.raises(InputError, match="models of one type"):
+        ModelEnsemble([members(seeds=(0,))[0], *members("pie", seeds=(1,))])
 
 
 def test_samples_come_from_the_members_mixture():

@@ -137,3 +137,15 @@ def test_workers_errors_are_one_line(runs, tmp_path, capsys):
                      "--config", str(config), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_an_ensemble_trains_in_two_processes_in_one_process_group(runs, tmp_path):
+    """--workers 2 --ensemble 2: both members are trained by both processes (one group for all members), and
+    member 0 is the two-process single model of the same seed."""
+    root, config, data = runs
+    out = tmp_path / "ensemble"
+    subprocess.run(train_command(data, out, config, "--workers", "2", "--ensemble", "2"), check=True, timeout=600)
+    model = load_model(out)
+    assert len(model) == 2
+    assert val_losses(out / "member_00") == pytest.approx(val_losses(root / "two"), rel=TOLERANCE)
+    assert val_losses(out / "member_01") != val_losses(out / "member_00")

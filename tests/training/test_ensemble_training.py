@@ -75,3 +75,25 @@ def test_infer_and_evaluate_use_the_ensemble(ensemble_job, capsys):
     assert "misspecification" in summary["metadata"]  # checked with member 0's manifold and reference
     assert main(["-q", "evaluate", str(out), "--data", str(ensemble_job / "observed.npz")]) == 0
     assert "ensemble of 2 models" in capsys.readouterr().out
+
+
+def test_resume_refuses_members_of_other_data_or_options(ensemble_job, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "model"
+    shutil.copytree(ensemble_job / "model", out)
+    other = tmp_path / "other.npz"
+    simulate_events("polynomial_surface", 300, None, seed=9).save(other)
+    argv = ["-q", "train", "--out", str(out), "--config", str(ensemble_job / "tiny.toml"), "--ensemble", "2",
+            "--resume"]
+    assert main([*argv, "--data", str(other), "--seed", "4"]) == 2  # one-line error, exit code 2
+    assert "member_00: trained on other data" in capsys.readouterr().err
+    assert main([*argv, "--data", str(ensemble_job / "train.npz"), "--seed", "4", "--learning-rate", "0.01"]) == 2
+    assert "other [training] options (learning_rate differ)" in capsys.readouterr().err
+
+
+def test_streaming_with_the_asinh_warp_is_refused_before_reading(tmp_path, capsys):
+    (tmp_path / "job.toml").write_text('[model]\npreprocessing = "asinh"\n' + tiny_job())
+    code = main(["train", "--data", str(tmp_path / "none_*.root"), "--format", "delphes", "--stream", "--out",
+                 str(tmp_path / "m"), "--config", str(tmp_path / "job.toml")])
+    assert code == 2 and "asinh" in capsys.readouterr().err
