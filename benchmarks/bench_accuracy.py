@@ -17,6 +17,9 @@ Per training seed:
   ``--separate-manifolds`` member k is a whole M-flow, its own phase M seeded seed + 1000 k (the manifold
   term -1/2 log det J^T J does not depend on theta, so the members' log-likelihoods average to a posterior
   as before); both M-flows share the K manifolds;
+- with ``--cli-ensemble`` the M-flow (without the score) is instead trained the way ``mflow-sbi train --ensemble
+  K`` trains it: ``train_from_data`` with ``[training] ensemble = K`` (member k a whole M-flow, seed + 1000 k,
+  phases M and D in one sequential run), loaded as one ``ModelEnsemble``; SCANDAL is not trained then;
 - AF (``AmbientFlow(3, 1)``, default architecture) trained by maximum likelihood for ``--af-epochs`` epochs;
 - sbi (if installed): ``sbi.inference.NLE`` with its defaults (MAF, its own early stopping), trained once,
   its default MCMC (``build_posterior()``) drawing ``--sbi-samples`` samples per observed set.
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,13 +51,16 @@ import torch
 from benchmarks.bench_posterior import machine
 from benchmarks.bench_training import subsample
 from benchmarks.sbi_nle import box_prior, sample_nle, train_nle
-from mflow_sbi.flows import AmbientFlow, ManifoldFlow
+from mflow_sbi.config import parse_config
+from mflow_sbi.data.datasets import EventData
+from mflow_sbi.flows import AmbientFlow, ManifoldFlow, load_model
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.sampler import DEFAULT_MOVES, sample_posterior
 from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
+from mflow_sbi.workflow.train import train_from_data
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "accuracy.json"
@@ -140,6 +147,23 @@ def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
     return models
 
 
+def train_cli_ensemble(simulator, theta, x, args, seed: int) -> dict:
+    """The M-flow as ``mflow-sbi train --ensemble K`` trains it (``train_from_data``, ``[training] ensemble``):
+    {"mflow": ([the ModelEnsemble], info)}."""
+    data = EventData(x=x, theta=theta, prior=simulator.prior, parameter_names=tuple(simulator.parameter_names),
+                     simulator="polynomial_surface")
+    options = {name: value for name in ("epochs_m", "epochs_d", "patience", "ema_decay", "manifold_events")
+               if (value := getattr(args, name)) is not None}
+    config = parse_config({"training": options | {"seed": seed, "ensemble": args.ensemble, "scandal": 0.0}},
+                          "bench_accuracy --cli-ensemble")
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        train_from_data(data, config, Path(folder) / "model", progress=False)
+        model = load_model(Path(folder) / "model")
+    return {"mflow": ([model], {"training_wall_s": round(time.perf_counter() - began, 1),
+                                "training": vars(config.training) | {}})}
+
+
 def train_af(simulator, theta, x, args, seed: int):
     torch.manual_seed(seed)
     model = AmbientFlow(3, 1, prior=simulator.prior)
@@ -182,9 +206,10 @@ REFERENCE_TOLERANCE = 0.03
 
 def same_setting(a: dict, b: dict) -> bool:
     """Settings equal but for the training seeds and the sampler's moves (a sampler change between runs); files
-    written before ``--separate-manifolds`` existed shared one manifold."""
+    written before ``--separate-manifolds`` and ``--cli-ensemble`` existed shared one manifold."""
     def core(setting: dict) -> dict:
-        return {"separate_manifolds": False} | {k: v for k, v in setting.items() if k != "seeds"} | {
+        return {"separate_manifolds": False, "cli_ensemble": False} | {k: v for k, v in setting.items()
+                                                                        if k != "seeds"} | {
             "emcee": {k: v for k, v in setting.get("emcee", {}).items() if k != "moves"}}
     return core(a) == core(b)
 
@@ -329,6 +354,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "of their log-likelihoods (EnsembleLikelihood)")
     parser.add_argument("--separate-manifolds", action="store_true",
                         help="each of the --ensemble members trains its own phase M (seed + 1000 k) instead of sharing one")
+    parser.add_argument("--cli-ensemble", action="store_true",
+                        help="train the M-flow as `mflow-sbi train --ensemble K` does (train_from_data, [training] "
+                             "ensemble = --ensemble; no SCANDAL model)")
     parser.add_argument("--scandal", type=float, default=10.0, help="SCANDAL weight (0: skip that model)")
     parser.add_argument("--af-epochs", type=int, default=30)
     parser.add_argument("--no-mflow", action="store_true", help="skip both M-flows (e.g. to add another model's "
@@ -380,6 +408,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "thetas": thetas, "observed": args.observed, "scandal": args.scandal,
                            "ensemble": args.ensemble,
                            "separate_manifolds": args.separate_manifolds, "af_epochs": args.af_epochs, "quick": args.quick,
+                           "cli_ensemble": args.cli_ensemble,
                            "mflow_training": {k: getattr(defaults, k) for k in ("epochs_m", "epochs_d", "patience",
                                                                                  "ema_decay", "manifold_events",
                                                                                  "learning_rate", "batch_size")},
@@ -399,7 +428,12 @@ def main(argv: list[str] | None = None) -> dict:
     first_posteriors = {}
     for seed in seeds:
         theta, x, t_xz = simulate_training(simulator, args.n_train, seed)
-        trained = {} if args.no_mflow else train_mflows(simulator, theta, x, t_xz, args, seed)
+        if args.no_mflow:
+            trained = {}
+        elif args.cli_ensemble:
+            trained = train_cli_ensemble(simulator, theta, x, args, seed)
+        else:
+            trained = train_mflows(simulator, theta, x, t_xz, args, seed)
         if not args.no_af:
             trained["af"] = train_af(simulator, theta, x, args, seed)
         info = {"seed": seed, **{name: meta for name, (_, meta) in trained.items()}}
