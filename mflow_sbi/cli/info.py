@@ -39,6 +39,26 @@ def history_lines(records: list[dict]) -> list[str]:
     return lines
 
 
+def member_lines(model_dir: Path, members: list[str]) -> list[str]:
+    """An ensemble's members: type and manifold dimension, training seed, and their learning-curve summaries."""
+    from mflow_sbi.tomlio import read_toml
+
+    lines = [f"ensemble of {len(members)} models (the likelihood is the mean of their log-likelihoods)"]
+    for name in members:
+        member = model_dir / name
+        if not (member / layout.CONFIG_FILE).is_file():
+            lines.append(f"  {name}: missing")
+            continue
+        config = read_toml(member / layout.CONFIG_FILE).get("model", {})
+        training = member / layout.TRAINING_CONFIG_FILE
+        seed = read_toml(training).get("training", {}).get("seed") if training.is_file() else None
+        latent = f", latent_dim {config['latent_dim']}" if "latent_dim" in config else ""
+        lines.append(f"  {name}: {config.get('type', '?')}{latent}, seed {seed}")
+        if (member / layout.HISTORY_JSON).is_file():
+            lines += [f"    {line}" for line in history_lines(load_history(member).records)]
+    return lines
+
+
 def describe(model_dir: str | Path) -> list[str]:
     """The lines ``info`` prints."""
     from mflow_sbi.tomlio import read_toml
@@ -52,6 +72,7 @@ def describe(model_dir: str | Path) -> list[str]:
              f"parameters       {', '.join(model.pop('parameter_names', []))}"]
     if "prior" in config:
         lines.append(f"prior            {', '.join(config['prior'].get('specs', []))}")
+    members = model.pop("members", None)
     for key, value in model.items():
         lines.append(f"  {key} = {json.dumps(value)}")
     data = read_training_data_record(model_dir)
@@ -66,7 +87,9 @@ def describe(model_dir: str | Path) -> list[str]:
     if (model_dir / layout.TRAINING_CONFIG_FILE).is_file():
         training = read_toml(model_dir / layout.TRAINING_CONFIG_FILE).get("training", {})
         lines.append("training         " + ", ".join(f"{k}={v}" for k, v in training.items()))
-    if (model_dir / layout.HISTORY_JSON).is_file():
+    if members:
+        lines += member_lines(model_dir, members)
+    elif (model_dir / layout.HISTORY_JSON).is_file():
         lines += [f"  {line}" for line in history_lines(load_history(model_dir).records)]
     versions = read_json(model_dir / layout.VERSIONS_FILE) if (model_dir / layout.VERSIONS_FILE).is_file() else None
     if isinstance(versions, dict):

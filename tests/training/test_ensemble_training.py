@@ -45,6 +45,14 @@ def test_train_writes_members_with_their_own_seeds(ensemble_job):
     assert any(not torch.equal(first[key], second[key]) for key in first)  # different seeds, different models
 
 
+def test_info_lists_the_members_with_their_seeds(ensemble_job, capsys):
+    assert main(["info", str(ensemble_job / "model")]) == 0
+    printed = capsys.readouterr().out
+    assert "ensemble of 2 models" in printed
+    assert "member_00: mflow, latent_dim 2, seed 4" in printed and "member_01: mflow, latent_dim 2, seed 1004" in printed
+    assert printed.count("phase D:") == 2
+
+
 def test_resume_retrains_only_the_unfinished_member(ensemble_job, tmp_path):
     source = ensemble_job / "model"
     out = tmp_path / "model"
