@@ -83,14 +83,14 @@ def test_resume_keeps_finished_tasks_and_recomputes_the_missing_one(model_dir, t
     from mflow_sbi.workflow.calibrate import task_checkpoint
 
     tasks = tmp_path / "tasks"
-    first = calibrate_on_dask(job(model_dir), 3, seed=4, scheduler="synchronous", task_dir=tasks)
-    assert sorted(p.name for p in tasks.iterdir()) == ["dataset_00000.npz", "dataset_00001.npz", "dataset_00002.npz"]
-    kept = {k: task_checkpoint(tasks, k).stat().st_mtime_ns for k in (0, 2)}
+    first = calibrate_on_dask(job(model_dir), 2, seed=4, scheduler="synchronous", task_dir=tasks)
+    assert sorted(p.name for p in tasks.iterdir()) == ["dataset_00000.npz", "dataset_00001.npz"]
+    kept = task_checkpoint(tasks, 0).stat().st_mtime_ns
     task_checkpoint(tasks, 1).unlink()  # as if killed while data set 1 ran
-    resumed = calibrate_on_dask(job(model_dir), 3, seed=4, scheduler="synchronous", task_dir=tasks, resume=True)
+    resumed = calibrate_on_dask(job(model_dir), 2, seed=4, scheduler="synchronous", task_dir=tasks, resume=True)
     assert_same(first, resumed)
-    assert {k: task_checkpoint(tasks, k).stat().st_mtime_ns for k in (0, 2)} == kept
+    assert task_checkpoint(tasks, 0).stat().st_mtime_ns == kept
     assert task_checkpoint(tasks, 1).is_file()
     other = replace(job(model_dir), identity={"model_weights_sha256": "another model"})
     with pytest.raises(InputError, match="other settings"):
-        calibrate_on_dask(other, 3, seed=4, scheduler="synchronous", task_dir=tasks, resume=True)
+        calibrate_on_dask(other, 2, seed=4, scheduler="synchronous", task_dir=tasks, resume=True)
