@@ -155,14 +155,14 @@ def check_finished_member(member_dir: Path, data: EventData | StreamedData, conf
     current = training_data_record(data)
     recorded = read_training_data_record(member_dir).get("fingerprint")
     if recorded != current["fingerprint"]:
-        raise InputError(f"{member_dir}: trained on other data than --data (fingerprint {recorded}); rerun without "
-                         "--resume to train the ensemble afresh")
+        raise InputError(f"{member_dir}: trained on other data than these (fingerprint {recorded}); train the "
+                         "ensemble afresh, without resume")
     expected = dataclasses.asdict(config.training.for_data(current["joint_score"]))
     stored = read_toml(member_dir / layout.TRAINING_CONFIG_FILE).get("training", {})
     differing = sorted(key for key in set(expected) | set(stored) if expected.get(key) != stored.get(key))
     if differing:
         raise InputError(f"{member_dir}: trained with other [training] options ({', '.join(differing)} differ); "
-                         "rerun with the same options or without --resume")
+                         "resume with the same options, or train afresh")
 
 
 def train_ensemble(
