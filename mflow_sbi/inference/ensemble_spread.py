@@ -61,15 +61,14 @@ def ensemble_spread(ensemble, x_observed: np.ndarray, samples: np.ndarray, param
                       for member in ensemble.members])
     moments = member_moments(log_l, samples)
     names = list(parameter_names)
+    spread = moments["mean"].std(axis=0, ddof=1) if len(log_l) > 1 else np.zeros(len(names))
     result = {
         "size": len(ensemble.members),
         "reweighted_samples": len(samples),
         "member_means": {name: moments["mean"][:, j].tolist() for j, name in enumerate(names)},
         "member_stds": {name: moments["std"][:, j].tolist() for j, name in enumerate(names)},
-        "spread_of_means": {name: float(moments["mean"][:, j].std(ddof=1)) if len(log_l) > 1 else 0.0
-                            for j, name in enumerate(names)},
-        "standard_error_of_mean": {name: float(moments["mean"][:, j].std(ddof=1) / np.sqrt(len(log_l)))
-                                   if len(log_l) > 1 else 0.0 for j, name in enumerate(names)},
+        "spread_of_means": {name: float(spread[j]) for j, name in enumerate(names)},
+        "standard_error_of_mean": {name: float(spread[j] / np.sqrt(len(log_l))) for j, name in enumerate(names)},
         "effective_sample_size": moments["effective_sample_size"].tolist(),
     }
     low = [k for k, ess in enumerate(moments["effective_sample_size"]) if ess < LOW_ESS_FRACTION * len(samples)]
