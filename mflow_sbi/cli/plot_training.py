@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mflow_sbi.cli.options import examples
 from mflow_sbi.errors import InputError
-from mflow_sbi.layout import CONFIG_FILE, LEARNING_CURVES_FILE, member_dir_name
-from mflow_sbi.tomlio import read_toml
+from mflow_sbi.flows import ensemble_members
+from mflow_sbi.layout import LEARNING_CURVES_FILE, member_dir_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,7 @@ def run(args: argparse.Namespace) -> None:
     from mflow_sbi.training.curves import plot_learning_curves
     from mflow_sbi.training.history import load_history
 
-    config = Path(args.model_dir) / CONFIG_FILE
-    members = read_toml(config).get("model", {}).get("members") if config.is_file() else None
+    members = ensemble_members(args.model_dir)
     if members:
         first = Path(args.model_dir) / member_dir_name(0)
         raise InputError(f"{args.model_dir} is an ensemble of {len(members)} models, each with its own learning "

@@ -116,6 +116,14 @@ def load_model(path: str | os.PathLike,
     return MODEL_TYPES[model_type].load(directory, device)
 
 
+def ensemble_members(path: str | os.PathLike) -> list[str] | None:
+    """The member directory names listed in the config.toml of the ensemble directory ``path``, or None when
+    ``path`` is not an ensemble's directory (read without torch)."""
+    config = Path(path) / CONFIG_FILE
+    section = read_toml(config).get("model", {}) if config.is_file() else {}
+    return list(section.get("members") or []) if section.get("type") == ENSEMBLE_TYPE else None
+
+
 def weights_sha256(path: str | os.PathLike) -> str | None:
     """SHA-256 of the weights of the model directory ``path`` (for an ensemble: of its members' weights, in
     order), or None when it holds none: what resumed runs compare to know they continue with the same model."""
@@ -125,11 +133,9 @@ def weights_sha256(path: str | os.PathLike) -> str | None:
     from mflow_sbi.layout import WEIGHTS_FILE
 
     directory = Path(path)
-    config = directory / CONFIG_FILE
-    section = read_toml(config).get("model", {}) if config.is_file() else {}
-    if section.get("type") != ENSEMBLE_TYPE:
+    members = ensemble_members(directory)
+    if members is None:
         return file_sha256(directory / WEIGHTS_FILE) if (directory / WEIGHTS_FILE).is_file() else None
-    members = section.get("members") or []
     if not members or not all((directory / name / WEIGHTS_FILE).is_file() for name in members):
         return None
     digest = hashlib.sha256()
@@ -153,6 +159,7 @@ __all__ = [
     "StackConfig",
     "UnsupportedMode",
     "create_model",
+    "ensemble_members",
     "load_model",
     "weights_sha256",
 ]
