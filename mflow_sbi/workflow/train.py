@@ -147,12 +147,12 @@ def is_trained_model_dir(directory: Path) -> bool:
     return all((directory / name).is_file() for name in (layout.CONFIG_FILE, layout.WEIGHTS_FILE, layout.HISTORY_JSON))
 
 
-def check_finished_member(member_dir: Path, data: EventData | StreamedData, config: RunConfig) -> None:
-    """A finished member kept by a resumed ensemble run must have been trained on the same data (fingerprint)
-    with the same ``[training]`` options (its own seed included); anything else is an error naming it."""
+def check_finished_member(member_dir: Path, current: dict, config: RunConfig) -> None:
+    """A finished member kept by a resumed ensemble run must have been trained on the same data (``current``:
+    their :func:`training_data_record`; compared by fingerprint) with the same ``[training]`` options (its own
+    seed included); anything else is an error naming it."""
     from mflow_sbi.tomlio import read_toml
 
-    current = training_data_record(data)
     recorded = read_training_data_record(member_dir).get("fingerprint")
     if recorded != current["fingerprint"]:
         raise InputError(f"{member_dir}: trained on other data than these (fingerprint {recorded}); train the "
@@ -179,6 +179,7 @@ def train_ensemble(
     from mflow_sbi.training.distributed import distributed_session
 
     size = config.training.ensemble
+    current = training_data_record(data) if resume else None
     with distributed_session(config.training.device) as context:
         for k in range(size):
             member = member_config(config, k)
@@ -187,7 +188,7 @@ def train_ensemble(
             if context is not None:
                 finished = bool(context.from_main(finished))
             if finished:
-                check_finished_member(member_dir, data, member)
+                check_finished_member(member_dir, current, member)
                 log.info("ensemble member %d of %d is already trained (%s)", k + 1, size, member_dir)
                 continue
             log.info("training ensemble member %d of %d (seed %d) into %s", k + 1, size, member.training.seed,
