@@ -109,4 +109,5 @@ def simulate_root(name: str, n: int, theta: np.ndarray | None, seed: int | np.ra
     photons, jets = simulator.sample_events(thetas, n, rng)
     t_xz = simulator.joint_score(simulator.observables(photons, jets), thetas) if joint_score else None
     return write_delphes(out, photons, jets, thetas, simulator.parameter_names, rng=rng, simulator=name,
-                         prior=simulator.prior, t_xz=t_xz)
+                         prior=simulator.prior, t_xz=t_xz, event_format=getattr(simulator, "root_format", "delphes"),
+                         simulator_options=options)

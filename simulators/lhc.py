@@ -24,7 +24,12 @@ pT-tilted SM densities p0 q^m / E[q^m] (m = 0, 1, 2); candidates outside the cut
 
 Observables x (40, objects ordered by pT) are computed from the four-momenta only via
 ``mflow_sbi.data.kinematics.event_features``; they lie on a 14-dimensional manifold given by the 26 constraints
-of ``simulators/lhc_constraints.py``. ``log_likelihood`` inverts x -> z and returns log p(z|theta): the
+of ``simulators/lhc_constraints.py``. Option ``cp_observable=True`` appends a 41st: the jets' azimuthal asymmetry
+sin 2 dphi_jj (``azimuthal_asymmetry``), a smooth function of the jets' momenta on the manifold (the Delta-eta
+cut keeps the jets apart in eta, so which one is forward never flips), held to them by a 27th constraint. The
+likelihood ratio of an event depends on theta only through (q, sin 2 dphi_jj): w = (1 + theta_0 a - theta_1 b s)^2
++ theta_1^2 b^2 (1 - s^2); with the option the CP-odd direction is one coordinate instead of an arctangent of
+the jets' components. ``log_likelihood`` inverts x -> z and returns log p(z|theta): the
 density of x on the manifold differs from it by the embedding term -1/2 log det(J^T J)(z), which does not
 depend on theta, so the result is exact up to a theta-independent (event-dependent) term.
 
@@ -48,17 +53,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from mflow_sbi.data.event_format import load_format
 from mflow_sbi.data.kinematics import event_features, sort_by_pt
 from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
 from mflow_sbi.priors import diagonal_normal
 
 from .base import broadcast_theta, check_x, load_constants
-from .lhc_constraints import closure, constraint_violations
+from .lhc_constraints import BASE_OBSERVABLES, closure, constraint_violations
 from .lhc_cross_section import fingerprint
 from .lhc_model import Cuts, LatentModel, SMDensity, momentum_product, signed_dphi_jj
 
 PHOTON_SLICES = (slice(0, 4), slice(6, 10))
 JET_SLICES = (slice(12, 16), slice(18, 22))
+PAIRS = ((0, 1), (2, 3))  # diphoton and dijet systems
+AZIMUTHAL_PAIRS = ((2, 3),)  # the jets' sin 2 dphi_jj (option cp_observable)
 
 
 def load_lhc_constants(check: bool = True) -> dict:
@@ -88,10 +96,14 @@ class LHC:
 
     nuisance_names: tuple[str, ...] = ()
 
-    def __init__(self, smearing: bool = False, jes_uncertainty: float = 0.0) -> None:
+    def __init__(self, smearing: bool = False, jes_uncertainty: float = 0.0, cp_observable: bool = False) -> None:
         constants = load_lhc_constants()
         self.version = constants["version"]
         self.smearing = bool(smearing)
+        if not isinstance(cp_observable, bool):
+            raise ConfigError(f"lhc option cp_observable must be true or false, got {cp_observable!r}")
+        self.cp_observable = cp_observable
+        self.data_dim = BASE_OBSERVABLES + int(cp_observable)
         if isinstance(jes_uncertainty, bool) or not isinstance(jes_uncertainty, int | float) \
                 or not 0.0 <= jes_uncertainty < 1.0:
             raise ConfigError(f"lhc option jes_uncertainty must be a number in [0, 1), got {jes_uncertainty!r}")
@@ -110,6 +122,14 @@ class LHC:
             self.parameter_labels = (*self.parameter_labels, r"$\nu_{\rm JES}$")
             self.nuisance_names = ("nu_jes",)
             self.prior = diagonal_normal([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+
+    @property
+    def root_format(self) -> str | dict:
+        """The event format that reads this simulator's Delphes-layout ROOT files back into its observables: the
+        ``delphes`` preset, with the jets' azimuthal asymmetry added under ``cp_observable``."""
+        if not self.cp_observable:
+            return "delphes"
+        return load_format("delphes").to_dict() | {"azimuthal_pairs": [list(pair) for pair in AZIMUTHAL_PAIRS]}
 
     @property
     def parameter_dim(self) -> int:
@@ -207,10 +227,10 @@ class LHC:
         relative = np.sqrt(stochastic**2 / p4[..., 0] + constant**2)
         return p4 * np.exp(relative * rng.standard_normal(relative.shape))[..., None]
 
-    @staticmethod
-    def observables(photons: np.ndarray, jets: np.ndarray) -> np.ndarray:
-        """The 40 observables of pT-ordered (photons, jets); see ``simulators/lhc_constraints.py``."""
-        return event_features([photons, jets], pairs=[(0, 1), (2, 3)])
+    def observables(self, photons: np.ndarray, jets: np.ndarray) -> np.ndarray:
+        """The 40 observables of pT-ordered (photons, jets) (see ``simulators/lhc_constraints.py``), then with
+        ``cp_observable`` the jets' sin 2 dphi_jj."""
+        return event_features([photons, jets], pairs=PAIRS, azimuthal_pairs=AZIMUTHAL_PAIRS if self.cp_observable else ())
 
     def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.observables(*self.sample_events(theta, n, rng))
@@ -226,7 +246,7 @@ class LHC:
         return self.model.latent(*self.momenta(check_x(x, self.data_dim)))
 
     def embed(self, z: np.ndarray) -> np.ndarray:
-        """Latent z (pT-ordered, leading photon's decay angles) -> observables (n, 40)."""
+        """Latent z (pT-ordered, leading photon's decay angles) -> observables (n, data_dim)."""
         return self.observables(*self.model.momenta(np.asarray(z, dtype=np.float64)))
 
     # --- likelihood ---------------------------------------------------------------------------------
@@ -318,9 +338,9 @@ class LHC:
 
     # --- manifold -----------------------------------------------------------------------------------
     def constraint_violations(self, x: np.ndarray) -> np.ndarray:
-        """The 26 dimensionless constraint residuals, shape (n, 26)."""
+        """The dimensionless constraint residuals, shape (n, 26) (27 with ``cp_observable``)."""
         return constraint_violations(check_x(x, self.data_dim))
 
     def distance_to_manifold(self, x: np.ndarray) -> np.ndarray:
-        """Root mean square of the 26 constraint residuals (scale-free closure), shape (n,)."""
+        """Root mean square of the constraint residuals (scale-free closure), shape (n,)."""
         return closure(check_x(x, self.data_dim))

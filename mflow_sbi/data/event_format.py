@@ -2,14 +2,16 @@
 
 A format names the tree, the object collections to read and how (kinematics convention, jagged or flat
 columns, how many leading objects, pT / |eta| cuts, minimum multiplicity), the object pairs whose
-system features are added, plain per-event columns taken as they are, and the parameter branches that
-form theta. Features follow :mod:`mflow_sbi.data.kinematics`: 6 per selected object (E, px, py, pz, pT,
-eta), then 8 per pair (E, px, py, pz, pT, m, eta, Delta-eta), then the plain columns.
+system features are added, the object pairs whose azimuthal asymmetry is added, plain per-event columns taken
+as they are, and the parameter branches that form theta. Features follow :mod:`mflow_sbi.data.kinematics`: 6
+per selected object (E, px, py, pz, pT, eta), then 8 per pair (E, px, py, pz, pT, m, eta, Delta-eta), then one
+per azimuthal pair (sin 2 Delta-phi, forward minus backward object), then the plain columns.
 
 A format is written as a TOML table (top level, or a ``[format]`` table)::
 
     tree = "Delphes"
     pairs = [[0, 1], [2, 3]]          # indices into the selected objects, in collection order
+    azimuthal_pairs = [[2, 3]]        # optional: sin 2 Delta-phi of these pairs (CP-odd in weak boson fusion)
     columns = []                      # per-event branches appended as features, unchanged
     parameters = ["theta_0"]          # theta branches; omitted: taken from the file's mflow-sbi metadata
     weight = "Event.Weight"           # optional: a per-event weight branch (training uses weighted losses)
@@ -41,7 +43,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mflow_sbi.data.kinematics import OBJECT_FEATURES, PAIR_FEATURES
+from mflow_sbi.data.kinematics import AZIMUTHAL_FEATURE, OBJECT_FEATURES, PAIR_FEATURES
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.tomlio import read_toml
 
@@ -139,6 +141,7 @@ class EventFormat:
     tree: str
     collections: tuple[Collection, ...] = ()
     pairs: tuple[tuple[int, int], ...] = ()
+    azimuthal_pairs: tuple[tuple[int, int], ...] = ()
     columns: tuple[str, ...] = ()
     parameters: tuple[str, ...] | None = None
     nonfinite: str = "drop"
@@ -152,12 +155,12 @@ class EventFormat:
         if len(set(names)) != len(names):
             raise ConfigError(f"format '{self.name}': collection names must be unique, got {names}")
         n_objects = self.n_objects
-        for pair in self.pairs:
-            if len(pair) != 2 or not all(isinstance(i, int) and 0 <= i < n_objects for i in pair) or pair[0] == pair[1]:
-                raise ConfigError(
-                    f"format '{self.name}': pair {list(pair)} must hold two different object indices "
-                    f"in 0..{n_objects - 1}"
-                )
+        for key, pairs in (("pairs", self.pairs), ("azimuthal_pairs", self.azimuthal_pairs)):
+            for pair in pairs:
+                if len(pair) != 2 or not all(isinstance(i, int) and 0 <= i < n_objects for i in pair) \
+                        or pair[0] == pair[1]:
+                    raise ConfigError(f"format '{self.name}': pair {list(pair)} of '{key}' must hold two different "
+                                      f"object indices in 0..{n_objects - 1}")
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ConfigError(
                 f"format '{self.name}': nonfinite must be one of {NONFINITE_POLICIES}, got {self.nonfinite!r}"
@@ -169,17 +172,19 @@ class EventFormat:
 
     @property
     def n_features(self) -> int:
-        return 6 * self.n_objects + 8 * len(self.pairs) + len(self.columns)
+        return 6 * self.n_objects + 8 * len(self.pairs) + len(self.azimuthal_pairs) + len(self.columns)
 
     def object_labels(self) -> list[str]:
         """Labels of the selected objects in order, e.g. ['photon1', 'photon2', 'jet1', 'jet2']."""
         return [f"{c.name}{k + 1}" for c in self.collections for k in range(c.count)]
 
     def feature_names(self) -> list[str]:
-        """One name per feature column, e.g. 'photon1_E', 'photon1_photon2_m', then the plain columns."""
+        """One name per feature column, e.g. 'photon1_E', 'photon1_photon2_m', 'jet1_jet2_sin2dphi', then the
+        plain columns."""
         labels = self.object_labels()
         names = [f"{label}_{f}" for label in labels for f in OBJECT_FEATURES]
         names += [f"{labels[i]}_{labels[j]}_{f}" for i, j in self.pairs for f in PAIR_FEATURES]
+        names += [f"{labels[i]}_{labels[j]}_{AZIMUTHAL_FEATURE}" for i, j in self.azimuthal_pairs]
         return names + list(self.columns)
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,6 +193,8 @@ class EventFormat:
             out["collections"] = [c.to_dict() for c in self.collections]
         if self.pairs:
             out["pairs"] = [list(p) for p in self.pairs]
+        if self.azimuthal_pairs:
+            out["azimuthal_pairs"] = [list(p) for p in self.azimuthal_pairs]
         if self.columns:
             out["columns"] = list(self.columns)
         if self.parameters is not None:
@@ -200,18 +207,20 @@ class EventFormat:
     def from_dict(cls, table: dict[str, Any], name: str = "custom") -> EventFormat:
         """Build a format from a parsed TOML/JSON table, naming the offending key on error."""
         table = table.get("format", table)
-        allowed = {"tree", "collections", "pairs", "columns", "parameters", "nonfinite", "weight"}
+        allowed = {"tree", "collections", "pairs", "azimuthal_pairs", "columns", "parameters", "nonfinite", "weight"}
         _check_keys(table, allowed, f"format '{name}'")
         if "tree" not in table:
             raise ConfigError(f"format '{name}': missing key 'tree' (the TTree name)")
         for key, what in (("collections", "an array of tables"), ("pairs", "an array of [i, j] pairs"),
+                          ("azimuthal_pairs", "an array of [i, j] pairs"),
                           ("columns", "an array of branch names"), ("parameters", "an array of branch names")):
             if key in table and not isinstance(table[key], list | tuple):
                 raise ConfigError(f"format '{name}': '{key}' must be {what}, got {table[key]!r}")
         if "weight" in table and not isinstance(table["weight"], str):
             raise ConfigError(f"format '{name}': 'weight' must be a branch name, got {table['weight']!r}")
-        if not all(isinstance(p, list | tuple) for p in table.get("pairs", [])):
-            raise ConfigError(f"format '{name}': 'pairs' must be an array of [i, j] pairs, got {table['pairs']!r}")
+        for key in ("pairs", "azimuthal_pairs"):
+            if not all(isinstance(p, list | tuple) for p in table.get(key, [])):
+                raise ConfigError(f"format '{name}': '{key}' must be an array of [i, j] pairs, got {table[key]!r}")
         collections = tuple(_collection(c, name, k) for k, c in enumerate(table.get("collections", [])))
         parameters = table.get("parameters")
         try:
@@ -219,6 +228,7 @@ class EventFormat:
                 tree=str(table["tree"]),
                 collections=collections,
                 pairs=tuple(tuple(p) for p in table.get("pairs", [])),
+                azimuthal_pairs=tuple(tuple(p) for p in table.get("azimuthal_pairs", [])),
                 columns=tuple(str(c) for c in table.get("columns", [])),
                 parameters=None if parameters is None else tuple(str(p) for p in parameters),
                 nonfinite=str(table.get("nonfinite", "drop")),

@@ -14,6 +14,10 @@ A four-momentum array has trailing shape (4,) ordered (E, px, py, pz).
 Object features (6 per object):   (E, px, py, pz, pT, eta)
 Pair features (8 per pair):       (E, px, py, pz, pT, m, eta) of the summed four-momentum, and
                                   Delta-eta = eta(first) - eta(second) of the two constituents.
+Azimuthal asymmetry of a pair:    sin(2 Delta-phi), Delta-phi = phi(forward) - phi(backward), the forward
+                                  object being the one of larger eta (so it does not depend on the labels);
+                                  in weak boson fusion its sign follows a CP-odd coupling (Plehn, Rainwater and
+                                  Zeppenfeld, Phys. Rev. Lett. 88 (2002) 051801).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 OBJECT_FEATURES = ("E", "px", "py", "pz", "pT", "eta")
 PAIR_FEATURES = ("E", "px", "py", "pz", "pT", "m", "eta", "deta")
+AZIMUTHAL_FEATURE = "sin2dphi"
 
 
 def from_pt_eta_phi_m(pt, eta, phi, mass) -> np.ndarray:
@@ -80,20 +85,36 @@ def pair_features(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     )
 
 
+def azimuthal_asymmetry(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Two (..., 4) four-momenta -> sin(2 (phi_forward - phi_backward)) (...), from the components only:
+
+        sin(phi_a - phi_b) = (py_a px_b - px_a py_b) / (pT_a pT_b),  cos(phi_a - phi_b) = (px_a px_b + py_a py_b) / (pT_a pT_b),
+
+    sin 2 dphi = 2 sin dphi cos dphi, with the sign flipped when the second object is the forward one.
+    """
+    norm = transverse_momentum(first) * transverse_momentum(second)
+    sine = (first[..., 2] * second[..., 1] - first[..., 1] * second[..., 2]) / norm
+    cosine = (first[..., 1] * second[..., 1] + first[..., 2] * second[..., 2]) / norm
+    forward_first = pseudorapidity(first) >= pseudorapidity(second)
+    return np.where(forward_first, 1.0, -1.0) * 2 * sine * cosine
+
+
 def sort_by_pt(p4: np.ndarray) -> np.ndarray:
     """Order objects along axis -2 by decreasing pT; p4 has shape (n_events, n_objects, 4)."""
     order = np.argsort(-transverse_momentum(p4), axis=-1, kind="stable")
     return np.take_along_axis(p4, order[..., None], axis=-2)
 
 
-def event_features(collections: list[np.ndarray], pairs: list[tuple[int, int]]) -> np.ndarray:
-    """Concatenate object features then pair features for one array of events.
+def event_features(collections: list[np.ndarray], pairs: list[tuple[int, int]],
+                   azimuthal_pairs: list[tuple[int, int]] = ()) -> np.ndarray:
+    """Concatenate object features, pair features, then pair azimuthal asymmetries for one array of events.
 
     ``collections`` is a list of (n_events, k_i, 4) arrays (objects already selected and ordered); the
-    objects are numbered in that order. ``pairs`` lists index pairs into the flattened object list.
-    Returns an (n_events, 6 * n_objects + 8 * n_pairs) array.
+    objects are numbered in that order. ``pairs`` and ``azimuthal_pairs`` list index pairs into the flattened
+    object list. Returns an (n_events, 6 * n_objects + 8 * n_pairs + n_azimuthal_pairs) array.
     """
     objects = np.concatenate(collections, axis=1)
     parts = [object_features(objects).reshape(objects.shape[0], -1)]
     parts += [pair_features(objects[:, i], objects[:, j]) for i, j in pairs]
+    parts += [azimuthal_asymmetry(objects[:, i], objects[:, j])[:, None] for i, j in azimuthal_pairs]
     return np.concatenate(parts, axis=1)

@@ -288,7 +288,8 @@ def select_chunk(arrays: Any, source: TreeSource, entry_start: int = 0) -> tuple
     n_kinematic = fmt.n_features - len(fmt.columns)
     if objects and len(x):
         with np.errstate(divide="ignore", invalid="ignore"):
-            x[:, :n_kinematic] = kinematics.event_features([o[keep] for o in objects], list(fmt.pairs))
+            x[:, :n_kinematic] = kinematics.event_features([o[keep] for o in objects], list(fmt.pairs),
+                                                               list(fmt.azimuthal_pairs))
     x[:, n_kinematic:] = columns[keep]
     bad_features = ~np.isfinite(x).all(axis=1)
     bad[np.flatnonzero(keep)[bad_features]] = True
@@ -380,7 +381,8 @@ def _selection_text(coll: Collection) -> str:
 
 
 def source_metadata(sources: list[TreeSource]) -> dict[str, Any]:
-    """EventData metadata (simulator, prior, parameter_names) shared by all sources."""
+    """EventData metadata (simulator, its options, prior, parameter_names) shared by all sources; the options
+    only when the files are read with the format they were written for (another format gives other features)."""
     first = sources[0]
     if not first.parameters:
         return {}
@@ -390,7 +392,10 @@ def source_metadata(sources: list[TreeSource]) -> dict[str, Any]:
     names = tuple(meta.get("parameter_names", first.parameters)) if from_meta else first.parameters
     prior = IndependentPrior.from_specs(meta["prior"]) if from_meta and meta.get("prior") else None
     simulator = meta.get("simulator") if from_meta else None
-    return {"parameter_names": names, "prior": prior, "simulator": simulator}
+    stored = meta.get("format")
+    written_for = stored is not None and load_format(stored).feature_names() == first.fmt.feature_names()
+    options = meta.get("simulator_options") if from_meta and written_for else None
+    return {"parameter_names": names, "prior": prior, "simulator": simulator, "simulator_options": options}
 
 
 def concatenate(chunks: Iterable[EventData], **metadata: Any) -> EventData:

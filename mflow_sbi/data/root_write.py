@@ -138,14 +138,18 @@ def write_delphes(path: str | os.PathLike, photons: np.ndarray, jets: np.ndarray
                   rng: np.random.Generator | int | None = None, extra_objects: bool = True, *,
                   simulator: str | None = None, prior: IndependentPrior | None = None,
                   t_xz: np.ndarray | None = None, dtype: type = np.float32,
-                  batch_events: int = BASKET_EVENTS) -> Path:
+                  batch_events: int = BASKET_EVENTS, event_format: str | dict = "delphes",
+                  simulator_options: dict | None = None) -> Path:
     """Write photons and jets in the Delphes layout (see the module docstring).
 
     ``photons``, ``jets``: (n, k, 4) four-momenta (E, px, py, pz), ordered by decreasing pT.
     ``theta``: (n, p) or (p,). ``weight``: (n,) event weights (default 1). ``rng`` (Generator or seed;
     None means seed 0) draws the extra softer objects when ``extra_objects``. ``t_xz``: optional (n, p)
     joint score, stored as ``t_xz_NAME`` and read back into ``EventData.t_xz``. ``dtype``: float type of
-    the object branches (float32 like Delphes; float64 for bit-exact round trips).
+    the object branches (float32 like Delphes; float64 for bit-exact round trips). ``event_format`` (a preset
+    name or a format table) and ``simulator_options`` are stored in the metadata: readers without a format
+    use that one (e.g. the ``delphes`` preset with the jets' azimuthal asymmetry added), and the events keep
+    the simulator's options.
     """
     photons = _four_momenta(photons, "photons", None)
     n = len(photons)
@@ -167,7 +171,8 @@ def write_delphes(path: str | os.PathLike, photons: np.ndarray, jets: np.ndarray
     }
     metadata = metadata_json(simulator=simulator, parameter_names=names, parameter_branches=names,
                              score_branches=scores, prior=None if prior is None else list(prior.specs),
-                             weight_branch=WEIGHT_BRANCH, format="delphes")
+                             weight_branch=WEIGHT_BRANCH, format=event_format,
+                             **({"simulator_options": simulator_options} if simulator_options else {}))
     return _write_tree(path, DELPHES_TREE, columns, metadata, batch_events,
                        field_name=lambda outer, inner: f"{outer}.{inner}", counter_name=lambda name: f"{name}_size")
 

@@ -38,6 +38,14 @@ def test_dict_round_trip():
     assert again.collections[0].max_abs_eta == 2.5 and again.collections[1].min_pt == 20.0
 
 
+def test_azimuthal_pairs_add_one_named_feature_each_and_round_trip():
+    fmt = EventFormat.from_dict(load_format("delphes").to_dict() | {"azimuthal_pairs": [[2, 3]]})
+    assert fmt.n_features == len(fmt.feature_names()) == 41
+    assert fmt.feature_names()[:40] == load_format("delphes").feature_names()
+    assert fmt.feature_names()[40] == "jet1_jet2_sin2dphi"
+    assert EventFormat.from_dict(fmt.to_dict()) == fmt
+
+
 def _table(**changes):
     table = {
         "tree": "t",
@@ -56,6 +64,7 @@ def _table(**changes):
         ({k: v for k, v in _table().items() if k != "tree"}, "missing key 'tree'"),
         (_table(pairs=[[0, 2]]), "pair [0, 2]"),
         (_table(pairs=[[1, 1]]), "pair [1, 1]"),
+        (_table(azimuthal_pairs=[[0, 2]]), "pair [0, 2] of 'azimuthal_pairs' must hold two different object indices"),
         (_table(nonfinite="ignore"), "nonfinite"),
         (_table(collections=[]), "at least one collection or column"),
     ],
@@ -105,6 +114,7 @@ def test_format_specs(tmp_path):
 @pytest.mark.parametrize(("table", "message"), [
     ({"tree": "t", "collections": 0}, "'collections' must be an array of tables, got 0"),
     ({"tree": "t", "pairs": [1, 2]}, "'pairs' must be an array of \\[i, j\\] pairs"),
+    ({"tree": "t", "azimuthal_pairs": [3]}, "'azimuthal_pairs' must be an array of \\[i, j\\] pairs"),
     ({"tree": "t", "columns": "met"}, "'columns' must be an array of branch names"),
 ])
 def test_format_arrays_of_the_wrong_type_are_named(table, message):

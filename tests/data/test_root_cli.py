@@ -89,6 +89,24 @@ def test_lhc_simulator_round_trip(tmp_path):
     np.testing.assert_array_equal(data.theta, 0.0)
 
 
+def test_lhc_cp_observable_round_trips_through_its_stored_format(tmp_path):
+    """simulate lhc with cp_observable -> Delphes ROOT -> read without a format: the 41 observables of the
+    simulator with that option (float32 branches), and the option comes back with the events; the plain
+    ``delphes`` preset reads the same file as the default simulator's 40 observables, without the option."""
+    from mflow_sbi.simulators import get_simulator
+
+    out = tmp_path / "cp.root"
+    assert main(["simulate", "lhc", "--n", "300", "--from-prior", "--seed", "4", "--option", "cp_observable=true",
+                 "--out", str(out)]) == 0
+    simulator = get_simulator("lhc", cp_observable=True)
+    data = load_any(out, require_theta=True)
+    assert data.x.shape == (300, 41) and data.simulator_options == {"cp_observable": True}
+    assert np.max(simulator.distance_to_manifold(data.x)) < 1e-5  # float32 momenta; a wrong 41st column is O(1)
+    plain = load_any(out, "delphes", require_theta=True)
+    np.testing.assert_array_equal(plain.x, data.x[:, :40])
+    assert plain.simulator_options is None
+
+
 def test_train_reads_root_files_through_a_format(tmp_path, lhc_like, monkeypatch):
     """``train --data EVENTS.root --format ...`` hands the selected features to training, no .npz needed."""
     from mflow_sbi.cli import train as train_cli

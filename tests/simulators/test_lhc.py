@@ -226,3 +226,40 @@ def test_calibration_script_reproduces_stored_acceptances(tmp_path, monkeypatch)
     assert np.all(np.abs(difference) < 5 * np.array(fresh["acceptance_std"]))
     monkeypatch.setattr(base, "CONSTANTS", tmp_path)
     LHC()  # the rewritten file is accepted
+
+
+@pytest.fixture(scope="module")
+def cp_sim():
+    return LHC(cp_observable=True)
+
+
+def test_cp_observable_appends_sin_2dphi_and_keeps_the_rest(sim, cp_sim):
+    """Same seed, same events: the first 40 columns are the default simulator's, the 41st is the arctangent
+    reference sin 2 dphi_jj, and the likelihood (a function of the latent point) is unchanged."""
+    theta = np.array([0.5, -1.0])
+    x = cp_sim.sample(theta, 2000, np.random.default_rng(21))
+    base = sim.sample(theta, 2000, np.random.default_rng(21))
+    assert x.shape == (2000, 41) and cp_sim.data_dim == 41
+    np.testing.assert_array_equal(x[:, :40], base)
+    np.testing.assert_allclose(x[:, 40], sin_2dphi(base), atol=1e-12)
+    np.testing.assert_array_equal(cp_sim.log_likelihood(x, theta), sim.log_likelihood(base, theta))
+    np.testing.assert_allclose(cp_sim.embed(cp_sim.latent(x)), x, rtol=1e-7, atol=1e-7)
+
+
+def test_cp_observable_is_held_by_a_27th_constraint(cp_sim):
+    """On the data the 27 residuals vanish (float64, <= 1e-9 as for the 26); moving only the new column by 1e-4
+    leaves the first 26 at zero and shows in the 27th (and so in the closure)."""
+    x = cp_sim.sample(np.zeros(2), 500, np.random.default_rng(22))
+    violations = cp_sim.constraint_violations(x)
+    assert violations.shape == (500, N_CONSTRAINTS + 1)
+    assert np.max(np.abs(violations)) < 1e-9
+    x[:, 40] += 1e-4
+    violations = cp_sim.constraint_violations(x)
+    assert np.max(np.abs(violations[:, :N_CONSTRAINTS])) < 1e-9
+    np.testing.assert_allclose(violations[:, N_CONSTRAINTS], 1e-4, rtol=1e-6)
+    assert np.all(cp_sim.distance_to_manifold(x) > 1e-6)
+
+
+def test_cp_observable_option_is_checked():
+    with pytest.raises(ConfigError, match="cp_observable must be true or false, got 'yes'"):
+        LHC(cp_observable="yes")
