@@ -7,7 +7,8 @@ coupling). ``--n-train`` training events with theta from the prior (seed ``--see
 the models learn p(x | theta, nu), the observed events are drawn at nu = 0, every posterior is sampled in
 (theta, nu) and compared on its theta marginal, and the exact posterior with nu fixed at 0 (the simulator
 without the nuisance, the same likelihood at nu = 0) is reported beside it to show how much the nuisance widens
-theta.
+theta. With ``--cp-observable`` the simulator appends the jets' azimuthal asymmetry sin 2 dphi_jj as a 41st
+observable (``lhc`` option ``cp_observable``) for every model; the exact posterior does not change.
 
 Models (``--models``, trained through the same ``train_from_data`` a user's ``mflow-sbi train`` runs, with the
 default architecture and ``[training]`` defaults unless ``--epochs-m``/``--epochs-d``/``--manifold-events``/
@@ -70,7 +71,7 @@ def parse_points(text: str) -> list[list[float]]:
 
 
 def simulator_of(args, nuisance: bool = True):
-    return get_simulator("lhc", jes_uncertainty=args.jes) if nuisance and args.jes > 0 else get_simulator("lhc")
+    return get_simulator("lhc", **simulator_options(args, nuisance))
 
 
 def full_theta(point: list[float], simulator) -> np.ndarray:
@@ -78,8 +79,10 @@ def full_theta(point: list[float], simulator) -> np.ndarray:
     return np.array(point + [0.0] * (len(simulator.parameter_names) - len(point)))
 
 
-def jes_options(args) -> dict:
-    return {"jes_uncertainty": args.jes} if args.jes > 0 else {}
+def simulator_options(args, nuisance: bool = True) -> dict:
+    """The ``lhc`` options of this run (the nuisance's only with ``nuisance``)."""
+    options = {"jes_uncertainty": args.jes} if nuisance and args.jes > 0 else {}
+    return options | ({"cp_observable": True} if args.cp_observable else {})
 
 
 def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path, dict]:
@@ -221,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="mflow,af,sbi", help=f"comma-separated, of {sorted(LABELS)}")
     parser.add_argument("--scandal", type=float, default=10.0, help="SCANDAL weight of mflow_scandal")
     parser.add_argument("--jes", type=float, default=0.0, help="jet-energy-scale uncertainty s (0: no nuisance)")
+    parser.add_argument("--cp-observable", dest="cp_observable", action="store_true",
+                        help="add the jets' sin 2 dphi_jj as a 41st observable (lhc option cp_observable)")
     parser.add_argument("--epochs-m", dest="epochs_m", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--epochs-d", dest="epochs_d", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--manifold-events", dest="manifold_events", type=int, default=None,
@@ -273,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"setting": {"simulator": "lhc", "n_train": args.n_train, "points": points, "observed": args.observed,
                            "jes": args.jes, "seed": args.seed, "quick": args.quick, "ensemble": args.ensemble,
                            "manifold_events": args.manifold_events, "preprocessing": args.preprocessing or "affine",
+                           "cp_observable": args.cp_observable,
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}
     exact = []
@@ -287,8 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
         exact.append(samples)
         results["exact"].append(record)
     print("exact:", json.dumps(results["exact"]), flush=True)
-    data = simulate_events("lhc", args.n_train, None, args.seed, joint_score=True, options=jes_options(args))
-    held_out = simulate_events("lhc", args.held_out, None, args.seed + 1, options=jes_options(args))
+    data = simulate_events("lhc", args.n_train, None, args.seed, joint_score=True, options=simulator_options(args))
+    held_out = simulate_events("lhc", args.held_out, None, args.seed + 1, options=simulator_options(args))
     first = {}
     with tempfile.TemporaryDirectory() as work:
         for name in models:
