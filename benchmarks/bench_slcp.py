@@ -10,13 +10,17 @@ of theta_3, theta_4; ``SLCP.mode_of``). One run, on the same simulations and obs
 2. Models: ``AF coupling`` and ``AF MAF`` (``AmbientFlow(ambient_transform=...)``, its default stacks, the
    CLI's training defaults: ``TrainingConfig()``, for the AF up to ``AMBIENT_EPOCHS`` (300) maximum-likelihood
    epochs, early stopping after 6 epochs without improvement, best weights restored; ``--epochs`` sets the
-   cap); the old defaults (``OLD_DEFAULT_FAMILY`` = coupling, ``--old-epochs`` = 30 epochs, the same early
-   stopping; 0: skip); and ``sbi NLE`` (``sbi.inference.NLE`` with its default MAF, z-scoring and training:
+   cap; ``--ensemble K``: K such AFs per family, training seeds seed + 1000 k, combined as
+   ``mflow_sbi.flows.ModelEnsemble``, what ``mflow-sbi train --ensemble K`` builds: the mean of their
+   log-likelihoods; its held-out figure is the mean of the members'); the old defaults
+   (``OLD_DEFAULT_FAMILY`` = coupling, ``--old-epochs`` = 30 epochs, the same early stopping; 0: skip); and
+   ``sbi NLE`` (``sbi.inference.NLE`` with its default MAF, z-scoring and training:
    batch 200, learning rate 5e-4, 10% validation, stop after 20 epochs without improvement).
 3. ``--observations`` (5) observations: theta_j from the prior (seed 100 + j), x_j one simulation there.
    Reference posterior: the exact likelihood (``SimulatorLikelihood``). Every posterior, reference included,
    comes from ``sample_posterior`` with the settings ``SAMPLER`` passed explicitly (emcee, DE moves,
-   ``init="modes"``, 64 walkers x 1500 steps, 300 burn-in, seed j), so the sampler is the same for every row
+   ``init="modes"``, 64 walkers x 1500 steps, 300 burn-in, seed j; ``--moves`` replaces the moves, e.g.
+   ``independence``, the project's default since the mode-mass study), so the sampler is the same for every row
    and does not follow later changes of the sampler's defaults; sbi's estimator enters through ``SbiDensity``,
    an adapter with the model interface that ``ModelLikelihood`` evaluates.
 4. Per observation and model: C2ST against the reference (``metrics.c2st``, the sbibm recipe, ``--c2st-samples``
@@ -43,11 +47,11 @@ import numpy as np
 import torch
 
 from benchmarks.bench_posterior import machine
-from mflow_sbi.flows import AmbientFlow
+from mflow_sbi.flows import AmbientFlow, ModelEnsemble
 from mflow_sbi.flows.ambient import resolve_ambient_flow
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st
-from mflow_sbi.inference.sampler import sample_posterior
+from mflow_sbi.inference.sampler import MOVES, sample_posterior
 from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
@@ -97,11 +101,11 @@ def held_out(model, data: dict) -> float:
     return float(values.double().mean())
 
 
-def train_af(family: str, epochs: int | None, simulator, data: dict, args) -> tuple[AmbientFlow, dict]:
+def train_af(family: str, epochs: int | None, simulator, data: dict, seed: int) -> tuple[AmbientFlow, dict]:
     """An AF of ``family`` trained with the CLI's training defaults, ``epochs`` (None: the default cap) set."""
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     model = AmbientFlow(simulator.data_dim, 5, prior=simulator.prior, ambient_transform=family)
-    config = TrainingConfig(algorithm="ml", epochs=epochs, seed=args.seed)
+    config = TrainingConfig(algorithm="ml", epochs=epochs, seed=seed)
     began = time.perf_counter()
     history = train_model(model, data["x"], data["theta"], config, progress=False)
     record = {"family": model.ambient_transform, "epochs_cap": config.epochs_for(ambient=True),
@@ -109,6 +113,17 @@ def train_af(family: str, epochs: int | None, simulator, data: dict, args) -> tu
               "parameters": sum(p.numel() for p in model.parameters()),
               "training_wall_s": round(time.perf_counter() - began, 1), "epochs_run": len(history.records)}
     return model, record
+
+
+def train_af_members(family: str, epochs: int | None, simulator, data: dict, args) -> tuple[torch.nn.Module, dict]:
+    """One AF, or with ``--ensemble`` K > 1 a ``ModelEnsemble`` of K (seeds seed + 1000 k; the first member's
+    record, with the summed training time and each member's epochs)."""
+    trained = [train_af(family, epochs, simulator, data, args.seed + 1000 * k) for k in range(args.ensemble)]
+    if args.ensemble == 1:
+        return trained[0]
+    record = trained[0][1] | {"ensemble": args.ensemble, "epochs_run": [r["epochs_run"] for _, r in trained],
+                              "training_wall_s": round(sum(r["training_wall_s"] for _, r in trained), 1)}
+    return ModelEnsemble([model for model, _ in trained]), record
 
 
 def train_sbi(data: dict, simulator, args) -> tuple[SbiDensity | None, dict]:
@@ -145,12 +160,16 @@ def mass_error(masses, truth) -> float:
 
 def posterior(likelihood, simulator, j: int, args) -> tuple[np.ndarray, dict]:
     began = time.perf_counter()
-    result = sample_posterior(likelihood, simulator.prior, seed=j, progress=False, **SAMPLER)
+    result = sample_posterior(likelihood, simulator.prior, seed=j, progress=False, **sampler_settings(args))
     masses = mode_masses(simulator, result.samples)
     record = {"masses": masses.round(4).tolist(), "sampling_wall_s": round(time.perf_counter() - began, 1),
               "modes_found": result.diagnostics["modes"]["n_modes"], "warnings": result.diagnostics["warnings"]}
     rng = np.random.default_rng(1000 + j)
     return result.samples[rng.choice(result.n_samples, args.c2st_samples, replace=False)], record
+
+
+def sampler_settings(args) -> dict:
+    return SAMPLER | ({"moves": args.moves} if args.moves else {})
 
 
 def _median(values) -> float:
@@ -184,7 +203,8 @@ def af_label(name: str, record: dict, default_family: str) -> str:
     """"AF FAMILY, up to N epochs" with "(default)" for the default family's row at the default budget and
     "(old default)" for the row of the old defaults."""
     tag = " (old default)" if name.endswith("_old") else " (default)" if name == f"af_{default_family}" else ""
-    return f"AF {record['family']}, up to {record['epochs_cap']} epochs{tag}"
+    members = f"ensemble of {record['ensemble']} " if record.get("ensemble", 1) > 1 else ""
+    return f"{members}AF {record['family']}, up to {record['epochs_cap']} epochs{tag}"
 
 
 def rescore(results: dict, default_family: str) -> dict:
@@ -230,6 +250,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--old-epochs", type=int, default=DEFAULT_EPOCHS,
                         help="also train the old default AF (coupling) with this epoch cap (early stopping as usual; 0: skip)")
     parser.add_argument("--no-sbi", action="store_true")
+    parser.add_argument("--ensemble", type=int, default=1, help="AFs per family, averaged in log-likelihood")
+    parser.add_argument("--moves", choices=MOVES, help=f"emcee moves of every posterior (default {SAMPLER['moves']})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -262,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  "c2st_samples": args.c2st_samples, "quick": args.quick,
                                  "af_default_family": default_family,
                                  "old_default": {"family": OLD_DEFAULT_FAMILY, "epochs": args.old_epochs},
-                                 "sampler": SAMPLER},
+                                 "sampler": sampler_settings(args), "ensemble": args.ensemble},
                      "models": {}, "held_out_log_likelihood": {}}
     exact_ll = simulator.log_likelihood(data["x_test"], data["theta_test"]).mean()
     results["held_out_log_likelihood"]["exact"] = round(float(exact_ll), 4)
@@ -271,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.old_epochs > 0:
         variants.append((OLD_DEFAULT_FAMILY, args.old_epochs, f"af_{OLD_DEFAULT_FAMILY}_old"))
     for family, epochs, name in variants:
-        model, record = train_af(family, epochs, simulator, data, args)
+        model, record = train_af_members(family, epochs, simulator, data, args)
         record["label"] = af_label(name, record, default_family)
         results["models"][name] = record
         results["held_out_log_likelihood"][name] = round(held_out(model, data), 4)
