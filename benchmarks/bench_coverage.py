@@ -57,6 +57,13 @@ def coverage_record(result: CalibrationResult, wall_s: float) -> dict:
             "wall_s": round(wall_s, 1)}
 
 
+def targets(record: dict) -> dict:
+    """The model's coverage deviation at ``TARGET_LEVELS`` against ``TARGET_POINTS``."""
+    deviation = record["deviation_points"]
+    return {f"coverage_{a:g}_within_{TARGET_POINTS:g}_points": {
+        "value": deviation[f"{a:g}"], "met": bool(abs(deviation[f"{a:g}"]) <= TARGET_POINTS)} for a in TARGET_LEVELS}
+
+
 def calibrate(factory, simulator, args) -> tuple[CalibrationResult, float]:
     began = time.perf_counter()
     result = run_calibration(simulator.sample, factory, simulator.prior, n_datasets=args.datasets,
@@ -157,9 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["wall_s"] = round(time.perf_counter() - began)
             results["machine"] = machine()
             save_json(args.out, results)
-    deviation = results["likelihoods"]["model"]["deviation_points"]
-    results["targets"] = {f"coverage_{a:g}_within_{TARGET_POINTS:g}_points": {
-        "value": deviation[f"{a:g}"], "met": bool(abs(deviation[f"{a:g}"]) <= TARGET_POINTS)} for a in TARGET_LEVELS}
+    results["targets"] = targets(results["likelihoods"]["model"])
     save_json(args.out, results)
     plot(results, curves, args.plot)
     print("targets:", json.dumps(results["targets"]))

@@ -41,3 +41,13 @@ def test_table_points_and_quick_settings():
     assert args.n_train == 1000 and args.out.name == "lhc_quick.json"
     with pytest.raises(SystemExit):
         parse_args(["--models", "mflow,nope"])
+
+
+def test_simulator_options_carry_the_cp_observable_and_the_nuisance():
+    from benchmarks.bench_lhc import simulator_of, simulator_options
+
+    args = parse_args(["--cp-observable", "--jes", "0.1"])
+    assert simulator_options(args) == {"jes_uncertainty": 0.1, "cp_observable": True}
+    assert simulator_options(args, nuisance=False) == {"cp_observable": True}
+    assert simulator_of(args, nuisance=False).data_dim == 41
+    assert simulator_options(parse_args([])) == {}

@@ -57,3 +57,14 @@ def test_quick_settings():
     args = parse_args(["--quick"])
     assert (args.n_train, args.observations, args.epochs, args.old_epochs) == (1000, 2, 4, 2)
     assert parse_args([]).epochs is None and parse_args([]).old_epochs == 30
+
+
+def test_ensemble_label_and_sampler_moves():
+    from benchmarks.bench_slcp import SAMPLER, af_label, sampler_settings
+
+    record = {"family": "coupling", "epochs_cap": 300}
+    assert af_label("af_coupling", record | {"ensemble": 3}, "coupling") == \
+        "ensemble of 3 AF coupling, up to 300 epochs (default)"
+    assert af_label("af_coupling", record, "maf") == "AF coupling, up to 300 epochs"
+    assert sampler_settings(parse_args([])) == SAMPLER
+    assert sampler_settings(parse_args(["--moves", "independence"]))["moves"] == "independence"
