@@ -35,7 +35,7 @@ from mflow_sbi.data import kinematics
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.data.event_format import Collection, EventFormat, closest, load_format
 from mflow_sbi.data.root_files import get_tree, open_root, read_metadata, reading
-from mflow_sbi.errors import DataFileError, InputError
+from mflow_sbi.errors import ConfigError, DataFileError, InputError
 from mflow_sbi.priors import IndependentPrior
 
 log = logging.getLogger(__name__)
@@ -392,10 +392,17 @@ def source_metadata(sources: list[TreeSource]) -> dict[str, Any]:
     names = tuple(meta.get("parameter_names", first.parameters)) if from_meta else first.parameters
     prior = IndependentPrior.from_specs(meta["prior"]) if from_meta and meta.get("prior") else None
     simulator = meta.get("simulator") if from_meta else None
-    stored = meta.get("format")
-    written_for = stored is not None and load_format(stored).feature_names() == first.fmt.feature_names()
-    options = meta.get("simulator_options") if from_meta and written_for else None
+    options = meta.get("simulator_options") if from_meta and _read_as_written(meta, first.fmt) else None
     return {"parameter_names": names, "prior": prior, "simulator": simulator, "simulator_options": options}
+
+
+def _read_as_written(meta: dict[str, Any], fmt: EventFormat) -> bool:
+    """Whether ``fmt`` gives the features of the format stored in the file's metadata (False when it has none
+    or an unreadable one)."""
+    try:
+        return "format" in meta and load_format(meta["format"]).feature_names() == fmt.feature_names()
+    except ConfigError:
+        return False
 
 
 def concatenate(chunks: Iterable[EventData], **metadata: Any) -> EventData:
