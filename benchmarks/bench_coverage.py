@@ -2,13 +2,14 @@
 
 Setting: ``--simulator`` (``polynomial_surface`` or ``lhc``, options ``--option key=value``); the model is
 ``--model DIR`` or one trained here through ``train_from_data`` (what ``mflow-sbi train`` runs) with the
-``[training]`` defaults, ``--model-type`` (mflow), ``--ensemble K`` members and seed ``--seed`` on ``--n-train``
-events drawn from the prior. K = ``--datasets`` (200) data sets of ``--events`` (20) events, truths from the
-prior, are calibrated with :func:`mflow_sbi.inference.calibration.run_calibration` (the code behind
-``mflow-sbi calibrate``; default sampler, ``--walkers``/``--steps``/``--burn-in``) twice, with the same data
-sets and chain seeds: once with the model's likelihood and once with the simulator's exact one. The exact
-run is the control: its coverage misses the nominal level only by sampling noise, whose binomial standard
-deviation sqrt(a (1 - a) / K) is 3.3 points at a = 68% and 1.5 points at 95% for K = 200.
+``[training]`` defaults, ``--model-type`` (mflow), ``--ensemble K`` members, SCANDAL weight ``--scandal`` (0)
+and seed ``--seed`` on ``--n-train`` events drawn from the prior. K = ``--datasets`` (200) data sets of
+``--events`` (20) events, truths from the prior, are calibrated with
+:func:`mflow_sbi.inference.calibration.run_calibration` (the code behind ``mflow-sbi calibrate``; default
+sampler, ``--walkers``/``--steps``/``--burn-in``) twice, with the same data sets and chain seeds: once with
+the model's likelihood and once with the simulator's exact one. The exact run is the control: its coverage
+misses the nominal level only by sampling noise, whose binomial standard deviation sqrt(a (1 - a) / K) is 3.3
+points at a = 68% and 1.5 points at 95% for K = 200.
 
 Reported per likelihood: expected coverage at 50/68/90/95%, its deviation from nominal in points, the
 binomial standard deviation, SBC rank-uniformity p-values, and the wall time. Target: the model's coverage
@@ -77,8 +78,9 @@ def trained_model(args, options: dict, work: Path) -> tuple[Path, dict]:
     """``--model`` or a model trained here with the ``[training]`` defaults; (directory, training record)."""
     if args.model is not None:
         return args.model, {"model": str(args.model)}
-    data = simulate_events(args.simulator, args.n_train, None, args.seed, options=options)
-    training = {"seed": args.seed, "threads": 1, "ensemble": args.ensemble} | (
+    data = simulate_events(args.simulator, args.n_train, None, args.seed, joint_score=args.scandal > 0,
+                           options=options)
+    training = {"seed": args.seed, "threads": 1, "ensemble": args.ensemble, "scandal": args.scandal} | (
         {"epochs_m": 1, "epochs_d": 1, "epochs": 1} if args.quick else {})
     config = parse_config({"model": {"type": args.model_type}, "training": training}, "bench_coverage")
     began = time.perf_counter()
@@ -117,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help="a trained model directory (default: train one here)")
     parser.add_argument("--model-type", dest="model_type", default="mflow")
     parser.add_argument("--ensemble", type=int, default=1)
+    parser.add_argument("--scandal", type=float, default=0.0, help="SCANDAL weight (the simulator's joint score)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=100_000)
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--events", type=int, default=20)
