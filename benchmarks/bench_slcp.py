@@ -259,6 +259,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rescore", action="store_true",
                         help="with --table: recompute its summary and targets for the current AF default and save it")
     args = parser.parse_args(argv)
+    if args.ensemble < 1:
+        parser.error(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.quick:
         args.n_train, args.n_test, args.observations, args.epochs, args.c2st_samples = 1000, 200, 2, 4, 300
         args.old_epochs = min(args.old_epochs, 2)

@@ -1,4 +1,5 @@
-"""The 26 exact constraints that cut the LHC simulator's 14-dimensional manifold out of its 40 observables.
+"""The 26 exact constraints that cut the LHC simulator's 14-dimensional manifold out of its 40 observables
+(27 out of 41 with the CP-odd observable).
 
 Observables (objects ordered by pT): photon 1, photon 2, jet 1, jet 2 each (E, px, py, pz, pT, eta) at offsets
 0, 6, 12, 18; the diphoton and the dijet system each (E, px, py, pz, pT, m, eta, Delta-eta) at 24 and 32.
@@ -14,7 +15,7 @@ With the CP-odd observable (``lhc`` option ``cp_observable``, a 41st column: the
 sin 2 Delta-phi_jj of ``mflow_sbi.data.kinematics.azimuthal_asymmetry``) a 27th residual holds it to the jets'
 components: x_40 - sin 2 Delta-phi_jj(jet 1, jet 2); the manifold stays 14-dimensional.
 
-The distance to the manifold is the root mean square of the 26 residuals (the paper's "closure").
+The distance to the manifold is the root mean square of the residuals (the paper's "closure").
 """
 
 from __future__ import annotations

@@ -372,6 +372,11 @@ def test_evaluate_reports_the_model_figures(tmp_path, tiny_config, capsys):
     shifted = load_events(test)
     shifted.x = shifted.x + np.array([0.0, 0.0, 0.1])
     assert evaluate_model(model_dir, shifted)["data_distance_to_true_manifold"]["median"] > 1e-3
+    relabelled = load_events(test)  # events read with a format other than their simulator's, say
+    relabelled.simulator = "lhc"
+    figures = evaluate_model(model_dir, relabelled)
+    assert "data_distance_to_true_manifold" not in figures
+    assert any("the events have 3 observables, simulator 'lhc'" in w and "has 40" in w for w in figures["warnings"])
     lhc = tmp_path / "lhc.npz"
     assert main(["-q", "simulate", "lhc", "--n", "5", "--theta", "0,0", "--out", str(lhc)]) == 0
     capsys.readouterr()

@@ -401,7 +401,7 @@ def _read_as_written(meta: dict[str, Any], fmt: EventFormat) -> bool:
     or an unreadable one)."""
     try:
         return "format" in meta and load_format(meta["format"]).feature_names() == fmt.feature_names()
-    except ConfigError:
+    except (ConfigError, TypeError):
         return False
 
 

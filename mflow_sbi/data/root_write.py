@@ -8,7 +8,7 @@ Two layouts:
   decreasing PT), and per-event branches ``Weight``, one per parameter and optionally ``t_xz_NAME`` per
   joint-score component (float64). As a realistic nuisance some events carry extra, softer photons and
   jets, so readers must select the leading objects; the ``delphes`` preset recovers the simulator's 40
-  observables.
+  observables (the stored format, e.g. with ``azimuthal_pairs``, the simulator's observables with its options).
 - Flat (:func:`write_flat`): tree ``events`` with one float64 branch per observable and per parameter
   (and ``t_xz_NAME`` per parameter when the joint score is given).
 
@@ -199,5 +199,6 @@ def write_flat(path: str | os.PathLike, data: EventData, feature_names: Sequence
     _check_names([*features, *parameters, *scores], [], "feature, parameter and score branch names")
     metadata = metadata_json(simulator=data.simulator, parameter_names=parameters, parameter_branches=parameters,
                              score_branches=scores, prior=None if data.prior is None else list(data.prior.specs),
-                             format={"tree": tree, "columns": features})
+                             format={"tree": tree, "columns": features},
+                             **({"simulator_options": data.simulator_options} if data.simulator_options else {}))
     return _write_tree(path, tree, columns, metadata, batch_events)

@@ -77,6 +77,11 @@ def evaluate_model(model_dir: str | Path, data: EventData, seed: int = SAMPLE_SE
 
         simulator = get_simulator(data.simulator, **(data.simulator_options or {}))
         result["simulator"] = data.simulator
+        if simulator.data_dim != data.x.shape[1]:  # e.g. read with another event format than the simulator's
+            result.setdefault("warnings", []).append(
+                f"the events have {data.x.shape[1]} observables, simulator '{data.simulator}' (options "
+                f"{data.simulator_options or {}}) has {simulator.data_dim}: no distances to its true manifold")
+            return result
         result["generated_distance_to_true_manifold"] = _distribution(simulator.distance_to_manifold(generated))
         result["data_distance_to_true_manifold"] = _distribution(simulator.distance_to_manifold(data.x))
     return result

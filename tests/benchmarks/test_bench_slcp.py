@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks.bench_slcp import markdown, mass_error, mode_masses, parse_args, rescore
 from mflow_sbi.simulators import get_simulator
@@ -68,3 +69,5 @@ def test_ensemble_label_and_sampler_moves():
     assert af_label("af_coupling", record, "maf") == "AF coupling, up to 300 epochs"
     assert sampler_settings(parse_args([])) == SAMPLER
     assert sampler_settings(parse_args(["--moves", "independence"]))["moves"] == "independence"
+    with pytest.raises(SystemExit):
+        parse_args(["--ensemble", "0"])

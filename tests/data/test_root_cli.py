@@ -159,3 +159,11 @@ def test_infer_reads_root_observed_events_with_the_models_event_format(tmp_path,
     assert main(["infer", "--model", str(model), "--observed", str(observed), "--out", str(tmp_path / "x.npz"),
                  "--format", "delphes", "--pair", "0,1"]) == 2
     assert "gives the features" in capsys.readouterr().err
+
+
+def test_flat_root_files_keep_the_simulator_options(tmp_path):
+    out = tmp_path / "sg.root"
+    assert main(["simulate", "spherical_gaussian", "--n", "50", "--from-prior", "--option", "epsilon=0.05",
+                 "--out", str(out)]) == 0
+    data = load_any(out, require_theta=True)
+    assert data.simulator == "spherical_gaussian" and data.simulator_options == {"epsilon": 0.05}

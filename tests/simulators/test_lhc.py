@@ -243,6 +243,7 @@ def test_cp_observable_appends_sin_2dphi_and_keeps_the_rest(sim, cp_sim):
     np.testing.assert_array_equal(x[:, :40], base)
     np.testing.assert_allclose(x[:, 40], sin_2dphi(base), atol=1e-12)
     np.testing.assert_array_equal(cp_sim.log_likelihood(x, theta), sim.log_likelihood(base, theta))
+    np.testing.assert_allclose(x[:, 40], cp_sim.amplitude_terms(cp_sim.latent(x))[2], atol=1e-12)  # the s of w
     np.testing.assert_allclose(cp_sim.embed(cp_sim.latent(x)), x, rtol=1e-7, atol=1e-7)
 
 
