@@ -103,8 +103,9 @@ def plot(results: dict, curves: dict, path: Path) -> None:
     ax.plot(grid, grid, color="0.4", lw=0.8)
     for name, (levels, coverage) in curves.items():
         ax.plot(levels, coverage, marker="o", ms=3, label=name)
-    ax.set(xlabel="credibility level", ylabel="expected coverage",
-           title=f"{results['setting']['simulator']}: {k} data sets of {results['setting']['events']} events")
+    ax.set(xlabel="credibility level", ylabel="expected coverage")
+    ax.set_title(f"{results['setting']['simulator']}: {k} data sets of {results['setting']['events']} events",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
