@@ -34,6 +34,7 @@ from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, 
 from mflow_sbi.inference.metrics import mmd2
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
+from mflow_sbi.workflow.train import ENSEMBLE_SEED_STRIDE
 
 GRID = np.linspace(-1, 1, 801)[:, None]
 
@@ -98,7 +99,7 @@ def main(argv: list[str]) -> None:
                 walls.append(round(time.perf_counter() - began))
                 continue
             if separate and k not in manifolds:
-                manifolds[k] = phase_m(simulator, theta, x, replace(config_m, seed=seed + 1000 * k))[0]
+                manifolds[k] = phase_m(simulator, theta, x, replace(config_m, seed=seed + ENSEMBLE_SEED_STRIDE * k))[0]
             model = copy.deepcopy(manifolds[k if separate else 0])
             if inner is not None:
                 torch.manual_seed(seed * 100 + k)

@@ -60,7 +60,7 @@ from mflow_sbi.inference.sampler import DEFAULT_MOVES, sample_posterior
 from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
-from mflow_sbi.workflow.train import train_from_data
+from mflow_sbi.workflow.train import ENSEMBLE_SEED_STRIDE, train_from_data
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "accuracy.json"
@@ -125,7 +125,7 @@ def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
     """Phase M (once, or once per member with ``--separate-manifolds``), then phase D without and with SCANDAL
     from copies; returns {name: (members, info)}."""
     n_manifolds = args.ensemble if args.separate_manifolds else 1
-    manifolds = [phase_m(simulator, theta, x, training_config(args, seed + 1000 * k, epochs_d=0))
+    manifolds = [phase_m(simulator, theta, x, training_config(args, seed + ENSEMBLE_SEED_STRIDE * k, epochs_d=0))
                  for k in range(n_manifolds)]
     wall_m = sum(wall for _, _, wall in manifolds)
     models = {}
@@ -136,7 +136,7 @@ def train_mflows(simulator, theta, x, t_xz, args, seed: int) -> dict:
         began = time.perf_counter()
         for k in range(args.ensemble):  # inner flow k (seed + 1000 k) on manifold k, or on the shared one
             model = copy.deepcopy(manifolds[k % n_manifolds][0])
-            config_d = training_config(args, seed + 1000 * k, epochs_m=0, scandal=scandal)
+            config_d = training_config(args, seed + ENSEMBLE_SEED_STRIDE * k, epochs_m=0, scandal=scandal)
             history_d = train_model(model, x, theta, config_d, progress=False, t_xz=t_xz if scandal > 0 else None)
             members.append(model)
             epochs_d.append(len(history_d.records))

@@ -54,7 +54,7 @@ from mflow_sbi.io import save_json
 from mflow_sbi.simulation import simulate_events
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.workflow.evaluate import evaluate_model
-from mflow_sbi.workflow.train import train_from_data
+from mflow_sbi.workflow.train import ENSEMBLE_SEED_STRIDE, train_from_data
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "lhc.json"
@@ -102,7 +102,7 @@ def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path,
 def train_members(name: str, data: EventData, args, out: Path) -> tuple[list[Path], dict]:
     """``--ensemble`` K whole models (training seeds seed + 1000 k, each its own manifold): their directories and
     the first one's record, with the members' summed training time."""
-    trained = [train(name, data, args, out, args.seed + 1000 * k) for k in range(args.ensemble)]
+    trained = [train(name, data, args, out, args.seed + ENSEMBLE_SEED_STRIDE * k) for k in range(args.ensemble)]
     info = trained[0][1] | {"training_wall_s": round(sum(record["training_wall_s"] for _, record in trained), 1),
                             "ensemble": args.ensemble}
     return [model_dir for model_dir, _ in trained], info

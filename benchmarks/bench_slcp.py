@@ -56,6 +56,7 @@ from mflow_sbi.io import save_json
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training.algorithms import TrainingConfig, train_model
 from mflow_sbi.training.settings import DEFAULT_EPOCHS
+from mflow_sbi.workflow.train import ENSEMBLE_SEED_STRIDE
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slcp.json"
 MASS_POINTS = 5.0
@@ -118,7 +119,7 @@ def train_af(family: str, epochs: int | None, simulator, data: dict, seed: int) 
 def train_af_members(family: str, epochs: int | None, simulator, data: dict, args) -> tuple[torch.nn.Module, dict]:
     """One AF, or with ``--ensemble`` K > 1 a ``ModelEnsemble`` of K (seeds seed + 1000 k; the first member's
     record, with the summed training time and each member's epochs)."""
-    trained = [train_af(family, epochs, simulator, data, args.seed + 1000 * k) for k in range(args.ensemble)]
+    trained = [train_af(family, epochs, simulator, data, args.seed + ENSEMBLE_SEED_STRIDE * k) for k in range(args.ensemble)]
     if args.ensemble == 1:
         return trained[0]
     record = trained[0][1] | {"ensemble": args.ensemble, "epochs_run": [r["epochs_run"] for _, r in trained],

@@ -59,12 +59,11 @@ from mflow_sbi.errors import ConfigError, InputError, IntractableLikelihood
 from mflow_sbi.priors import diagonal_normal
 
 from .base import broadcast_theta, check_x, load_constants
-from .lhc_constraints import BASE_OBSERVABLES, closure, constraint_violations
+from .lhc_constraints import BASE_OBSERVABLES, JET_SLICES, closure, constraint_violations
 from .lhc_cross_section import fingerprint
 from .lhc_model import Cuts, LatentModel, SMDensity, momentum_product, signed_dphi_jj
 
 PHOTON_SLICES = (slice(0, 4), slice(6, 10))
-JET_SLICES = (slice(12, 16), slice(18, 22))
 PAIRS = ((0, 1), (2, 3))  # diphoton and dijet systems
 AZIMUTHAL_PAIRS = ((2, 3),)  # the jets' sin 2 dphi_jj (option cp_observable)
 

@@ -28,7 +28,7 @@ OBJECTS = (0, 6, 12, 18)
 SYSTEMS = ((24, 0, 6), (32, 12, 18))  # (system offset, first constituent, second constituent)
 N_CONSTRAINTS = 26
 BASE_OBSERVABLES = 40
-JETS = (slice(12, 16), slice(18, 22))  # the (E, px, py, pz) of jet 1 and jet 2
+JET_SLICES = (slice(12, 16), slice(18, 22))  # the (E, px, py, pz) of jet 1 and jet 2
 
 
 def _pt_relation(x: np.ndarray, b: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def constraint_violations(x: np.ndarray) -> np.ndarray:
         columns += [(x[:, s + k] - x[:, first + k] - x[:, second + k]) / x[:, s] for k in range(4)]
     columns += [x[:, s + 7] - (x[:, first + 5] - x[:, second + 5]) for s, first, second in SYSTEMS]
     if x.shape[1] > BASE_OBSERVABLES:
-        columns.append(x[:, BASE_OBSERVABLES] - azimuthal_asymmetry(*(x[:, jet] for jet in JETS)))
+        columns.append(x[:, BASE_OBSERVABLES] - azimuthal_asymmetry(*(x[:, jet] for jet in JET_SLICES)))
     return np.stack(columns, axis=1)
 
 
