@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> None:
                          f"{model.parameter_dim}")
     prior = resolve_prior(getattr(model, "prior", None), prior_override(args, model), model.parameter_dim)
     out = Path(args.out)
-    sampler = {"n_walkers": args.walkers, "n_steps": args.steps, "burn_in": args.burn_in, "thin": args.thin}
+    sampler = {"n_walkers": args.walkers, "n_steps": args.steps, "burn_in": args.burn_in, "thin": args.thin,
+               "adaptive_burn_in": not args.fixed_burn_in}
     if args.scheduler:  # one Dask task per data set (mflow_sbi.workflow.calibrate)
         from mflow_sbi.inference.settings import InferenceConfig
         from mflow_sbi.workflow.calibrate import CalibrationJob, calibrate_on_dask

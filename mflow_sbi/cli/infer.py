@@ -54,7 +54,10 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--walkers", type=int, default=DEFAULT_WALKERS, help=f"walkers (default {DEFAULT_WALKERS})")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps per walker (default {DEFAULT_STEPS})")
     parser.add_argument("--burn-in", type=int, default=DEFAULT_BURN_IN,
-                        help=f"steps discarded (default {DEFAULT_BURN_IN})")
+                        help=f"steps discarded at most (default {DEFAULT_BURN_IN}); the burn-in ends earlier once the "
+                             "chain has settled, and STEPS - BURN_IN steps are kept")
+    parser.add_argument("--fixed-burn-in", action="store_true",
+                        help="always discard BURN_IN steps ([inference] adaptive_burn_in = false)")
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th step (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     parser.add_argument("--prior", action="append", metavar="SPEC",
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> None:
         model, observed.x, labels=record.get("parameter_labels"),
         prior=prior_override(args, model), cache=False if args.no_cache else "auto", metadata=metadata,
         n_walkers=args.walkers, n_steps=args.steps, burn_in=args.burn_in, thin=args.thin, seed=args.seed,
-        init=args.init, progress=show_progress(args), until_converged=args.until_converged,
+        adaptive_burn_in=not args.fixed_burn_in, init=args.init, progress=show_progress(args),
+        until_converged=args.until_converged,
         checkpoint=checkpoint, resume=args.resume,
     )
     out = posterior.save(args.out)

@@ -56,6 +56,34 @@ def autocorrelation_time(chain: np.ndarray) -> np.ndarray:
     return np.maximum(tau, 1.0)
 
 
+def pooled_autocorrelation_time(chain: np.ndarray, window: float = 5.0) -> np.ndarray:
+    """Integrated autocorrelation time per parameter, shape (p,), in steps (at least 1; inf where the chain
+    does not vary), centred on the mean over all walkers and steps.
+
+    With x_tw the chain minus its grand mean, the autocorrelation function rho(s) = sum_w sum_t x_tw
+    x_(t+s)w / sum_w sum_t x_tw^2 is averaged over walkers and tau = 1 + 2 sum_{s=1}^{M} rho(s), with M the
+    smallest lag with M >= ``window`` x tau(M) (Sokal's window). :func:`autocorrelation_time` centres each walker
+    on its own mean, which on a chain of a few autocorrelation times removes most of the slow correlation: on
+    100 steps of an AR(1) chain with tau = 39 it estimates 8, this estimator 24-27. On short chains (the
+    adaptive burn-in, sampler.py) that bias would end the burn-in too early; a chain still drifting (walkers
+    far from their stationary mean) reads as strongly correlated here, which is the conservative side."""
+    chain = _check_chain(chain)
+    steps = chain.shape[0]
+    size = 1 << (2 * steps - 1).bit_length()
+    tau = np.empty(chain.shape[2])
+    for k in range(chain.shape[2]):
+        x = chain[:, :, k] - chain[:, :, k].mean()
+        spectrum = np.fft.rfft(x, n=size, axis=0)
+        acf = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[:steps].sum(axis=1)
+        if not acf[0] > 0:
+            tau[k] = np.inf
+            continue
+        integrated = 2.0 * np.cumsum(acf / acf[0]) - 1.0
+        inside = np.arange(steps) < window * integrated
+        tau[k] = integrated[np.argmin(inside) if not inside.all() else steps - 1]
+    return np.maximum(tau, 1.0)
+
+
 def effective_sample_size(chain: np.ndarray, tau: np.ndarray | None = None) -> np.ndarray:
     """steps * walkers / tau per parameter."""
     chain = _check_chain(chain)

@@ -33,6 +33,25 @@ between modes, the per-mode sample sets re-weighted to the estimated masses (doc
 ``until_converged=True`` the run stops once the post-burn-in chain is longer than 50 autocorrelation times
 and the estimate of tau has changed by less than 1% since the last check, or after ``n_steps`` steps at
 most.
+
+Burn-in (``adaptive_burn_in=True``, the default): ``burn_in`` is the longest burn-in, and the run keeps
+``n_steps - burn_in`` steps after the burn-in it actually used. From walkers started at the modes the chain
+is close to the posterior from the first step, and a fixed 300-step burn-in was the largest single cost of a
+posterior (docs/benchmarks.md, "Time to posterior"). Every ``BURN_IN_BLOCK`` steps from ``MIN_BURN_IN`` on,
+the burn-in ends at step t when both
+
+1. t >= ``BURN_IN_TAUS`` x max_k tau_k, with tau_k the autocorrelation time of parameter k estimated on the
+   whole chain so far, centred on its grand mean (``diagnostics.pooled_autocorrelation_time``, nearly unbiased
+   on chains of a few tau where the per-walker estimate is not): the walkers have forgotten their start many
+   times over, and a transient, as from a start far from the posterior, lengthens the estimate and with it
+   the burn-in;
+2. the chain is stationary between its last two blocks: for the log posterior and for every parameter, the
+   per-walker means over steps [t - 2B, t - B) and [t - B, t) (B = ``BURN_IN_BLOCK``) differ by d_w with
+   |mean_w d_w| <= ``STATIONARY_Z`` x sd_w(d_w) / sqrt(walkers), a z-test of no drift across the walkers
+   (an ensemble that did not move at all fails it).
+
+Both are functions of the chain so far only, so a resumed chain finds the same burn-in again. With
+``adaptive_burn_in=False`` exactly ``burn_in`` steps are discarded (the behaviour before the rule).
 """
 
 from __future__ import annotations
@@ -49,7 +68,13 @@ from scipy.optimize import minimize
 from mflow_sbi.errors import InputError
 from mflow_sbi.inference import modes as mode_finding
 from mflow_sbi.inference.chain_checkpoint import ChainCheckpoint
-from mflow_sbi.inference.diagnostics import MIN_TAU_MULTIPLE, RHAT_GROUPS, autocorrelation_time, chain_diagnostics
+from mflow_sbi.inference.diagnostics import (
+    MIN_TAU_MULTIPLE,
+    RHAT_GROUPS,
+    autocorrelation_time,
+    chain_diagnostics,
+    pooled_autocorrelation_time,
+)
 from mflow_sbi.inference.independence import IndependenceMove, StudentTMixture
 from mflow_sbi.inference.posterior import Posterior
 from mflow_sbi.inference.potential import LogLikelihood, PosteriorPotential, Potential, Prior
@@ -58,6 +83,11 @@ from mflow_sbi.inference.settings import DEFAULT_BURN_IN, DEFAULT_STEPS, DEFAULT
 log = logging.getLogger(__name__)
 
 CONVERGENCE_CHECK_EVERY = 100
+# adaptive burn-in (module docstring)
+BURN_IN_BLOCK = 25
+MIN_BURN_IN = 50
+BURN_IN_TAUS = 10.0
+STATIONARY_Z = 3.0
 LOG_EVERY = 250
 TAU_RTOL = 0.01
 INIT_ATTEMPTS = 100
@@ -149,6 +179,50 @@ def initial_walkers(log_post: Potential, prior: Prior, n_walkers: int, init: str
                        "around the MAP")
 
 
+def _no_drift(first: np.ndarray, second: np.ndarray) -> bool:
+    """z-test across walkers that the per-walker means of two blocks (steps, walkers) do not differ."""
+    difference = second.mean(axis=0) - first.mean(axis=0)
+    spread = difference.std(ddof=1)
+    if not np.isfinite(spread) or spread == 0:
+        return False  # no walker moved (or a non-finite value): nothing says the chain has settled
+    return abs(difference.mean()) <= STATIONARY_Z * spread / np.sqrt(difference.size)
+
+
+def settled(chain: np.ndarray, log_prob: np.ndarray) -> bool:
+    """Whether the adaptive burn-in may end after this chain (steps, walkers, p) with ``log_prob`` (steps,
+    walkers): long against its autocorrelation time and without drift between its last two blocks (module
+    docstring)."""
+    t = len(chain)
+    if t < max(MIN_BURN_IN, 2 * BURN_IN_BLOCK) or t < BURN_IN_TAUS * pooled_autocorrelation_time(chain).max():
+        return False
+    first, second = slice(t - 2 * BURN_IN_BLOCK, t - BURN_IN_BLOCK), slice(t - BURN_IN_BLOCK, t)
+    if not _no_drift(log_prob[first], log_prob[second]):
+        return False
+    return all(_no_drift(chain[first, :, k], chain[second, :, k]) for k in range(chain.shape[2]))
+
+
+def _burn_in_over(sampler: emcee.EnsembleSampler, step: int, burn_in: int, adaptive: bool) -> bool:
+    """Whether the burn-in ends at ``step``: at ``burn_in`` at the latest, earlier by the adaptive rule."""
+    if step == burn_in:
+        return True
+    if not adaptive or step > burn_in or step < MIN_BURN_IN or step % BURN_IN_BLOCK:
+        return False
+    return settled(sampler.get_chain()[:step], sampler.get_log_prob()[:step])
+
+
+def _burn_in_so_far(sampler: emcee.EnsembleSampler, burn_in: int, adaptive: bool) -> int | None:
+    """The step at which the burn-in of a (restored) chain ended, or None if it has not ended yet."""
+    if burn_in == 0:
+        return 0
+    candidates = range(MIN_BURN_IN, burn_in, BURN_IN_BLOCK) if adaptive else range(0)
+    for step in [*candidates, burn_in]:
+        if step > sampler.iteration:
+            return None
+        if step > 0 and _burn_in_over(sampler, step, burn_in, adaptive):
+            return step
+    return None
+
+
 def _tau_at_last_check(sampler: emcee.EnsembleSampler, burn_in: int) -> np.ndarray | None:
     """The tau estimate of the last convergence check at or before the current iteration (a resumed chain
     continues the stopping rule with it), or None if no check has run yet."""
@@ -160,30 +234,43 @@ def _tau_at_last_check(sampler: emcee.EnsembleSampler, burn_in: int) -> np.ndarr
 
 def _run(sampler: emcee.EnsembleSampler, start: np.ndarray | emcee.State, n_steps: int, burn_in: int,
          until_converged: bool, progress: bool, checkpoint: ChainCheckpoint | None = None,
-         independence: IndependenceMove | None = None) -> tuple[bool, dict | None]:
-    """Run the chain up to ``n_steps`` steps in all (a restored sampler continues from its iteration); returns
-    whether the tau-based stopping rule fired (always False without it) and the independence move's refitted
-    proposal (refitted once, when the burn-in ends; a resumed chain past it refits from its stored burn-in).
-    Without a progress bar (a batch job's log) every ``LOG_EVERY`` steps are reported in one INFO line.
-    ``checkpoint`` is written every ``checkpoint.every`` steps."""
-    previous_tau = _tau_at_last_check(sampler, burn_in) if until_converged and sampler.iteration else None
-    refitted = _refit_at_burn_in(sampler, burn_in, independence) if sampler.iteration >= burn_in else None
+         independence: IndependenceMove | None = None, adaptive_burn_in: bool = False) -> tuple[bool, dict | None, int]:
+    """Run the chain: a burn-in of at most ``burn_in`` steps (ended early by the adaptive rule with
+    ``adaptive_burn_in``), then ``n_steps - burn_in`` kept steps (a restored sampler continues from its
+    iteration). Returns whether the tau-based stopping rule fired (always False without it), the independence
+    move's refitted proposal (refitted once, when the burn-in ends; a resumed chain past it refits from its
+    stored burn-in) and the burn-in used. Without a progress bar (a batch job's log) every ``LOG_EVERY`` steps
+    are reported in one INFO line. ``checkpoint`` is written every ``checkpoint.every`` steps."""
+    kept = n_steps - burn_in
+    burn_end = _burn_in_so_far(sampler, burn_in, adaptive_burn_in)
+    refitted = _refit_at_burn_in(sampler, burn_end, independence) if burn_end is not None else None
+    previous_tau = (_tau_at_last_check(sampler, burn_end)
+                    if until_converged and burn_end is not None and sampler.iteration else None)
+    if burn_end is not None and sampler.iteration >= burn_end + kept:
+        return False, refitted, burn_end
     for _ in sampler.sample(start, iterations=n_steps - sampler.iteration, progress=progress):
         done = sampler.iteration
-        if done == burn_in:
-            refitted = _refit_at_burn_in(sampler, burn_in, independence)
+        if burn_end is None and _burn_in_over(sampler, done, burn_in, adaptive_burn_in):
+            burn_end = done
+            refitted = _refit_at_burn_in(sampler, burn_end, independence)
+            if burn_end < burn_in:
+                log.info("MCMC: burn-in ended after %d of at most %d steps (the chain had settled)", burn_end, burn_in)
         if checkpoint is not None and checkpoint.due(done):
             checkpoint.save(sampler)
         if not progress and done % LOG_EVERY == 0:
             log.info("MCMC step %d/%d: mean acceptance %.3f", done, n_steps, float(np.mean(sampler.acceptance_fraction)))
-        if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_in < CONVERGENCE_CHECK_EVERY:
+        if burn_end is None:
             continue
-        tau = autocorrelation_time(sampler.get_chain(discard=burn_in))
+        if done >= burn_end + kept:
+            break
+        if not until_converged or done % CONVERGENCE_CHECK_EVERY or done - burn_end < CONVERGENCE_CHECK_EVERY:
+            continue
+        tau = autocorrelation_time(sampler.get_chain(discard=burn_end))
         stable = previous_tau is not None and np.all(np.abs(previous_tau - tau) < TAU_RTOL * tau)
-        if stable and done - burn_in >= MIN_TAU_MULTIPLE * tau.max():
-            return True, refitted
+        if stable and done - burn_end >= MIN_TAU_MULTIPLE * tau.max():
+            return True, refitted, burn_end
         previous_tau = tau
-    return False, refitted
+    return False, refitted, burn_end
 
 
 def sample_potential(
@@ -203,12 +290,14 @@ def sample_potential(
     moves: str = DEFAULT_MOVES,
     checkpoint: ChainCheckpoint | None = None,
     resume: bool = False,
+    adaptive_burn_in: bool = True,
 ) -> Posterior:
     """Sample exp(U(theta)) for a vectorized ``potential`` U (see :mod:`mflow_sbi.inference.potential`) with emcee.
 
     ``moves`` is "independence", "de" or "stretch" (see the module docstring); ``init`` is "modes", "prior" or
-    "map". With
-    ``until_converged``, ``n_steps`` is the maximum number of steps. The returned posterior holds the thinned
+    "map". ``burn_in`` is the longest burn-in; with ``adaptive_burn_in`` it ends as soon as the chain has settled
+    (module docstring) and the run keeps ``n_steps - burn_in`` steps after it. With
+    ``until_converged``, ``n_steps - burn_in`` is the maximum number of kept steps. The returned posterior holds the thinned
     post-burn-in samples, the kept chain (all post-burn-in steps) and the burn-in steps beside it, diagnostics
     (see diagnostics.py) and metadata: the sampler settings, the potential's metadata, then ``metadata``.
 
@@ -222,7 +311,7 @@ def sample_potential(
     if moves not in MOVES:
         raise InputError(f"moves must be one of {MOVES}, got {moves!r}")
     settings = {"n_walkers": n_walkers, "n_steps": n_steps, "burn_in": burn_in, "thin": thin, "seed": seed,
-                "init": init, "until_converged": until_converged, "moves": moves}
+                "init": init, "until_converged": until_converged, "moves": moves, "adaptive_burn_in": adaptive_burn_in}
     if checkpoint is not None:
         checkpoint = ChainCheckpoint(checkpoint.path, {**checkpoint.key, "sampler": settings}, checkpoint.every)
     restored = checkpoint.restore(n_walkers, p) if checkpoint is not None and resume else None
@@ -241,7 +330,8 @@ def sample_potential(
         sampler.random_state = np.random.RandomState(seed).get_state()
     began = time.perf_counter()
     independence = next((move for move, _ in proposal if isinstance(move, IndependenceMove)), None)
-    converged, refitted = _run(sampler, start, n_steps, burn_in, until_converged, progress, checkpoint, independence)
+    converged, refitted, burn_in = _run(sampler, start, n_steps, burn_in, until_converged, progress, checkpoint,
+                                        independence, adaptive_burn_in)
     elapsed = time.perf_counter() - began
     steps_run = sampler.iteration
     if steps_run - burn_in < 4:
@@ -261,7 +351,7 @@ def sample_potential(
         diagnostics["warnings"].extend(report["warnings"])
     for message in diagnostics["warnings"]:
         log.warning("MCMC: %s", message)
-    info = {"sampler": {**settings, "steps_run": steps_run, "resumed_from_step": resumed_from},
+    info = {"sampler": {**settings, "steps_run": steps_run, "burn_in_used": burn_in, "resumed_from_step": resumed_from},
             **potential.metadata, **(metadata or {})}
     return Posterior(
         samples=samples,

@@ -2,7 +2,10 @@
 
     walkers   emcee walkers (>= 2; the sampler also needs >= 2 per parameter)
     steps     steps per walker
-    burn_in   steps discarded (at most steps - 4)
+    burn_in   steps discarded at most (at most steps - 4); steps - burn_in steps are kept
+    adaptive_burn_in  end the burn-in as soon as the chain has settled (true, the default; at least 50 steps,
+              10 autocorrelation times and no drift between its last two 25-step blocks,
+              :mod:`mflow_sbi.inference.sampler`) instead of always discarding burn_in steps
     thin      keep every thin-th step
     seed      seeds the walkers' start and emcee
     rate      "none" (shape only, the default), "simulator" or "fit": add log Pois(n_obs | nu(theta)) to the
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from mflow_sbi.devices import DEFAULT_DEVICE, DEVICE
 from mflow_sbi.errors import ConfigError
-from mflow_sbi.schema import Table, choice, integer, number, optional, setting
+from mflow_sbi.schema import BOOLEAN, Table, choice, integer, number, optional, setting
 
 # 64 walkers cost little more than 32 per vectorized call (fixed per-call overhead dominates), and with
 # DE moves (tau ~ 5-13 steps for 1-4 parameters) give >= 5,000 effective samples in 1,200 post-burn-in steps.
@@ -48,6 +51,7 @@ class InferenceConfig(Table):
     walkers: int = setting(DEFAULT_WALKERS, integer(2))
     steps: int = setting(DEFAULT_STEPS, integer(MIN_KEPT_STEPS))
     burn_in: int = setting(DEFAULT_BURN_IN, integer(0))
+    adaptive_burn_in: bool = setting(True, BOOLEAN)
     thin: int = setting(1, integer(1))
     seed: int = setting(0, integer(0))
     rate: str = setting("none", choice(RATE_CHOICES))

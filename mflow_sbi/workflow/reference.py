@@ -34,7 +34,8 @@ def exact_reference(simulator, x_observed: np.ndarray, inference: InferenceConfi
     if rate is not None:
         likelihood = ExtendedLikelihood(likelihood, rate)
     return sample_posterior(likelihood, simulator.prior, n_walkers=inference.walkers,
-                            n_steps=inference.steps, burn_in=inference.burn_in, thin=inference.thin,
+                            n_steps=inference.steps, burn_in=inference.burn_in,
+                            adaptive_burn_in=inference.adaptive_burn_in, thin=inference.thin,
                             seed=inference.seed, progress=progress, parameter_names=simulator.parameter_names,
                             labels=tuple(getattr(simulator, "parameter_labels", simulator.parameter_names)),
                             metadata={"likelihood": f"exact ({simulator.name})"})

@@ -135,7 +135,8 @@ def run_pipeline(
     if check is not None:
         metadata["misspecification"] = check.to_dict()
     posterior = run_inference(model, observed.x, n_walkers=inference.walkers, n_steps=inference.steps,
-                              burn_in=inference.burn_in, thin=inference.thin, seed=inference.seed, progress=progress,
+                              burn_in=inference.burn_in, adaptive_burn_in=inference.adaptive_burn_in,
+                              thin=inference.thin, seed=inference.seed, progress=progress,
                               labels=labels, metadata=metadata, rate=rate, checkpoint=checkpoint, resume=resume)
     reference = exact_reference(simulator, observed.x, inference, progress, rate=rate) if sim.reference else None
     shown, names = [posterior], None
