@@ -19,7 +19,7 @@ of theta_3, theta_4; ``SLCP.mode_of``). One run, on the same simulations and obs
 3. ``--observations`` (5) observations: theta_j from the prior (seed 100 + j), x_j one simulation there.
    Reference posterior: the exact likelihood (``SimulatorLikelihood``). Every posterior, reference included,
    comes from ``sample_posterior`` with the settings ``SAMPLER`` passed explicitly (emcee, DE moves,
-   ``init="modes"``, 64 walkers x 1500 steps, 300 burn-in, seed j; ``--moves`` replaces the moves, e.g.
+   ``init="modes"``, 64 walkers x 1500 steps, a fixed 300-step burn-in, seed j; ``--moves`` replaces the moves, e.g.
    ``independence``, the project's default since the mode-mass study), so the sampler is the same for every row
    and does not follow later changes of the sampler's defaults; sbi's estimator enters through ``SbiDensity``,
    an adapter with the model interface that ``ModelLikelihood`` evaluates.
@@ -62,7 +62,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "slcp.json"
 MASS_POINTS = 5.0
 EXACT_MASSES = np.full(4, 0.25)
 OLD_DEFAULT_FAMILY = "coupling"  # what ambient_transform = "auto" gave at every dimension before the per-dimension rule
-SAMPLER = {"n_walkers": 64, "n_steps": 1500, "burn_in": 300, "init": "modes", "moves": "de"}
+SAMPLER = {"n_walkers": 64, "n_steps": 1500, "burn_in": 300, "adaptive_burn_in": False, "init": "modes", "moves": "de"}
 
 
 class SbiDensity(torch.nn.Module):
