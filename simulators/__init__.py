@@ -99,6 +99,22 @@ else:
                 raise InputError(f"simulator {name!r} option {key} must be {type(default).__name__} (default {default!r}), "
                                  f"got {value!r}")
 
+    def option_defaults(cls: type) -> dict:
+        """The constructor keywords of simulator class ``cls`` with their defaults (those without one left out)."""
+        return {key: p.default for key, p in inspect.signature(cls).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not inspect.Parameter.empty}
+
+    def same_options(name: str, first: dict | None, second: dict | None) -> bool:
+        """Whether two option sets of simulator ``name`` configure the same simulator: each is completed with the
+        constructor's defaults first (``{"cp_observable": False}`` equals ``{}``). A simulator that cannot be
+        imported here is compared on the options as given."""
+        first, second = dict(first or {}), dict(second or {})
+        try:
+            defaults = option_defaults(simulator_class(name))
+        except InputError:
+            return first == second
+        return defaults | first == defaults | second
+
     def get_simulator(name: str, **options) -> Simulator:
         """Instantiate the simulator called ``name`` (see the module docstring) with keyword ``options``
         (checked by :func:`check_options`); a user's class must provide the :class:`Simulator` interface."""
@@ -111,4 +127,5 @@ else:
         return simulator
 
 
-__all__ = ["SIMULATORS", "IntractableLikelihood", "Simulator", "get_simulator", "is_user_simulator", "simulator_class"]
+__all__ = ["SIMULATORS", "IntractableLikelihood", "Simulator", "get_simulator", "is_user_simulator", "option_defaults",
+               "same_options", "simulator_class"]

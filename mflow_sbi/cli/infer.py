@@ -114,14 +114,18 @@ def load_observed(args: argparse.Namespace, record: dict):
 def check_observed_source(model_dir: str, record: dict, observed, observed_path: str) -> None:
     """Observed events recorded as coming from another simulator than the model's training data (its
     ``record``) are an error; other simulator options (e.g. detector smearing switched on) only a warning: that
-    may be the point."""
+    may be the point. Options are compared with the simulator's defaults filled in (an option left at its default
+    and one not given are the same)."""
+    from mflow_sbi.simulators import same_options
+
     if observed.simulator is None or not record:
         return
     trained_on = record.get("simulator")
     if trained_on is not None and trained_on != observed.simulator:
         raise InputError(f"{observed_path} holds events of simulator {observed.simulator!r}, but the model in "
                          f"{model_dir} was trained on {trained_on!r} events")
-    if trained_on is not None and (record.get("simulator_options") or {}) != (observed.simulator_options or {}):
+    if trained_on is not None and not same_options(trained_on, record.get("simulator_options"),
+                                                    observed.simulator_options):
         log.warning("%s was simulated with options %s, the training data of %s with %s", observed_path,
                     observed.simulator_options or {}, model_dir, record.get("simulator_options") or {})
 

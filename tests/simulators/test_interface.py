@@ -95,3 +95,31 @@ def test_joint_score_has_zero_mean(case):
     sim, theta_a, _, x_a, _ = case
     score = sim.joint_score(x_a, theta_a)
     assert np.all(np.abs(score.mean(axis=0)) < 5 * score.std(axis=0) / np.sqrt(len(score)))
+
+
+def test_options_are_compared_with_the_simulators_defaults_filled_in():
+    from mflow_sbi.simulators import same_options
+
+    assert same_options("lhc", {"cp_observable": False}, {})
+    assert same_options("lhc", None, {"smearing": False, "jes_uncertainty": 0.0})
+    assert not same_options("lhc", {"cp_observable": True}, {})
+    assert not same_options("lhc", {"jes_uncertainty": 0.1}, {"jes_uncertainty": 0.2})
+    # a simulator this process cannot import: the options as given
+    assert same_options("no_such_module_here:Sim", {"a": 1}, {"a": 1})
+    assert not same_options("no_such_module_here:Sim", {"a": 1}, {})
+
+
+def test_infer_warns_only_when_the_options_configure_another_simulator(caplog):
+    from mflow_sbi.cli.infer import check_observed_source
+    from mflow_sbi.data.datasets import EventData
+
+    def observed(options):
+        return EventData(theta=np.zeros((2, 2)), x=np.zeros((2, 40)), simulator="lhc", simulator_options=options)
+
+    record = {"simulator": "lhc", "simulator_options": {}}
+    with caplog.at_level("WARNING"):
+        check_observed_source("model", record, observed({"cp_observable": False, "jes_uncertainty": 0.0}), "obs.npz")
+    assert "simulated with options" not in caplog.text
+    with caplog.at_level("WARNING"):
+        check_observed_source("model", record, observed({"smearing": True}), "obs.npz")
+    assert "obs.npz was simulated with options {'smearing': True}" in caplog.text
