@@ -32,13 +32,14 @@ import torch
 from benchmarks.bench_posterior import machine
 from mflow_sbi.cli.simulate import parse_options
 from mflow_sbi.config import parse_config
+from mflow_sbi.errors import InputError
 from mflow_sbi.flows import load_model
 from mflow_sbi.inference.calibration import CalibrationResult, run_calibration
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.io import save_json
 from mflow_sbi.simulation import simulate_events
-from mflow_sbi.simulators import get_simulator
-from mflow_sbi.workflow.train import train_from_data
+from mflow_sbi.simulators import get_simulator, same_options
+from mflow_sbi.workflow.train import read_training_data_record, train_from_data
 
 HERE = Path(__file__).resolve().parent
 LEVELS = (0.5, 0.68, 0.9, 0.95)
@@ -74,9 +75,23 @@ def calibrate(factory, simulator, args) -> tuple[CalibrationResult, float]:
     return result, time.perf_counter() - began
 
 
+def check_model_source(model_dir: Path, simulator: str, options: dict) -> None:
+    """A ``--model`` trained on another simulator, or with other options, than ``--simulator``/``--option``
+    would be calibrated against the wrong data sets: an error naming both (models without a training record
+    pass)."""
+    record = read_training_data_record(model_dir)
+    trained_on = record.get("simulator")
+    if trained_on is None:
+        return
+    if trained_on != simulator or not same_options(simulator, record.get("simulator_options"), options):
+        raise InputError(f"{model_dir} was trained on {trained_on!r} events with options "
+                         f"{record.get('simulator_options') or {}}, not on {simulator!r} with {options}")
+
+
 def trained_model(args, options: dict, work: Path) -> tuple[Path, dict]:
     """``--model`` or a model trained here with the ``[training]`` defaults; (directory, training record)."""
     if args.model is not None:
+        check_model_source(args.model, args.simulator, options)
         return args.model, {"model": str(args.model)}
     data = simulate_events(args.simulator, args.n_train, None, args.seed, joint_score=args.scandal > 0,
                            options=options)

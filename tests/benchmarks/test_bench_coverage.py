@@ -1,9 +1,14 @@
 """The coverage benchmark's bookkeeping on made-up calibration results."""
 
+import json
+
 import numpy as np
 import pytest
 
+from benchmarks import bench_coverage
 from benchmarks.bench_coverage import coverage_record, parse_args, targets
+from mflow_sbi import layout
+from mflow_sbi.errors import InputError
 from mflow_sbi.inference.calibration import CalibrationResult
 
 
@@ -29,3 +34,16 @@ def test_settings_and_output_names():
     args = parse_args(["--quick", "--simulator", "lhc"])
     assert args.datasets == 6 and args.out.name == "coverage_lhc_quick.json"
     assert parse_args([]).datasets == 200 and parse_args([]).plot.name == "coverage_polynomial_surface.png"
+
+
+def test_a_model_trained_on_another_simulator_or_options_is_refused(tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / layout.TRAINING_DATA_RECORD_FILE).write_text(
+        json.dumps({"simulator": "lhc", "simulator_options": {"cp_observable": True}}))
+    bench_coverage.check_model_source(model_dir, "lhc", {"cp_observable": True, "smearing": False})  # same simulator
+    with pytest.raises(InputError, match="trained on 'lhc' events with options {'cp_observable': True}"):
+        bench_coverage.check_model_source(model_dir, "lhc", {})
+    with pytest.raises(InputError, match="not on 'polynomial_surface'"):
+        bench_coverage.check_model_source(model_dir, "polynomial_surface", {})
+    bench_coverage.check_model_source(tmp_path, "lhc", {})  # no training record: nothing to compare
