@@ -380,19 +380,38 @@ def _selection_text(coll: Collection) -> str:
     return f">= {coll.required} {coll.name}(s) with {cuts}"
 
 
+# The metadata keys that say what the events are; files that differ only in others (e.g. one written before
+# the event format and simulator options were stored) still share simulator, prior and parameter names.
+IDENTITY_KEYS = ("simulator", "prior", "parameter_names", "parameter_branches")
+
+
 def source_metadata(sources: list[TreeSource]) -> dict[str, Any]:
-    """EventData metadata (simulator, its options, prior, parameter_names) shared by all sources; the options
-    only when the files are read with the format they were written for (another format gives other features)."""
+    """EventData metadata (simulator, its options, prior, parameter_names) shared by all sources.
+
+    Simulator, prior and parameter names are kept when every file records the same ``IDENTITY_KEYS``; when the
+    files disagree they are dropped with a warning naming the first file that differs. The options only when
+    every file records the same options and the files are read with the format they were written for
+    (another format gives other features)."""
     first = sources[0]
     if not first.parameters:
         return {}
     meta = first.metadata or {}
-    same = all((s.metadata or {}) == meta for s in sources)
-    from_meta = same and tuple(meta.get("parameter_branches", ())) == first.parameters
+
+    def identity(source: TreeSource) -> dict[str, Any]:
+        return {key: (source.metadata or {}).get(key) for key in IDENTITY_KEYS}
+
+    differing = next((s for s in sources if identity(s) != identity(first)), None)
+    if differing is not None and meta.get("simulator") is not None:
+        keys = [k for k in IDENTITY_KEYS if identity(differing)[k] != identity(first)[k]]
+        log.warning("%s and %s record different %s: the events are read without a simulator and prior",
+                    first.path, differing.path, ", ".join(keys))
+    from_meta = differing is None and tuple(meta.get("parameter_branches", ())) == first.parameters
     names = tuple(meta.get("parameter_names", first.parameters)) if from_meta else first.parameters
     prior = IndependentPrior.from_specs(meta["prior"]) if from_meta and meta.get("prior") else None
     simulator = meta.get("simulator") if from_meta else None
-    options = meta.get("simulator_options") if from_meta and _read_as_written(meta, first.fmt) else None
+    same_options = all((s.metadata or {}).get("simulator_options") == meta.get("simulator_options") for s in sources)
+    as_written = all(_read_as_written(s.metadata or {}, s.fmt) for s in sources)
+    options = meta.get("simulator_options") if from_meta and same_options and as_written else None
     return {"parameter_names": names, "prior": prior, "simulator": simulator, "simulator_options": options}
 
 

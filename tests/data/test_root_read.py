@@ -162,3 +162,32 @@ def test_an_rntuple_reads_like_the_same_ttree(tmp_path):
     assert from_tree.x.shape == (50, 13)
     np.testing.assert_array_equal(from_ntuple.x, from_tree.x)
     np.testing.assert_array_equal(from_ntuple.theta, from_tree.theta)
+
+
+def _source(name, **metadata):
+    from types import SimpleNamespace
+
+    from mflow_sbi.data.event_format import load_format
+
+    written = {"tree": "events", "columns": ["x0", "x1"]}
+    meta = {"simulator": "spherical_gaussian", "parameter_names": ["theta_0"], "parameter_branches": ["theta_0"],
+            "prior": ["uniform(-1,1)"], "format": written, **metadata}
+    meta = {key: value for key, value in meta.items() if value is not None}
+    return SimpleNamespace(path=name, parameters=("theta_0",), metadata=meta, fmt=load_format(written))
+
+
+def test_files_that_differ_only_in_later_metadata_keys_keep_simulator_and_prior(caplog):
+    from mflow_sbi.data.root_read import source_metadata
+
+    new = _source("new.root", simulator_options={"epsilon": 0.05})
+    old = _source("old.root", format=None)  # written before the format and options were stored
+    meta = source_metadata([new, old])
+    assert meta["simulator"] == "spherical_gaussian" and meta["prior"] is not None
+    assert meta["simulator_options"] is None  # not recorded by every file
+    assert source_metadata([new, new])["simulator_options"] == {"epsilon": 0.05}
+    assert "record different" not in caplog.text
+    other = _source("other.root", simulator="polynomial_surface")
+    with caplog.at_level("WARNING"):
+        meta = source_metadata([new, other])
+    assert meta["simulator"] is None and meta["prior"] is None
+    assert "new.root and other.root record different simulator" in caplog.text
