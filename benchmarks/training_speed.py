@@ -36,9 +36,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from mflow_sbi.flows import ManifoldFlow
+from mflow_sbi.flows.base import flow_kernels
 from mflow_sbi.simulators import get_simulator
 from mflow_sbi.training import Trainer, TrainingConfig, build_phases, train_model
-from mflow_sbi.training.speed import compile_steps, flow_kernels
+from mflow_sbi.training.speed import compile_steps
 
 PHASES = {"M": ("sequential", "M"), "D": ("sequential", "D"), "S": ("simultaneous", "S")}
 

@@ -26,9 +26,11 @@ whatever device they were saved from (``load(directory, device)`` then moves the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,6 +69,22 @@ def standard_noise(shape: tuple[int, ...], generator: torch.Generator | None, li
     """N(0, 1) noise of ``shape`` with the dtype and device of ``like``, drawn on the CPU from ``generator`` (a
     CPU generator, or torch's global one when None) so that the same seed gives the same noise on any device."""
     return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+@contextlib.contextmanager
+def flow_kernels(model: nn.Module, kernels: str) -> Iterator[None]:
+    """Evaluate the stacks of ``model`` and of every model inside it (the members of an ensemble) with
+    ``kernels`` ("nflows" or "fused") inside the block, then restore each one's setting. Modules without the
+    setting (a user's own model) are left alone."""
+    models = [m for m in model.modules() if isinstance(m, ConditionalDensityModel)] if isinstance(model, nn.Module) else []
+    previous = [m.flow_kernels for m in models]
+    for m in models:
+        m.flow_kernels = kernels
+    try:
+        yield
+    finally:
+        for m, setting in zip(models, previous, strict=True):
+            m.flow_kernels = setting
 
 
 class ConditionalDensityModel(nn.Module):

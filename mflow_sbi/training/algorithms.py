@@ -37,6 +37,7 @@ import torch
 
 from mflow_sbi.devices import resolve_device
 from mflow_sbi.errors import ConfigError
+from mflow_sbi.flows.base import flow_kernels
 from mflow_sbi.threads import torch_threads
 from mflow_sbi.training.distributed import DistributedContext, DistributedTrainer
 from mflow_sbi.training.history import History
@@ -48,7 +49,7 @@ from mflow_sbi.training.losses import (
     weighted_mean,
 )
 from mflow_sbi.training.settings import TrainingConfig
-from mflow_sbi.training.speed import compile_steps, flow_kernels
+from mflow_sbi.training.speed import compile_steps
 from mflow_sbi.training.tensors import prepare_tensors
 from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer
 

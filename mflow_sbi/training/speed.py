@@ -16,26 +16,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 import torch
 
 from mflow_sbi.training.trainer import Batch, LossFn, LossTerms, Phase, Step
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def flow_kernels(model, kernels: str) -> Iterator[None]:
-    """Evaluate ``model``'s stacks with ``kernels`` ("nflows" or "fused") inside the block, then restore."""
-    previous = model.flow_kernels
-    model.flow_kernels = kernels
-    try:
-        yield
-    finally:
-        model.flow_kernels = previous
 
 
 class CompiledLoss:

@@ -171,3 +171,33 @@ def test_conditional_outer_mflow_reencodes(random_mflows):
     assert likelihood(np.array([[0.0], [0.5]])).shape == (2,)
     with pytest.raises(InputError, match="cannot cache"):
         ModelLikelihood(model, x, cache=True)
+
+
+@pytest.mark.parametrize("conditional_outer", [False, True])
+def test_fused_kernels_give_the_nflows_likelihood_and_leave_the_model_as_it_was(random_mflows, conditional_outer,
+                                                                               monkeypatch):
+    from mflow_sbi.flows import base
+    from mflow_sbi.flows.ensemble import ModelEnsemble
+    from mflow_sbi.inference.likelihood import CPU_CHUNK_SIZE
+
+    fused_calls = []
+    stack_forward = base.stack_forward
+    monkeypatch.setattr(base, "stack_forward", lambda *a, **k: fused_calls.append(1) or stack_forward(*a, **k))
+
+    model = random_mflows[conditional_outer]
+    x = np.random.default_rng(7).normal(size=(30, 3))
+    theta = np.linspace(-1.5, 1.5, 7)[:, None]
+    for target in (model, ModelEnsemble([model, model])):
+        fused = ModelLikelihood(target, x, chunk_size=50)  # several chunks per call
+        assert fused.kernels == "fused" and fused.cached != conditional_outer
+        reference = ModelLikelihood(target, x, chunk_size=50, kernels="nflows")
+        fused_calls.clear()
+        expected = reference(theta)
+        assert not fused_calls
+        np.testing.assert_allclose(fused(theta), expected, rtol=1e-5, atol=1e-3)
+        assert fused_calls
+        assert np.ptp(fused(theta)) > 1e-3
+        assert all(m.flow_kernels == "nflows" for m in target.modules() if hasattr(m, "flow_kernels"))
+    assert ModelLikelihood(model, x).chunk_size == CPU_CHUNK_SIZE
+    with pytest.raises(InputError, match="kernels must be one of"):
+        ModelLikelihood(model, x, kernels="fast")

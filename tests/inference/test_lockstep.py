@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from mflow_sbi.errors import InputError
-from mflow_sbi.inference.likelihood import LikelihoodBatch, ModelLikelihood, batch_evaluator
+from mflow_sbi.inference.likelihood import DEFAULT_CHUNK_SIZE, LikelihoodBatch, ModelLikelihood, batch_evaluator
 from mflow_sbi.inference.lockstep import run_lockstep
 from mflow_sbi.inference.potential import PosteriorPotential
 from mflow_sbi.inference.sampler import sample_potential
@@ -15,9 +15,11 @@ OPTIONS = {"n_walkers": 8, "n_steps": 120, "burn_in": 20, "progress": False}
 
 
 def likelihoods_of(problem, n_sets: int, n_events: int = 10):
+    """``n_sets`` shifted data sets; chunks large enough that every batched call is one network call (the
+    call counts below count batches, not chunks)."""
     rng = np.random.default_rng(5)
-    return [ModelLikelihood(problem.model, problem.x[:n_events] + 0.3 * rng.normal(size=(1, problem.x.shape[1])))
-            for _ in range(n_sets)]
+    return [ModelLikelihood(problem.model, problem.x[:n_events] + 0.3 * rng.normal(size=(1, problem.x.shape[1])),
+                            chunk_size=DEFAULT_CHUNK_SIZE) for _ in range(n_sets)]
 
 
 def exact_log_likelihood(model, x: np.ndarray, theta: np.ndarray) -> np.ndarray:

@@ -9,9 +9,10 @@ import torch
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import ManifoldFlow
+from mflow_sbi.flows.base import flow_kernels
 from mflow_sbi.training import TrainingConfig, build_phases, train_model
 from mflow_sbi.training import speed as speed_module
-from mflow_sbi.training.speed import CompiledLoss, flow_kernels
+from mflow_sbi.training.speed import CompiledLoss
 from tests.training.helpers import polynomial_data
 
 SPLINES = {"n_layers": 1, "hidden_features": 8, "num_blocks": 1, "num_bins": 4}
