@@ -284,6 +284,9 @@ class Posterior:
         hidden = [name for name in self.nuisance_names if name not in summary["parameters"]]
         if hidden:
             lines.append(f"nuisance parameters (marginalized, not shown): {', '.join(hidden)}")
+        burn_in = format_burn_in(summary.get("metadata", {}).get("sampler"))
+        if burn_in:
+            lines.append(burn_in)
         if "acceptance_fraction" in summary:
             lines.append(f"acceptance fraction: {summary['acceptance_fraction']:.3f}")
         for key, title in (("autocorrelation_time", "autocorrelation time"), ("effective_sample_size", "ESS"),
@@ -310,6 +313,16 @@ class Posterior:
     def hpd_region(self, i: int, j: int, level: float, rng: np.random.Generator | None = None) -> HPDRegion2D:
         """2-D HPD region of parameters (i, j) at credibility ``level`` (KDE based, see credible.py)."""
         return hpd_region_2d(self.samples, level, (i, j), rng=rng)
+
+
+def format_burn_in(sampler: dict | None) -> str | None:
+    """One line on the burn-in an emcee run used (``metadata["sampler"]``), or None when it is not recorded."""
+    if not isinstance(sampler, dict) or "burn_in_used" not in sampler:
+        return None
+    used, longest = sampler["burn_in_used"], sampler.get("burn_in")
+    if sampler.get("adaptive_burn_in") and longest is not None and used < longest:
+        return f"burn-in: {used} steps (the chain had settled; at most {longest})"
+    return f"burn-in: {used} steps"
 
 
 def format_rate(rate: dict) -> str:

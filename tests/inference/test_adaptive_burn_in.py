@@ -94,3 +94,12 @@ def test_a_chain_interrupted_during_the_adaptive_burn_in_resumes_to_the_uninterr
     assert resumed.burn_in == full.burn_in
     np.testing.assert_array_equal(resumed.chain, full.chain)
     np.testing.assert_array_equal(resumed.burn_in_chain, full.burn_in_chain)
+
+
+def test_the_summary_says_which_burn_in_was_used(problem):
+    likelihood = ModelLikelihood(problem.model, problem.x)
+    settings = {**SETTINGS, "n_steps": 400}
+    adaptive = sample_posterior(likelihood, problem.prior, **settings)
+    assert f"burn-in: {adaptive.burn_in} steps (the chain had settled; at most 300)" in adaptive.format_summary()
+    fixed = sample_posterior(likelihood, problem.prior, adaptive_burn_in=False, **settings)
+    assert "burn-in: 300 steps\n" in fixed.format_summary()
