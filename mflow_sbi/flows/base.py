@@ -71,12 +71,20 @@ def standard_noise(shape: tuple[int, ...], generator: torch.Generator | None, li
     return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
 
 
+def _density_models(module: nn.Module) -> list[ConditionalDensityModel]:
+    """``module`` itself when it is a density model, else the density models among its descendants (the members
+    of an ensemble); the walk stops at each density model, so it costs a few checks, not one per layer."""
+    if isinstance(module, ConditionalDensityModel):
+        return [module]
+    return [model for child in module.children() for model in _density_models(child)]
+
+
 @contextlib.contextmanager
 def flow_kernels(model: nn.Module, kernels: str) -> Iterator[None]:
     """Evaluate the stacks of ``model`` and of every model inside it (the members of an ensemble) with
     ``kernels`` ("nflows" or "fused") inside the block, then restore each one's setting. Modules without the
-    setting (a user's own model) are left alone."""
-    models = [m for m in model.modules() if isinstance(m, ConditionalDensityModel)] if isinstance(model, nn.Module) else []
+    setting (a user's own model) are left alone. Cheap enough for every likelihood call."""
+    models = _density_models(model) if isinstance(model, nn.Module) else []
     previous = [m.flow_kernels for m in models]
     for m in models:
         m.flow_kernels = kernels
