@@ -397,21 +397,18 @@ def source_metadata(sources: list[TreeSource]) -> dict[str, Any]:
         return {}
     meta = first.metadata or {}
 
-    def identity(source: TreeSource) -> dict[str, Any]:
-        return {key: (source.metadata or {}).get(key) for key in IDENTITY_KEYS}
-
-    differing = next((s for s in sources if identity(s) != identity(first)), None)
+    differing = next((s for s in sources if any((s.metadata or {}).get(k) != meta.get(k) for k in IDENTITY_KEYS)), None)
     if differing is not None and meta.get("simulator") is not None:
-        keys = [k for k in IDENTITY_KEYS if identity(differing)[k] != identity(first)[k]]
+        keys = [k for k in IDENTITY_KEYS if (differing.metadata or {}).get(k) != meta.get(k)]
         log.warning("%s and %s record different %s: the events are read without a simulator and prior",
                     first.path, differing.path, ", ".join(keys))
     from_meta = differing is None and tuple(meta.get("parameter_branches", ())) == first.parameters
     names = tuple(meta.get("parameter_names", first.parameters)) if from_meta else first.parameters
     prior = IndependentPrior.from_specs(meta["prior"]) if from_meta and meta.get("prior") else None
     simulator = meta.get("simulator") if from_meta else None
-    same_options = all((s.metadata or {}).get("simulator_options") == meta.get("simulator_options") for s in sources)
+    options_agree = all((s.metadata or {}).get("simulator_options") == meta.get("simulator_options") for s in sources)
     as_written = all(_read_as_written(s.metadata or {}, s.fmt) for s in sources)
-    options = meta.get("simulator_options") if from_meta and same_options and as_written else None
+    options = meta.get("simulator_options") if from_meta and options_agree and as_written else None
     return {"parameter_names": names, "prior": prior, "simulator": simulator, "simulator_options": options}
 
 
