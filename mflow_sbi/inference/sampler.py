@@ -218,7 +218,7 @@ def _burn_in_so_far(sampler: emcee.EnsembleSampler, burn_in: int, adaptive: bool
     for step in [*candidates, burn_in]:
         if step > sampler.iteration:
             return None
-        if step > 0 and _burn_in_over(sampler, step, burn_in, adaptive):
+        if _burn_in_over(sampler, step, burn_in, adaptive):
             return step
     return None
 
