@@ -46,7 +46,7 @@ from benchmarks.sbi_nle import sample_nle, train_nle
 from mflow_sbi.config import parse_config
 from mflow_sbi.data.datasets import EventData
 from mflow_sbi.flows import load_model
-from mflow_sbi.flows.architecture import PREPROCESSING
+from mflow_sbi.flows.architecture import INNER_DENSITIES, PREPROCESSING
 from mflow_sbi.inference.likelihood import EnsembleLikelihood, ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.inference.metrics import c2st, mmd2
 from mflow_sbi.inference.sampler import sample_posterior
@@ -93,6 +93,8 @@ def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path,
     if name == "af" and args.af_epochs is not None:
         training["epochs"] = args.af_epochs
     model = {"type": MODEL_TYPES[name]} | ({"preprocessing": args.preprocessing} if args.preprocessing else {})
+    if name != "af" and args.inner_density:
+        model["inner_density"] = args.inner_density
     config = parse_config({"model": model, "training": training}, f"bench_lhc {name}")
     began = time.perf_counter()
     model_dir = train_from_data(data, config, out / f"{name}_{seed}", progress=False)
@@ -236,6 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--af-epochs", dest="af_epochs", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--preprocessing", choices=PREPROCESSING, default=None,
                         help="[model] preprocessing of the AF and M-flows (default: the model's, affine)")
+    parser.add_argument("--inner-density", dest="inner_density", choices=INNER_DENSITIES, default=None,
+                        help="[model] inner_density of the M-flows (default: the model's, flow)")
     parser.add_argument("--walkers", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--burn-in", type=int, default=300)
@@ -278,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"setting": {"simulator": "lhc", "n_train": args.n_train, "points": points, "observed": args.observed,
                            "jes": args.jes, "seed": args.seed, "quick": args.quick, "ensemble": args.ensemble,
                            "manifold_events": args.manifold_events, "preprocessing": args.preprocessing or "affine",
+                           "inner_density": args.inner_density or "flow",
                            "cp_observable": args.cp_observable,
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}

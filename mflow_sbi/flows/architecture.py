@@ -20,6 +20,7 @@ TRANSFORM_TYPES = ("rq_coupling", "rq_autoregressive", "affine_coupling", "affin
 AUTOREGRESSIVE_TYPES = ("rq_autoregressive", "affine_autoregressive")
 AMBIENT_TRANSFORMS = ("auto", "coupling", "maf")  # the AF's stack family (mflow_sbi.flows.ambient)
 LINEAR_TYPES = ("lu", "permutation")
+INNER_DENSITIES = ("flow", "morphing")  # the M-flow family's density on the manifold (mflow_sbi.flows.morphing)
 T = TypeVar("T")
 
 

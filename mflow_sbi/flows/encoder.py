@@ -50,11 +50,12 @@ class EncoderManifoldFlow(ManifoldFlow):
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
         preprocessing: str = "affine",
+        inner_density: str = "flow",
     ) -> None:
         super().__init__(
             data_dim, latent_dim, parameter_dim, outer=outer, inner=inner, conditional_outer=conditional_outer,
             jacobian_method=jacobian_method, parameter_names=parameter_names, prior=prior,
-            preprocessing=preprocessing,
+            preprocessing=preprocessing, inner_density=inner_density,
         )
         self.encoder_config = resolve_config(encoder, DEFAULT_ENCODER)
         self.encoder = ResidualNet(

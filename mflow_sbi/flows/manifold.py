@@ -5,7 +5,10 @@ Coordinates are standardized inside the model (see ``base``). In standardized un
 - outer flow f: R^d -> R^d, a bijection; f(x) = (u', v) with u' in R^n, v in R^(d-n);
 - decoder g(u') = f^{-1}(u', 0): injective R^n -> R^d, its image is the learned manifold;
 - encoder u'(x) = first n coordinates of f(x); projection x -> g(u'(x));
-- inner flow h(.|theta): R^n -> R^n with base N(0, I_n): u = h(u'|theta) (nflows "forward" direction).
+- inner flow h(.|theta): R^n -> R^n with base N(0, I_n): u = h(u'|theta) (nflows "forward" direction);
+  with ``inner_density = "morphing"`` the inner density is instead p_ref(u') r(u', theta): a theta-free flow
+  h times a ratio of quadratic forms in (1, theta) (``morphing.py``), for parameters that enter the squared
+  amplitudes quadratically (EFT couplings).
 
 Densities per event (raw units; ``scale`` is the x standardization):
 
@@ -51,7 +54,7 @@ import torch
 from torch import nn
 
 from mflow_sbi.errors import ConfigError, InputError
-from mflow_sbi.flows.architecture import StackConfig, resolve_config
+from mflow_sbi.flows.architecture import INNER_DENSITIES, StackConfig, resolve_config
 from mflow_sbi.flows.base import ArrayLike, ConditionalDensityModel, as_tensor, standard_noise
 from mflow_sbi.flows.builders import build_stack
 from mflow_sbi.flows.jacobian import (
@@ -61,6 +64,7 @@ from mflow_sbi.flows.jacobian import (
     log_det_metric,
     metric_condition_number,
 )
+from mflow_sbi.flows.morphing import SIR_CANDIDATES, MorphingRatio
 from mflow_sbi.priors import IndependentPrior
 
 DEFAULT_OUTER = StackConfig(n_layers=4, hidden_features=64)
@@ -93,9 +97,15 @@ class ManifoldFlow(ConditionalDensityModel):
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
         preprocessing: str = "affine",
+        inner_density: str = "flow",
     ) -> None:
         super().__init__(data_dim, parameter_dim, parameter_names=parameter_names, prior=prior,
                          preprocessing=preprocessing)
+        if inner_density not in INNER_DENSITIES:
+            raise ConfigError(f"inner_density must be one of {INNER_DENSITIES}, got {inner_density!r}")
+        if inner_density == "morphing" and conditional_outer:
+            raise ConfigError("inner_density = \"morphing\" needs a theta-free outer flow (conditional_outer = false): "
+                              "its ratio is a function of latents that do not depend on theta")
         if not 1 <= latent_dim < data_dim:
             raise InputError(f"latent_dim must satisfy 1 <= latent_dim < data_dim={data_dim}, got {latent_dim}")
         if jacobian_method not in METHODS:
@@ -106,7 +116,10 @@ class ManifoldFlow(ConditionalDensityModel):
         self.outer_config = resolve_config(outer, DEFAULT_OUTER)
         self.inner_config = resolve_config(inner, DEFAULT_INNER)
         self.outer = build_stack(data_dim, parameter_dim if conditional_outer else None, self.outer_config)
-        self.inner = build_stack(latent_dim, parameter_dim, self.inner_config)
+        self.inner_density = inner_density
+        morphing = inner_density == "morphing"
+        self.inner = build_stack(latent_dim, None if morphing else parameter_dim, self.inner_config)
+        self.morphing = MorphingRatio(latent_dim, parameter_dim) if morphing else None
 
     def architecture(self) -> dict[str, Any]:
         return {
@@ -116,6 +129,7 @@ class ManifoldFlow(ConditionalDensityModel):
             "jacobian_method": self.jacobian_method,
             "outer": vars(self.outer_config).copy(),
             "inner": vars(self.inner_config).copy(),
+            **({"inner_density": self.inner_density} if self.morphing is not None else {}),
         }
 
     def manifold_parameters(self) -> list[nn.Parameter]:
@@ -123,8 +137,15 @@ class ManifoldFlow(ConditionalDensityModel):
         return list(self.outer.parameters())
 
     def density_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the density on the manifold (the inner flow); trained in phase D."""
-        return list(self.inner.parameters())
+        """Parameters of the density on the manifold (the inner flow, and the morphing ratio); trained in phase D."""
+        ratio = [] if self.morphing is None else list(self.morphing.parameters())
+        return list(self.inner.parameters()) + ratio
+
+    def fit_latent_normalization(self, chunks) -> None:
+        """Store the morphing ratio's normalization S from latent chunks (u', weights or None): see
+        ``morphing.py``; nothing to do for a flow inner density (normalized by construction)."""
+        if self.morphing is not None:
+            self.morphing.fit_normalization(chunks)
 
     # --- standardized-space building blocks ----------------------------------------------------------
     def _outer_context(self, theta_std: torch.Tensor | None, rows: int) -> torch.Tensor | None:
@@ -159,8 +180,22 @@ class ManifoldFlow(ConditionalDensityModel):
         return self.x_scaler.inverse(self._decode_std(u, context))
 
     def _latent_log_prob_std(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
-        noise, log_det = self.run_stack(self.inner, u, theta_std)
-        return standard_normal_log_prob(noise) + log_det
+        if self.morphing is None:
+            noise, log_det = self.run_stack(self.inner, u, theta_std)
+            return standard_normal_log_prob(noise) + log_det
+        noise, log_det = self.run_stack(self.inner, u)
+        return standard_normal_log_prob(noise) + log_det + self.morphing.log_ratio(u, theta_std)
+
+    def _sample_latent_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """u' ~ p(u'|theta) per row of theta_std: the inner flow's inverse, or with a morphing inner density
+        sampling-importance-resampling from SIR_CANDIDATES draws of p_ref per row."""
+        rows = theta_std.shape[0]
+        if self.morphing is None:
+            noise = standard_noise((rows, self.latent_dim), generator, theta_std)
+            return self.run_stack(self.inner, noise, theta_std, inverse=True, log_det=False)[0]
+        noise = standard_noise((rows * SIR_CANDIDATES, self.latent_dim), generator, theta_std)
+        candidates = self.run_stack(self.inner, noise, inverse=True, log_det=False)[0]
+        return self.morphing.resample(candidates.view(rows, SIR_CANDIDATES, self.latent_dim), theta_std, generator)
 
     def _decoded_and_volume(self, u: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(g(u') in standardized units, -1/2 log det(J^T J)) with J = d x_raw / d u' = diag(s) d g / d u', both from one
@@ -206,8 +241,7 @@ class ManifoldFlow(ConditionalDensityModel):
 
     def _sample_std(self, theta_std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         rows = theta_std.shape[0]
-        noise = standard_noise((rows, self.latent_dim), generator, theta_std)
-        u = self.run_stack(self.inner, noise, theta_std, inverse=True, log_det=False)[0]
+        u = self._sample_latent_std(theta_std, generator)
         v = self._off_manifold_sample(rows, generator)
         return self._outer_inverse(u, v, self._outer_context(theta_std, rows), log_det=False)[0]
 

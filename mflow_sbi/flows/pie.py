@@ -45,13 +45,14 @@ class PIE(ManifoldFlow):
         parameter_names: tuple[str, ...] | list[str] | None = None,
         prior: IndependentPrior | None = None,
         preprocessing: str = "affine",
+        inner_density: str = "flow",
     ) -> None:
         if not (math.isfinite(eps) and eps > 0):
             raise ConfigError(f"PIE eps must be a finite positive number, got {eps}")
         super().__init__(
             data_dim, latent_dim, parameter_dim, outer=outer, inner=inner, conditional_outer=conditional_outer,
             jacobian_method=jacobian_method, parameter_names=parameter_names, prior=prior,
-            preprocessing=preprocessing,
+            preprocessing=preprocessing, inner_density=inner_density,
         )
         self.eps = float(eps)
 

@@ -9,6 +9,9 @@
     ambient_transform  AF only: the stack family, "coupling" (spline couplings), "maf" (masked autoregressive)
                        or "auto" (flow.transform's family, else coupling); unset: the class default "auto"
                        (mflow_sbi.flows.ambient)
+    inner_density      M-flow family only: the density on the manifold, "flow" (a conditional inner flow) or
+                       "morphing" (a theta-free flow times a ratio of quadratic forms in (1, theta), for EFT
+                       couplings: mflow_sbi.flows.morphing); unset: "flow"
     preprocessing      how x is standardized: "affine" (z-score) or "asinh" (a signed-log warp first, for
                        heavy-tailed features; :mod:`mflow_sbi.flows.standardize`); unset: "affine"
     [model.outer], [model.inner], [model.flow]   stack architectures (``StackConfig`` keys)
@@ -26,7 +29,13 @@ from typing import Any
 
 from mflow_sbi.errors import ConfigError
 from mflow_sbi.flows import MODEL_TYPES
-from mflow_sbi.flows.architecture import AMBIENT_TRANSFORMS, PREPROCESSING, EncoderConfig, StackConfig
+from mflow_sbi.flows.architecture import (
+    AMBIENT_TRANSFORMS,
+    INNER_DENSITIES,
+    PREPROCESSING,
+    EncoderConfig,
+    StackConfig,
+)
 from mflow_sbi.flows.architecture import JACOBIAN_METHODS as METHODS
 from mflow_sbi.schema import BOOLEAN, SUBTABLE, Table, choice, integer, number, optional, setting
 
@@ -50,6 +59,7 @@ class ModelConfig(Table):
     jacobian_method: str | None = setting(None, optional(choice(METHODS)))
     ambient_transform: str | None = setting(None, optional(choice(AMBIENT_TRANSFORMS)))
     preprocessing: str | None = setting(None, optional(choice(PREPROCESSING)))
+    inner_density: str | None = setting(None, optional(choice(INNER_DENSITIES)))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,11 +83,12 @@ class ModelConfig(Table):
     def options_of_all_types() -> list[str]:
         """The architecture keys of the table (those :meth:`options` may return)."""
         return [*ARCHITECTURE_TABLES, "eps", "jacobian_method", "conditional_outer", "ambient_transform",
-                "preprocessing"]
+                "preprocessing", "inner_density"]
 
     def options(self) -> dict[str, Any]:
         """The architecture keywords that were set (empty tables and unset values take the class defaults)."""
         values = {"outer": self.outer, "inner": self.inner, "flow": self.flow, "encoder": self.encoder,
                   "eps": self.eps, "jacobian_method": self.jacobian_method, "ambient_transform": self.ambient_transform,
-                  "conditional_outer": self.conditional_outer or None, "preprocessing": self.preprocessing}
+                  "conditional_outer": self.conditional_outer or None, "preprocessing": self.preprocessing,
+                  "inner_density": self.inner_density}
         return {key: value for key, value in values.items() if value not in (None, {})}

@@ -6,7 +6,9 @@ weights (normalized to mean 1) as the last tensor; every loss term is then the w
 (``losses.weighted_mean``), in training and validation alike. Parameter groups:
 
 - manifold parameters (``model.manifold_parameters()``): the outer flow, plus the encoder for Me-flow;
-- density parameters (``model.density_parameters()``): the inner flow.
+- density parameters (``model.density_parameters()``): the inner flow (and a morphing inner density's ratio
+  network; its normalization S is refreshed over all training latents before every validation of a phase that
+  trains it: ``Phase.refresh``, ``mflow_sbi.flows.morphing``).
 
 Phase M steps only the manifold parameters and phase D only the density parameters (each optimizer holds
 only its group, so weight decay never touches the other). While the outer flow is frozen in phase D and it
@@ -54,6 +56,7 @@ from mflow_sbi.training.tensors import prepare_tensors
 from mflow_sbi.training.trainer import Batch, BatchSource, LossTerms, Phase, Step, Trainer
 
 ML_MODES = ("ambient", "pie")
+NORMALIZATION_CHUNK = 8192  # rows per evaluation when refreshing a morphing inner density's normalization
 
 
 def ml_mode(model) -> str | None:
@@ -162,6 +165,25 @@ def _first_rows(n: int):
     return prepare
 
 
+def _latent_normalization(model, encoded: bool, weighted: bool):
+    """The phase's ``refresh`` for a morphing inner density (None otherwise): store the ratio's normalization
+    S = mean of R(u') over all training latents (``mflow_sbi.flows.morphing``), encoding x first unless the
+    phase's data are latents already."""
+    if getattr(model, "morphing", None) is None:
+        return None
+
+    def chunks(data):
+        if isinstance(data, tuple):
+            rows = data[0].shape[0]
+            batches = (tuple(t[i : i + NORMALIZATION_CHUNK] for t in data) for i in range(0, rows, NORMALIZATION_CHUNK))
+        else:
+            batches = data.batches(0)
+        for batch in batches:
+            yield (batch[0] if encoded else model.encode_std(batch[0])), (batch[-1] if weighted else None)
+
+    return lambda data: model.fit_latent_normalization(chunks(data))
+
+
 def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[Phase]:
     """The phases of the configured algorithm for ``model`` (``weighted``: batches end with event weights);
     see the module docstring."""
@@ -177,18 +199,20 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
     else:
         d_loss, prepare = losses.latent_nll, _encode_frozen(model)
     d_step = Step("D", model.density_parameters(), d_loss, config.lr_d, weights)
+    d_refresh, x_refresh = _latent_normalization(model, True, weighted), _latent_normalization(model, False, weighted)
     m_prepare = _first_rows(config.manifold_events) if config.manifold_events > 0 else None
     if algorithm == "sequential":
         phases = [Phase("M", [m_step], config.epochs_m, m_prepare),
-                  Phase("D", [d_step], config.epochs_d, prepare, ema_decay=config.ema_decay)]
+                  Phase("D", [d_step], config.epochs_d, prepare, ema_decay=config.ema_decay, refresh=d_refresh)]
     elif algorithm == "alternating":
         alternating_d = Step("D", model.density_parameters(), losses.current_latent_nll, config.lr_d, weights)
-        phases = [Phase("A", [m_step, alternating_d], config.epochs_for())]
+        phases = [Phase("A", [m_step, alternating_d], config.epochs_for(), refresh=x_refresh)]
     else:
         s_weights = {**weights, "reconstruction": config.reconstruction_weight, "nll": config.nll_weight}
         s_step = Step("S", list(model.parameters()), losses.simultaneous, config.learning_rate, s_weights)
-        phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare), Phase("S", [s_step], config.epochs_for()),
-                  Phase("D", [d_step], config.epochs_posttrain, prepare, ema_decay=config.ema_decay)]
+        phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare),
+                  Phase("S", [s_step], config.epochs_for(), refresh=x_refresh),
+                  Phase("D", [d_step], config.epochs_posttrain, prepare, ema_decay=config.ema_decay, refresh=d_refresh)]
     return [phase for phase in phases if phase.epochs > 0]
 
 

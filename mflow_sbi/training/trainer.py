@@ -99,13 +99,16 @@ class BatchSource(Protocol):
 class Phase:
     """Epochs of the same steps. ``prepare`` (optional) maps the data once at the start of the phase
     (in-memory tensors; a :class:`BatchSource` maps every batch as it comes), e.g. to encode x with a frozen
-    outer flow so that later steps see only latents."""
+    outer flow so that later steps see only latents. ``refresh`` (optional) gets the phase's training data
+    (prepared) before every validation, in eval mode without gradients: for statistics the model stores from
+    its training data (the morphing ratio's normalization)."""
 
     name: str
     steps: list[Step]
     epochs: int
     prepare: Callable[[Batch], Batch] | None = None
     ema_decay: float = 0.0
+    refresh: Callable[[Batch | BatchSource], None] | None = None
 
 
 class _EMA:
@@ -411,6 +414,10 @@ class Trainer:
                 scheduler.step()
             if ema is not None:
                 ema.swap()  # validate (and keep as best) the averaged weights
+            if phase.refresh is not None:
+                self.model.eval()
+                with torch.no_grad():
+                    phase.refresh(train_data)
             val_losses = self._validate(val_data, phase.steps)
             score = (val_losses or train_losses)[TOTAL]
             if skipped:
