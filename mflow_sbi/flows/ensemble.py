@@ -150,6 +150,31 @@ class ModelEnsemble(nn.Module):
         return torch.stack([member.latent_log_prob(block, theta)
                             for member, block in zip(self.members, blocks, strict=True)]).mean(dim=0)
 
+    @property
+    def summary_dim(self) -> int:
+        """Columns of :meth:`latent_summary`: the members' summaries side by side."""
+        return sum(self._summary_widths())
+
+    def _summary_widths(self) -> list[int]:
+        return [int(member.summary_dim) for member in self.members]
+
+    def latent_summary(self, u: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, c): the members' latent summaries of their blocks of u side by side, and the mean of their c, so
+        that latent_log_prob(u, theta) == summary_log_prob(s, theta) + c."""
+        blocks = torch.split(torch.as_tensor(u), self._widths(), dim=1)
+        parts = [member.latent_summary(block) for member, block in zip(self.members, blocks, strict=True)]
+        return torch.cat([s for s, _ in parts], dim=1), torch.stack([c for _, c in parts]).mean(dim=0)
+
+    def summary_log_prob(self, summary: ArrayLike, theta: ArrayLike) -> torch.Tensor:
+        """(1/K) sum_k summary_log_prob_k(s_k, theta) for s from :meth:`latent_summary`, shape (N,)."""
+        widths = self._summary_widths()
+        summary = torch.as_tensor(summary)
+        if summary.ndim != 2 or summary.shape[1] != sum(widths):
+            raise InputError(f"ensemble latent summaries must have shape (N, {sum(widths)}), got {tuple(summary.shape)}")
+        blocks = torch.split(summary, widths, dim=1)
+        return torch.stack([member.summary_log_prob(block, theta)
+                            for member, block in zip(self.members, blocks, strict=True)]).mean(dim=0)
+
     # --- persistence -----------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
         """Write every member to ``directory/member_KK`` (:func:`mflow_sbi.layout.member_dir_name`), then the

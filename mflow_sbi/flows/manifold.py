@@ -326,3 +326,30 @@ class ManifoldFlow(ConditionalDensityModel):
         u = self.check_u(u)
         theta = self.check_theta(theta, u.shape[0])
         return self._latent_log_prob_std(u, self.theta_scaler(theta))
+
+    @property
+    def summary_dim(self) -> int:
+        """Columns of :meth:`latent_summary`: n for a flow inner density, (p + 1)^2 for a morphing one."""
+        return self.latent_dim if self.morphing is None else self.morphing.size**2
+
+    def latent_summary(self, u: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, c) with latent_log_prob(u', theta) == summary_log_prob(s, theta) + c for every theta: the inner
+        density's theta-free work, done once per observed event. A flow inner density keeps s = u' (c = 0); a
+        morphing one keeps R(u') flattened, (N, (p+1)^2), and c = log p_ref(u'), so that every further theta costs
+        one quadratic form per event instead of a pass through the networks."""
+        u = self.check_u(u)
+        if self.morphing is None:
+            return u, u.new_zeros(u.shape[0])
+        noise, log_det = self.run_stack(self.inner, u)
+        return self.morphing.matrices(u).flatten(1), standard_normal_log_prob(noise) + log_det
+
+    def summary_log_prob(self, summary: ArrayLike, theta: ArrayLike) -> torch.Tensor:
+        """latent_log_prob(u', theta) minus the theta-free c of :meth:`latent_summary`, from its s; shape (N,)."""
+        if self.morphing is None:
+            return self.latent_log_prob(summary, theta)
+        summary = as_tensor(summary, self.float_dtype, self.device)
+        size = self.morphing.size
+        if summary.ndim != 2 or summary.shape[1] != size * size:
+            raise InputError(f"latent summaries must have shape (N, {size * size}), got {tuple(summary.shape)}")
+        theta = self.check_theta(theta, summary.shape[0])
+        return self.morphing.log_ratio_of(summary.view(-1, size, size), self.theta_scaler(theta))

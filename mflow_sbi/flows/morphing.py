@@ -93,9 +93,15 @@ class MorphingRatio(nn.Module):
     def log_ratio(self, u: torch.Tensor, theta_std: torch.Tensor) -> torch.Tensor:
         """log r(u, theta) per row, shape (N,); S from the batch while training with gradients, else stored."""
         matrices = self.matrices(u)
-        basis = morphing_basis(theta_std)
         batch_normalization = self.training and torch.is_grad_enabled()
-        normalization = matrices.mean(0) if batch_normalization else self.normalization
+        return self.log_ratio_of(matrices, theta_std, matrices.mean(0) if batch_normalization else None)
+
+    def log_ratio_of(self, matrices: torch.Tensor, theta_std: torch.Tensor,
+                     normalization: torch.Tensor | None = None) -> torch.Tensor:
+        """log c^T R c - log c^T S c per row from precomputed R(u) (N, k, k) (the cached likelihood keeps R(u'_i)
+        of the observed events and evaluates only this); S the stored normalization unless given."""
+        basis = morphing_basis(theta_std)
+        normalization = self.normalization if normalization is None else normalization
         return torch.log(quadratic_form(matrices, basis)) - torch.log(quadratic_form(normalization, basis))
 
     @torch.no_grad()

@@ -8,6 +8,11 @@ theta-independent term c_i are computed once ("cached"), and each call only runs
 
     log L(theta) = sum_i latent_log_prob(u'_i, theta) + sum_i c_i.
 
+Models that also offer ``latent_summary`` / ``summary_log_prob`` (the M-flow family and ensembles of it) move the
+inner density's theta-free work into the cache as well: s_i, c'_i = latent_summary(u'_i) once, then
+log L(theta) = sum_i summary_log_prob(s_i, theta) + sum_i (c_i + c'_i). For a morphing inner density that is one
+quadratic form per event and theta (mflow_sbi.flows.morphing); for a flow inner density s_i = u'_i, the same work.
+
 Otherwise every call re-encodes the events through ``model.log_prob``. For K parameter points all K x N
 (theta, event) rows go through the network in batched calls of at most ``chunk_size`` rows, so memory stays
 bounded. Sums are accumulated in float64.
@@ -146,10 +151,15 @@ class ModelLikelihood:
         self.device = device
         self._x = torch.as_tensor(self.x_observed, dtype=torch.float32, device=self.device)
         self.n_nonfinite = 0
+        self.summarized = False
         if self.cached:
             with torch.inference_mode(), torch_threads(self.threads_for(self.n_events)), flow_kernels(model, kernels):
                 parts = [model.cache_observed(self._x[i:i + self.chunk_size], mode=mode)
                          for i in range(0, self.n_events, self.chunk_size)]  # chunked: bounded memory at large N
+                self.summarized = hasattr(model, "latent_summary")
+                if self.summarized:
+                    parts = [(summary, const + extra) for (u, const) in parts
+                             for summary, extra in [model.latent_summary(u)]]
             self._u = torch.cat([u for u, _ in parts])
             self._const = float(sum(const.double().sum() for _, const in parts))
 
@@ -160,6 +170,8 @@ class ModelLikelihood:
 
     def _rows(self, x_rows: torch.Tensor, theta_rows: torch.Tensor) -> torch.Tensor:
         if self.cached:
+            if self.summarized:
+                return self.model.summary_log_prob(x_rows, theta_rows)
             return self.model.latent_log_prob(x_rows, theta_rows)
         return self.model.log_prob(x_rows, theta_rows, mode=self.mode)
 
@@ -171,7 +183,8 @@ class ModelLikelihood:
 
     @property
     def events(self) -> torch.Tensor:
-        """The rows the network sees per call: the cached encodings u'_i, or the events x_i themselves."""
+        """The rows the network sees per call: the cached encodings u'_i (their latent summaries s_i when the model
+        has them), or the events x_i themselves."""
         return self._u if self.cached else self._x
 
     def finish(self, total: np.ndarray) -> np.ndarray:

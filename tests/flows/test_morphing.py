@@ -13,9 +13,10 @@ import torch
 from torch.autograd.functional import jacobian
 
 from mflow_sbi.config import parse_config
-from mflow_sbi.errors import ConfigError
-from mflow_sbi.flows import create_model, load_model
+from mflow_sbi.errors import ConfigError, InputError
+from mflow_sbi.flows import ModelEnsemble, create_model, load_model
 from mflow_sbi.flows.morphing import MorphingRatio, morphing_basis
+from mflow_sbi.inference.likelihood import ModelLikelihood
 from mflow_sbi.training import TrainingConfig, train_model
 from mflow_sbi.training.trainer import split_indices
 from tests.flows.conftest import make_model, random_inputs
@@ -215,3 +216,25 @@ def test_trained_mflow_posterior_matches_the_exact_quadratic_one():
     learned /= learned.sum()
     exact = np.exp(exact_log_posterior(grid, observed[:, 0]))
     assert abs(float((grid * learned).sum()) - float((grid * exact).sum())) < 0.1
+
+
+def test_latent_summaries_reproduce_the_latent_density_for_models_and_mixed_ensembles():
+    """s, c = latent_summary(u'): summary_log_prob(s, theta) + c == latent_log_prob(u', theta) for a morphing
+    model (s = R(u') flattened), a flow model (s = u') and an ensemble of both; ModelLikelihood uses the summaries
+    and gives the re-encoding likelihood."""
+    morphing, flow = morphing_model(), make_model("mflow", seed=1)
+    x, _ = random_inputs(morphing, 6)
+    thetas = random_inputs(morphing, 3, seed=12)[1]
+    for model, width in ((morphing, 9), (flow, 2), (ModelEnsemble([morphing, flow]), 11)):
+        u, _ = model.cache_observed(x)
+        summary, const = model.latent_summary(u)
+        assert summary.shape == (6, width) and model.summary_dim == width
+        for theta in thetas:
+            torch.testing.assert_close(model.summary_log_prob(summary, theta) + const, model.latent_log_prob(u, theta),
+                                       rtol=1e-12, atol=1e-12)
+        cached = ModelLikelihood(model, x.numpy())
+        assert cached.summarized and cached.events.shape == (6, width)
+        np.testing.assert_allclose(cached(thetas.numpy()), ModelLikelihood(model, x.numpy(), cache=False)(thetas.numpy()),
+                                   rtol=1e-6)
+    with pytest.raises(InputError, match=r"shape \(N, 9\)"):
+        morphing.summary_log_prob(torch.zeros(6, 4, dtype=torch.float64), thetas[0])
