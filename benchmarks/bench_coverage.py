@@ -2,8 +2,9 @@
 
 Setting: ``--simulator`` (``polynomial_surface`` or ``lhc``, options ``--option key=value``); the model is
 ``--model DIR`` or one trained here through ``train_from_data`` (what ``mflow-sbi train`` runs) with the
-``[training]`` defaults, ``--model-type`` (mflow), ``--ensemble K`` members, SCANDAL weight ``--scandal`` (0)
-and seed ``--seed`` on ``--n-train`` events drawn from the prior. K = ``--datasets`` (200) data sets of
+``[training]`` defaults, ``--model-type`` (mflow), ``--inner-density`` (the model's default), ``--ensemble K``
+members, SCANDAL weight ``--scandal`` (0), ``--manifold-events`` and seed ``--seed`` on ``--n-train`` events drawn
+from the prior. K = ``--datasets`` (200) data sets of
 ``--events`` (20) events, truths from the prior, are calibrated with
 :func:`mflow_sbi.inference.calibration.run_calibration` (the code behind ``mflow-sbi calibrate``; default
 sampler, ``--walkers``/``--steps``/``--burn-in``) twice, with the same data sets and chain seeds: once with
@@ -34,6 +35,7 @@ from mflow_sbi.cli.simulate import parse_options
 from mflow_sbi.config import parse_config
 from mflow_sbi.errors import InputError
 from mflow_sbi.flows import load_model
+from mflow_sbi.flows.architecture import INNER_DENSITIES
 from mflow_sbi.inference.calibration import CalibrationResult, run_calibration
 from mflow_sbi.inference.likelihood import ModelLikelihood, SimulatorLikelihood
 from mflow_sbi.io import save_json
@@ -97,10 +99,13 @@ def trained_model(args, options: dict, work: Path) -> tuple[Path, dict]:
                            options=options)
     training = {"seed": args.seed, "threads": 1, "ensemble": args.ensemble, "scandal": args.scandal} | (
         {"epochs_m": 1, "epochs_d": 1, "epochs": 1} if args.quick else {})
-    config = parse_config({"model": {"type": args.model_type}, "training": training}, "bench_coverage")
+    if args.manifold_events is not None:
+        training["manifold_events"] = args.manifold_events
+    model = {"type": args.model_type} | ({"inner_density": args.inner_density} if args.inner_density else {})
+    config = parse_config({"model": model, "training": training}, "bench_coverage")
     began = time.perf_counter()
     model_dir = train_from_data(data, config, work / "model", progress=False)
-    return model_dir, {"n_train": args.n_train, "model_type": args.model_type, "training": training,
+    return model_dir, {"n_train": args.n_train, "model_type": args.model_type, "model": model, "training": training,
                        "training_wall_s": round(time.perf_counter() - began, 1)}
 
 
@@ -136,6 +141,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-type", dest="model_type", default="mflow")
     parser.add_argument("--ensemble", type=int, default=1)
     parser.add_argument("--scandal", type=float, default=0.0, help="SCANDAL weight (the simulator's joint score)")
+    parser.add_argument("--inner-density", dest="inner_density", choices=INNER_DENSITIES, default=None,
+                        help="[model] inner_density (default: the model's, flow)")
+    parser.add_argument("--manifold-events", dest="manifold_events", type=int, default=None,
+                        help="[training] manifold_events: phase M on the first this many events (default: all)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=100_000)
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--events", type=int, default=20)

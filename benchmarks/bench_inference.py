@@ -41,15 +41,18 @@ N_EVENTS = 20
 TARGET_ESS = 5000
 
 
-def _model(path: str | None, data_dim: int, latent_dim: int, parameter_dim: int, seed: int):
-    """A trained model from ``path``, or an untrained M-flow of the default architecture with random weights."""
+def _model(path: str | None, data_dim: int, latent_dim: int, parameter_dim: int, seed: int,
+           inner_density: str = "flow"):
+    """A trained model from ``path``, or an untrained M-flow of the default architecture (with ``inner_density``)
+    with random weights."""
     from mflow_sbi.flows import create_model, load_model
 
     if path is not None:
         return load_model(path).eval(), True
     torch.manual_seed(seed)
     model = create_model("mflow", data_dim=data_dim, parameter_dim=parameter_dim, latent_dim=latent_dim,
-                         outer=BENCH_OUTER, prior=box_uniform([-1.0] * parameter_dim, [1.0] * parameter_dim))
+                         outer=BENCH_OUTER, prior=box_uniform([-1.0] * parameter_dim, [1.0] * parameter_dim),
+                         inner_density=inner_density)
     with torch.no_grad():  # nflows initializes coupling layers near the identity; make every layer act
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))

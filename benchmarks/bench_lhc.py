@@ -314,8 +314,10 @@ def main(argv: list[str] | None = None) -> dict:
                 model_dirs, info = train_members(name, data, args, Path(work))
                 info["figures"] = model_figures(model_dirs[0], held_out)
                 members = [load_model(model_dir) for model_dir in model_dirs]
-                drawn = [sample(EnsembleLikelihood([ModelLikelihood(m, x_o) for m in members]), simulator.prior,
-                                args)[0] for x_o in observed]
+                runs = [sample(EnsembleLikelihood([ModelLikelihood(m, x_o) for m in members]), simulator.prior, args)
+                        for x_o in observed]
+                drawn = [samples for samples, _ in runs]
+                info["sampling_wall_s"] = [round(wall, 1) for _, wall in runs]
             results["training"][name] = info
             for cell, samples, reference, point in zip(results["cells"], drawn, exact, points, strict=True):
                 cell[name] = compare(samples, reference, point, args)

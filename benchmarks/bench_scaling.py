@@ -35,6 +35,7 @@ import torch
 from benchmarks.bench_inference import _model
 from benchmarks.bench_posterior import machine
 from benchmarks.floor import flops_per_row, gemm_gflops, hidden_features
+from mflow_sbi.flows.architecture import INNER_DENSITIES
 from mflow_sbi.inference.likelihood import PARALLEL_ROWS, ModelLikelihood
 from mflow_sbi.inference.sampler import sample_posterior
 from mflow_sbi.io import atomic_path, save_json
@@ -105,6 +106,8 @@ def plot(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lhc-model", help="trained 40-D / 14-D M-flow directory (default: untrained)")
+    parser.add_argument("--inner-density", dest="inner_density", choices=INNER_DENSITIES, default="flow",
+                        help="inner density of the untrained model (default flow; ignored with --lhc-model)")
     parser.add_argument("--events", type=int, nargs="+", default=[1, 20, 1000, 10000, 100000])
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per N (1 from 10^5 rows up)")
     parser.add_argument("--tau-steps", type=int, default=400, help="steps of the chain that measures tau")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     logging.getLogger("mflow_sbi.inference.sampler").setLevel(logging.ERROR)
-    model, trained = _model(args.lhc_model, 40, 14, 2, args.seed)
+    model, trained = _model(args.lhc_model, 40, 14, 2, args.seed, args.inner_density)
     width = hidden_features(model)
     per_row_flops = flops_per_row(model)
     gemm = {"1_thread": gemm_gflops(4096, width, width, threads=1),
@@ -150,6 +153,7 @@ def save(args, trained, chunk_size, width, per_row_flops, gemm, tau, steps, rows
     per_row = [r["us_per_row_1_thread"] for r in rows_out if r["n_events"] >= 1000]
     results = {
         "setting": {"model": args.lhc_model or "untrained ManifoldFlow(40 -> 14, 2 parameters)", "trained": trained,
+                    "inner_density": None if args.lhc_model else args.inner_density,
                     "walkers": WALKERS, "burn_in": BURN_IN, "ess": ESS, "chunk_size": chunk_size,
                     "parallel_rows": PARALLEL_ROWS, "repeats": args.repeats},
         "inner_flow": {"hidden_features": width, "gemm_flops_per_row": per_row_flops},

@@ -37,11 +37,18 @@ def gemm_gflops(rows: int, features_in: int, features_out: int, threads: int = 1
 
 
 def flops_per_row(model, rows: int = 256) -> float:
-    """Matrix-multiply FLOPs of one row of ``model.latent_log_prob`` (the cached likelihood's inner flow)."""
+    """Matrix-multiply FLOPs of one row of what the cached likelihood evaluates per theta: ``summary_log_prob``
+    on the latent summaries (the inner flow for a flow inner density, one quadratic form for a morphing one), or
+    ``latent_log_prob`` for a model without summaries."""
     u = torch.randn(rows, model.latent_dim)
     theta = torch.zeros(rows, model.parameter_dim)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.latent_log_prob(u, theta)
+    with torch.inference_mode():
+        if hasattr(model, "latent_summary"):
+            rows_in, evaluate = model.latent_summary(u)[0], model.summary_log_prob
+        else:
+            rows_in, evaluate = u, model.latent_log_prob
+        with FlopCounterMode(display=False) as counter:
+            evaluate(rows_in, theta)
     return counter.get_total_flops() / rows
 
 

@@ -141,6 +141,11 @@ class ManifoldFlow(ConditionalDensityModel):
         ratio = [] if self.morphing is None else list(self.morphing.parameters())
         return list(self.inner.parameters()) + ratio
 
+    def ratio_parameters(self) -> list[nn.Parameter]:
+        """The morphing ratio network's parameters (part of the density parameters; none for a flow inner
+        density): sequential training fits them in a phase of their own (``mflow_sbi.training.algorithms``)."""
+        return [] if self.morphing is None else list(self.morphing.parameters())
+
     def fit_latent_normalization(self, chunks) -> None:
         """Store the morphing ratio's normalization S from latent chunks (u', weights or None): see
         ``morphing.py``; nothing to do for a flow inner density (normalized by construction)."""

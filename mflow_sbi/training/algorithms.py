@@ -18,9 +18,11 @@ trains on them alone; with a theta-conditional outer flow phase D evaluates the 
 
 Algorithms:
 
-- ``sequential``: [M (epochs_m), D (epochs_d)];
+- ``sequential``: [M (epochs_m), D (epochs_d)]; with a morphing inner density [M, D, R (epochs_d)]: phase D trains
+  the theta-free flow p_ref, phase R the ratio network (with SCANDAL's score term), each selected by its own
+  validation loss (trained together, the flow's loss decided when to stop and the ratio overfitted by then);
 - ``alternating``: [A (epochs)] with an M step and a D step per batch (D on the current encoding, detached);
-- ``simultaneous``: [M (epochs_pretrain), S (epochs), D (epochs_posttrain)], S minimizing
+- ``simultaneous``: [M (epochs_pretrain), S (epochs), D (epochs_posttrain)] (and R, as above), S minimizing
   reconstruction_weight * reconstruction + nll_weight * exact manifold NLL (+ scandal * score) over all
   parameters; phases with zero epochs are left out;
 - ``ml``: [ML (epochs)], maximum likelihood of the model's ambient (AF) or PIE density over all parameters.
@@ -120,6 +122,11 @@ class _Losses:
         """Inner-flow NLL on precomputed latents batch[0]."""
         return self._with_score(batch, lambda theta: self.model.latent_log_prob_std(batch[0], theta), "nll")
 
+    def reference_nll(self, batch: Batch) -> LossTerms:
+        """NLL on precomputed latents without the score term: the D step of a morphing inner density, whose
+        trained part there (the theta-free flow p_ref) has no theta gradient for SCANDAL to fit."""
+        return {"nll": self.mean(-self.model.latent_log_prob_std(batch[0], batch[1]), batch)}
+
     def fixed_manifold_nll(self, batch: Batch) -> LossTerms:
         return self._with_score(batch, lambda theta: self.model.log_prob_std(batch[0], theta, "fixed_manifold"), "nll")
 
@@ -200,10 +207,23 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
         d_loss, prepare = losses.latent_nll, _encode_frozen(model)
     d_step = Step("D", model.density_parameters(), d_loss, config.lr_d, weights)
     d_refresh, x_refresh = _latent_normalization(model, True, weighted), _latent_normalization(model, False, weighted)
+    ratio = model.ratio_parameters() if hasattr(model, "ratio_parameters") else []
+
+    def density_phases(epochs: int) -> list[Phase]:
+        """[D] on the latents; with a morphing inner density [D, R]: the flow p_ref, then the ratio, each with
+        its own validation, early stopping and learning-rate schedule."""
+        if not ratio:
+            return [Phase("D", [d_step], epochs, prepare, ema_decay=config.ema_decay)]
+        taken = {id(p) for p in ratio}
+        reference = Step("D", [p for p in model.density_parameters() if id(p) not in taken], losses.reference_nll,
+                         config.lr_d, weights)
+        return [Phase("D", [reference], epochs, prepare, ema_decay=config.ema_decay),
+                Phase("R", [Step("R", ratio, d_loss, config.lr_d, weights)], epochs, prepare,
+                      ema_decay=config.ema_decay, refresh=d_refresh)]
+
     m_prepare = _first_rows(config.manifold_events) if config.manifold_events > 0 else None
     if algorithm == "sequential":
-        phases = [Phase("M", [m_step], config.epochs_m, m_prepare),
-                  Phase("D", [d_step], config.epochs_d, prepare, ema_decay=config.ema_decay, refresh=d_refresh)]
+        phases = [Phase("M", [m_step], config.epochs_m, m_prepare), *density_phases(config.epochs_d)]
     elif algorithm == "alternating":
         alternating_d = Step("D", model.density_parameters(), losses.current_latent_nll, config.lr_d, weights)
         phases = [Phase("A", [m_step, alternating_d], config.epochs_for(), refresh=x_refresh)]
@@ -211,8 +231,7 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
         s_weights = {**weights, "reconstruction": config.reconstruction_weight, "nll": config.nll_weight}
         s_step = Step("S", list(model.parameters()), losses.simultaneous, config.learning_rate, s_weights)
         phases = [Phase("M", [m_step], config.epochs_pretrain, m_prepare),
-                  Phase("S", [s_step], config.epochs_for(), refresh=x_refresh),
-                  Phase("D", [d_step], config.epochs_posttrain, prepare, ema_decay=config.ema_decay, refresh=d_refresh)]
+                  Phase("S", [s_step], config.epochs_for(), refresh=x_refresh), *density_phases(config.epochs_posttrain)]
     return [phase for phase in phases if phase.epochs > 0]
 
 
