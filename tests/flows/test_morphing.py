@@ -238,3 +238,25 @@ def test_latent_summaries_reproduce_the_latent_density_for_models_and_mixed_ense
                                    rtol=1e-6)
     with pytest.raises(InputError, match=r"shape \(N, 9\)"):
         morphing.summary_log_prob(torch.zeros(6, 4, dtype=torch.float64), thetas[0])
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "simultaneous"])
+def test_sequential_training_fits_the_flow_and_the_ratio_in_phases_of_their_own(algorithm):
+    """A morphing model's density phases are D (the flow p_ref only, no score term) then R (the ratio only, with
+    the score and the normalization refresh); a flow inner density keeps its single D phase."""
+    from mflow_sbi.training import build_phases
+
+    config = TrainingConfig(algorithm=algorithm, scandal=1.0)
+    model = create_model("mflow", 4, 2, latent_dim=2, inner_density="morphing")
+    phases = build_phases(model, config)
+    density = phases[-2:]
+    assert [p.name for p in density] == ["D", "R"]
+    ratio_ids = {id(p) for p in model.morphing.parameters()}
+    assert {id(p) for p in density[0].steps[0].parameters} == {id(p) for p in model.inner.parameters()}
+    assert {id(p) for p in density[1].steps[0].parameters} == ratio_ids
+    assert density[0].refresh is None and density[1].refresh is not None
+    u, theta, t_xz = torch.randn(8, 2), torch.randn(8, 2), torch.randn(8, 2)
+    assert set(density[0].steps[0].loss((u, theta, t_xz))) == {"nll"}
+    assert set(density[1].steps[0].loss((u, theta, t_xz))) == {"nll", "score"}
+    flow_phases = build_phases(create_model("mflow", 4, 2, latent_dim=2), config)
+    assert [p.name for p in flow_phases][-1] == "D" and "R" not in [p.name for p in flow_phases]
