@@ -48,6 +48,7 @@ Training interface (standardized tensors in, differentiable): ``encode_std``, ``
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -137,16 +138,16 @@ class ManifoldFlow(ConditionalDensityModel):
         return list(self.outer.parameters())
 
     def density_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the density on the manifold (the inner flow, and the morphing ratio); trained in phase D."""
-        ratio = [] if self.morphing is None else list(self.morphing.parameters())
-        return list(self.inner.parameters()) + ratio
+        """Parameters of the density on the manifold: the inner flow (phase D), and a morphing ratio's network
+        (phase R of sequential training)."""
+        return list(self.inner.parameters()) + self.ratio_parameters()
 
     def ratio_parameters(self) -> list[nn.Parameter]:
         """The morphing ratio network's parameters (part of the density parameters; none for a flow inner
         density): sequential training fits them in a phase of their own (``mflow_sbi.training.algorithms``)."""
         return [] if self.morphing is None else list(self.morphing.parameters())
 
-    def fit_latent_normalization(self, chunks) -> None:
+    def fit_latent_normalization(self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor | None]]) -> None:
         """Store the morphing ratio's normalization S from latent chunks (u', weights or None): see
         ``morphing.py``; nothing to do for a flow inner density (normalized by construction)."""
         if self.morphing is not None:

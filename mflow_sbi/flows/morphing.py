@@ -32,6 +32,7 @@ events, and the flow p_ref only adds a theta-free term.
 S is a mean over the training latents. While training (train mode, gradients on), each batch's own mean of
 R(u) stands in for it, so the normalization follows the network; before each validation the trainer stores the
 mean over all training latents (:meth:`MorphingRatio.fit_normalization`), and evaluation uses the stored S.
+Sequential training fits p_ref and the ratio in phases of their own (D, then R; mflow_sbi.training.algorithms).
 
 Sampling p(u|theta) is sampling-importance-resampling: candidates from p_ref, one of them kept per row with
 probabilities proportional to r (exact as the number of candidates grows; ``SIR_CANDIDATES`` per row).
