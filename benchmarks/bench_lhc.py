@@ -87,7 +87,7 @@ def simulator_options(args, nuisance: bool = True) -> dict:
 
 def train(name: str, data: EventData, args, out: Path, seed: int) -> tuple[Path, dict]:
     training = {"seed": seed, "threads": 1, "scandal": args.scandal if name == "mflow_scandal" else 0.0}
-    for key in ("epochs_m", "epochs_d") + (("manifold_events",) if name != "af" else ()):
+    for key in ("epochs_m", "epochs_d") + (("manifold_events", "reference_events") if name != "af" else ()):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     if name == "af" and args.af_epochs is not None:
@@ -238,6 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--af-epochs", dest="af_epochs", type=int, default=None, help="default: [training]'s")
     parser.add_argument("--preprocessing", choices=PREPROCESSING, default=None,
                         help="[model] preprocessing of the AF and M-flows (default: the model's, affine)")
+    parser.add_argument("--reference-events", dest="reference_events", type=int, default=None,
+                        help="[training] reference_events of the M-flows (morphing: phase D on this many events)")
     parser.add_argument("--inner-density", dest="inner_density", choices=INNER_DENSITIES, default=None,
                         help="[model] inner_density of the M-flows (default: the model's, flow)")
     parser.add_argument("--walkers", type=int, default=64)
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"setting": {"simulator": "lhc", "n_train": args.n_train, "points": points, "observed": args.observed,
                            "jes": args.jes, "seed": args.seed, "quick": args.quick, "ensemble": args.ensemble,
                            "manifold_events": args.manifold_events, "preprocessing": args.preprocessing or "affine",
-                           "inner_density": args.inner_density or "flow",
+                           "inner_density": args.inner_density or "flow", "reference_events": args.reference_events,
                            "cp_observable": args.cp_observable,
                            "emcee": {"walkers": args.walkers, "steps": args.steps, "burn_in": args.burn_in}},
                "models": models, "exact": [], "training": {}, "cells": [{"point": p} for p in points]}

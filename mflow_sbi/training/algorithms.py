@@ -19,7 +19,8 @@ trains on them alone; with a theta-conditional outer flow phase D evaluates the 
 Algorithms:
 
 - ``sequential``: [M (epochs_m), D (epochs_d)]; with a morphing inner density [M, D, R (epochs_d)]: phase D trains
-  the theta-free flow p_ref, phase R the ratio network (with SCANDAL's score term), each selected by its own
+  the theta-free flow p_ref (on ``reference_events`` events when set), phase R the ratio network (with SCANDAL's
+  score term), each selected by its own
   validation loss (trained together, the flow's loss decided when to stop and the ratio overfitted by then);
 - ``alternating``: [A (epochs)] with an M step and a D step per batch (D on the current encoding, detached);
 - ``simultaneous``: [M (epochs_pretrain), S (epochs), D (epochs_posttrain)] (and R, as above), S minimizing
@@ -172,6 +173,17 @@ def _first_rows(n: int):
     return prepare
 
 
+def _subset_then(rows: int, prepare):
+    """``prepare`` applied to the first ``rows`` events of the data (all of them when ``rows`` is 0)."""
+    if rows <= 0:
+        return prepare
+
+    def subset(data: Batch) -> Batch:
+        return prepare(_first_rows(rows)(data))
+
+    return subset
+
+
 def _latent_normalization(model, encoded: bool, weighted: bool):
     """The phase's ``refresh`` for a morphing inner density (None otherwise): store the ratio's normalization
     S = mean of R(u') over all training latents (``mflow_sbi.flows.morphing``), encoding x first unless the
@@ -217,10 +229,14 @@ def build_phases(model, config: TrainingConfig, weighted: bool = False) -> list[
         taken = {id(p) for p in ratio}
         reference = Step("D", [p for p in model.density_parameters() if id(p) not in taken], losses.reference_nll,
                          config.lr_d, weights)
-        return [Phase("D", [reference], epochs, prepare, ema_decay=config.ema_decay),
+        return [Phase("D", [reference], epochs, _subset_then(config.reference_events, prepare),
+                      ema_decay=config.ema_decay),
                 Phase("R", [Step("R", ratio, d_loss, config.lr_d, weights)], epochs, prepare,
                       ema_decay=config.ema_decay, refresh=d_refresh)]
 
+    if config.reference_events > 0 and not ratio:
+        raise ConfigError("training.reference_events trains phase D of a morphing inner density on fewer events; "
+                          "this model has none (set [model] inner_density = \"morphing\" or leave it at 0)")
     m_prepare = _first_rows(config.manifold_events) if config.manifold_events > 0 else None
     if algorithm == "sequential":
         phases = [Phase("M", [m_step], config.epochs_m, m_prepare), *density_phases(config.epochs_d)]
@@ -286,8 +302,9 @@ def fit_prepared(
     source with in-memory ``validation`` tensors (see :class:`~mflow_sbi.training.trainer.Trainer`);
     ``weighted``: the last tensor of every batch holds event weights; with ``distributed``, this rank's part
     of a data-parallel run (rank 0's model state is broadcast first)."""
-    if config.manifold_events > 0 and not isinstance(data, tuple):
-        raise ConfigError("training.manifold_events needs in-memory training data (not stream = true)")
+    for key in ("manifold_events", "reference_events"):
+        if getattr(config, key) > 0 and not isinstance(data, tuple):
+            raise ConfigError(f"training.{key} needs in-memory training data (not stream = true)")
     options = {"progress": progress, "checkpoint": checkpoint, "callback": callback, "validation": validation}
     if distributed is None:
         trainer = Trainer(model, data, config, **options)

@@ -32,6 +32,9 @@ model use the averaged weights (see :mod:`mflow_sbi.training.trainer`). ``manifo
 phase M (sequential, simultaneous pre-training) on only that many of the training events (a random subset:
 the first rows of the shuffled split), while phase D uses all of them: the manifold needs fewer events than
 the density, and phase D on cached latents is several times cheaper per event. In-memory data only.
+``reference_events`` > 0 (morphing inner density only) trains phase D, the theta-free flow p_ref, on that many of
+the training events (the same kind of subset) and phase R, the ratio that carries all the theta dependence, on all
+of them: the ratio network is cheap per event and learns more from more events. In-memory data only.
 ``flow_kernels`` ("fused" or "nflows") and ``compile`` are speed switches that leave the math unchanged
 (:mod:`mflow_sbi.training.speed`): "nflows" is the slower code path of earlier versions, ``compile = true``
 compiles the step losses with ``torch.compile`` (a one-time cost of minutes; falls back to eager code with a
@@ -99,6 +102,7 @@ class TrainingConfig(Table):
     stream: bool = setting(False, BOOLEAN)
     ema_decay: float = setting(0.0, number(0, 1))
     manifold_events: int = setting(0, integer(0))
+    reference_events: int = setting(0, integer(0))
     ensemble: int = setting(1, integer(1))
     flow_kernels: str = setting("fused", choice(FLOW_KERNELS))
     compile: bool = setting(False, BOOLEAN)

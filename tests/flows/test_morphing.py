@@ -260,3 +260,17 @@ def test_sequential_training_fits_the_flow_and_the_ratio_in_phases_of_their_own(
     assert set(density[1].steps[0].loss((u, theta, t_xz))) == {"nll", "score"}
     flow_phases = build_phases(create_model("mflow", 4, 2, latent_dim=2), config)
     assert [p.name for p in flow_phases][-1] == "D" and "R" not in [p.name for p in flow_phases]
+
+
+def test_reference_events_subset_phase_d_only_and_need_a_morphing_density():
+    from mflow_sbi.training import build_phases
+
+    config = TrainingConfig(reference_events=5)
+    model = create_model("mflow", 4, 2, latent_dim=2, inner_density="morphing")
+    phases = {p.name: p for p in build_phases(model, config)}
+    data = (torch.randn(12, 4), torch.randn(12, 2))
+    with torch.no_grad():
+        assert phases["D"].prepare(data)[0].shape == (5, 2)
+        assert phases["R"].prepare(data)[0].shape == (12, 2)
+    with pytest.raises(ConfigError, match="reference_events"):
+        build_phases(create_model("mflow", 4, 2, latent_dim=2), config)
