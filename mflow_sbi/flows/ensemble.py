@@ -142,13 +142,16 @@ class ModelEnsemble(nn.Module):
         """(1/K) sum_k latent_log_prob_k(u_k, theta) for u from :meth:`cache_observed`, shape (N,)."""
         if not self.supports_cached_likelihood:
             return self.members[0].latent_log_prob(u, theta)  # raises NoCachedLikelihood, naming why
-        widths = self._widths()
-        u = torch.as_tensor(u)
-        if u.ndim != 2 or u.shape[1] != sum(widths):
-            raise InputError(f"ensemble encodings must have shape (N, {sum(widths)}), got {tuple(u.shape)}")
-        blocks = torch.split(u, widths, dim=1)
-        return torch.stack([member.latent_log_prob(block, theta)
-                            for member, block in zip(self.members, blocks, strict=True)]).mean(dim=0)
+        return self._mean_over_blocks(u, self._widths(), "encodings",
+                                      lambda member, block: member.latent_log_prob(block, theta))
+
+    def _mean_over_blocks(self, values: ArrayLike, widths: list[int], what: str, evaluate) -> torch.Tensor:
+        """(1/K) sum_k evaluate(member_k, block_k) over the members' column blocks (``widths``) of ``values``."""
+        values = torch.as_tensor(values)
+        if values.ndim != 2 or values.shape[1] != sum(widths):
+            raise InputError(f"ensemble {what} must have shape (N, {sum(widths)}), got {tuple(values.shape)}")
+        blocks = torch.split(values, widths, dim=1)
+        return torch.stack([evaluate(member, block) for member, block in zip(self.members, blocks, strict=True)]).mean(0)
 
     @property
     def summary_dim(self) -> int:
@@ -167,13 +170,8 @@ class ModelEnsemble(nn.Module):
 
     def summary_log_prob(self, summary: ArrayLike, theta: ArrayLike) -> torch.Tensor:
         """(1/K) sum_k summary_log_prob_k(s_k, theta) for s from :meth:`latent_summary`, shape (N,)."""
-        widths = self._summary_widths()
-        summary = torch.as_tensor(summary)
-        if summary.ndim != 2 or summary.shape[1] != sum(widths):
-            raise InputError(f"ensemble latent summaries must have shape (N, {sum(widths)}), got {tuple(summary.shape)}")
-        blocks = torch.split(summary, widths, dim=1)
-        return torch.stack([member.summary_log_prob(block, theta)
-                            for member, block in zip(self.members, blocks, strict=True)]).mean(dim=0)
+        return self._mean_over_blocks(summary, self._summary_widths(), "latent summaries",
+                                      lambda member, block: member.summary_log_prob(block, theta))
 
     # --- persistence -----------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
